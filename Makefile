@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine with only Python 3.11:
+#   make demo   set up .venv and run the main job
+#   make test   set up .venv and run lint, format check and the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install whenever the dependencies change.
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev
+
+.PHONY: setup test test-slow lint format demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+demo: $(STAMP)
+	$(BIN)/rnnlab inits
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,293 @@
+"""The explicit BPTT engine: the time loop forward and backward, for a whole stack of layers.
+
+Why an explicit engine: the vanishing gradient is a statement about ∂L/∂h_t, the gradient that reaches step t
+after travelling back through T−1−t Jacobians. Autograd (and PyTorch's fused kernels) compute it but never
+show it. Here the backward walks time in reverse by hand, so ∂L/∂h_t is a local variable at every step:
+recording it costs one copy, and truncating it is a parameter.
+
+Data flow for one layer (T steps, batch B, G gate blocks, hidden H, input I)::
+
+    forward   x (T, B, I) --one GEMM--> x_pre (T, B, G·H) --T steps of cell.step--> h (T+1, B, H)
+    backward  ∂L/∂h_t for t = T−1 … 0 by cell.step_backward and one GEMM with W_hh per step;
+              the weight gradients are then one GEMM each over all T·B rows.
+
+Everything is wired in as one `torch.autograd.Function` for the whole stack, so `loss.backward()`,
+optimisers and `clip_grad_norm_` work unchanged. Double backward is not supported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from rnnlab.cells import Cell
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """What the engine needs to know about a stack beyond its tensors."""
+
+    cell: Cell
+    num_layers: int
+    bias: bool
+    dropout: float = 0.0  # probability of zeroing a layer's output before the next layer (training only)
+    training: bool = False
+    truncate: int | None = None  # keep ∂L_s/∂h_t only for s − t < truncate (None: full BPTT)
+    flush_denormals: bool = True  # see `flush_denormals`
+
+
+# --------------------------------------------------------------------------------------------- denormals
+
+
+def denormals_flushed() -> bool:
+    """Whether the CPU currently flushes denormal floats to zero (PyTorch has a setter but no getter).
+
+    Probe: multiplying a denormal by one returns it unchanged unless denormals-are-zero is on.
+    """
+    probe = torch.tensor([1e-40], dtype=torch.float32)  # below float32's smallest normal, 1.18e-38
+    return bool((probe * 1.0).item() == 0.0)
+
+
+@contextlib.contextmanager
+def flush_denormals(enabled: bool = True) -> Iterator[None]:
+    """Flush denormal floats to zero inside the block, then restore the caller's setting.
+
+    Why: a vanishing gradient passes through ~1e-38…1e-45 on its way to zero, and x86 CPUs handle such
+    denormal numbers in microcode, many times slower. The engine's backward spends most of its time on
+    exactly these numbers at long lags, so by default the engine flushes them; the recorded norms then
+    reach exactly zero a few steps earlier, which `rnnlab.diagnostics` handles.
+    """
+    if not enabled:
+        yield
+        return
+    previous = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
+
+
+# --------------------------------------------------------------------------------------------- the loop
+
+
+def _layer_forward(cell: Cell, x_pre: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
+    """Run one layer over time. x_pre (T, B, G·H) → hs (T+1, B, H) with hs[0] = h0, cs likewise or None."""
+    steps = x_pre.shape[0]
+    hs = x_pre.new_empty((steps + 1, *h0.shape))  # (T+1, B, H)
+    hs[0] = h0
+    cs = None
+    if cell.has_cell_state:
+        cs = x_pre.new_empty((steps + 1, *h0.shape))  # (T+1, B, H)
+        cs[0] = c0
+    saved = []
+    h, c = h0, c0
+    for t in range(steps):
+        h, c, s = cell.step(x_pre[t], h, c, w_hh, bias_h)
+        hs[t + 1] = h
+        if cs is not None:
+            cs[t + 1] = c
+        saved.append(s)
+    return hs, cs, saved
+
+
+def _layer_backward(
+    cell: Cell,
+    hs: Tensor,
+    cs: Tensor | None,
+    saved: list,
+    w_hh: Tensor,
+    d_out: Tensor,
+    dh_last: Tensor,
+    dc_last: Tensor | None,
+    truncate: int | None,
+    record: bool,
+):
+    """Walk one layer back in time.
+
+    d_out (T, B, H) is ∂L/∂h_t from outside the recurrence (the loss, the layer above); dh_last / dc_last
+    are the gradients of the final state. Returns (d_x_pre (T, B, G·H), d_h_pre (T, B, G·H), dh0, dc0,
+    dh_seen (T, B, H) or None, dc_seen or None); the last two are the totals at each step, for recording.
+    """
+    steps, batch, hidden = d_out.shape
+    d_x_pre = d_out.new_empty((steps, batch, cell.gates * hidden))
+    # For vanilla and LSTM cells both projections get the same gradient; only the GRU's differ.
+    d_h_pre = torch.empty_like(d_x_pre) if cell.separate_recurrent_grad else d_x_pre
+    dh_seen = d_out.new_empty((steps, batch, hidden)) if record else None
+    dc_seen = d_out.new_empty((steps, batch, hidden)) if record and cell.has_cell_state else None
+
+    if truncate is None or truncate > steps:
+        # Full BPTT: one gradient stream.
+        dh, dc = dh_last, dc_last
+        for t in range(steps - 1, -1, -1):
+            dh = dh + d_out[t]
+            c_prev = cs[t] if cs is not None else None
+            g = cell.step_backward(dh, dc, saved[t], hs[t], c_prev)
+            d_x_pre[t] = g.d_x_pre
+            if d_h_pre is not d_x_pre:
+                d_h_pre[t] = g.d_h_pre
+            if record:
+                dh_seen[t] = dh
+                if dc_seen is not None:
+                    dc_seen[t] = g.dc_total
+            dh = g.d_h_pre @ w_hh
+            if g.dh_direct is not None:
+                dh = dh + g.dh_direct
+            dc = g.dc_prev
+        return d_x_pre, d_h_pre, dh, dc, dh_seen, dc_seen
+
+    # Truncated BPTT: the gradient entering at step s may reach h_t only for s − t < k. Backprop is linear in
+    # what enters, so each entry step travels in its own slot of a ring of k streams; when slot s % k is
+    # reused for entry s − k, the old stream (which has just travelled k steps) is dropped. Cost: k streams.
+    k = truncate
+    dh_slots = d_out.new_zeros((k, batch, hidden))  # (S, B, H)
+    dc_slots = d_out.new_zeros((k, batch, hidden)) if cell.has_cell_state else None
+    for t in range(steps - 1, -1, -1):
+        slot = t % k
+        dh_slots[slot] = d_out[t]
+        if dc_slots is not None:
+            dc_slots[slot] = 0
+        if t == steps - 1:  # the final state's gradient enters at the last step
+            dh_slots[slot] += dh_last
+            if dc_slots is not None:
+                dc_slots[slot] += dc_last
+        c_prev = cs[t] if cs is not None else None
+        g = cell.step_backward(dh_slots, dc_slots, saved[t], hs[t], c_prev)
+        d_x_pre[t] = g.d_x_pre.sum(0)
+        if d_h_pre is not d_x_pre:
+            d_h_pre[t] = g.d_h_pre.sum(0)
+        if record:
+            dh_seen[t] = dh_slots.sum(0)
+            if dc_seen is not None:
+                dc_seen[t] = g.dc_total.sum(0)
+        dh_slots = g.d_h_pre @ w_hh  # (S, B, H)
+        if g.dh_direct is not None:
+            dh_slots = dh_slots + g.dh_direct
+        dc_slots = g.dc_prev
+    # The initial state is "step −1": entry k−1 has travelled k steps to reach it and is dropped.
+    dh_slots[(k - 1) % k] = 0
+    if dc_slots is not None:
+        dc_slots[(k - 1) % k] = 0
+    dc0 = dc_slots.sum(0) if dc_slots is not None else None
+    return d_x_pre, d_h_pre, dh_slots.sum(0), dc0, dh_seen, dc_seen
+
+
+def _layer_weights(spec: StackSpec, weights: tuple, layer: int):
+    per_layer = 4 if spec.bias else 2
+    w = weights[layer * per_layer : (layer + 1) * per_layer]
+    return (w[0], w[1], w[2], w[3]) if spec.bias else (w[0], w[1], None, None)
+
+
+class _StackBPTT(torch.autograd.Function):
+    """forward(spec, recorder, name, x (T, B, I), h0 (L, B, H), c0 (L, B, H) | None, *weights) → (out, hn, cn)."""
+
+    @staticmethod
+    def forward(ctx, spec: StackSpec, recorder, name: str, x, h0, c0, *weights):
+        with flush_denormals(spec.flush_denormals):
+            steps, batch, _ = x.shape
+            layer_input = x
+            layers = []
+            h_n, c_n = [], []
+            for layer in range(spec.num_layers):
+                w_ih, w_hh, b_ih, b_hh = _layer_weights(spec, weights, layer)
+                bias_x, bias_h = spec.cell.split_bias(b_ih, b_hh)
+                flat = layer_input.reshape(steps * batch, -1)  # (T·B, I)
+                x_pre = flat @ w_ih.t() if bias_x is None else torch.addmm(bias_x, flat, w_ih.t())
+                x_pre = x_pre.view(steps, batch, -1)  # (T, B, G·H)
+                hs, cs, saved = _layer_forward(
+                    spec.cell, x_pre, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
+                )
+                h_n.append(hs[-1])
+                if cs is not None:
+                    c_n.append(cs[-1])
+                out = hs[1:]  # (T, B, H)
+                mask = None
+                if spec.dropout > 0 and spec.training and layer < spec.num_layers - 1:
+                    # Inverted dropout between layers, as torch.nn does; the mask is kept for the backward.
+                    keep = 1.0 - spec.dropout
+                    mask = torch.empty_like(out).bernoulli_(keep).div_(keep)
+                layers.append((layer_input, hs, cs, saved, mask))
+                layer_input = out if mask is None else out * mask
+            ctx.spec, ctx.recorder, ctx.name = spec, recorder, name
+            ctx.layers = layers
+            ctx.weights = weights
+            # A copy, so that in-place edits by the caller cannot corrupt the states kept for the backward.
+            output = out.clone()
+            hn = torch.stack(h_n)
+            cn = torch.stack(c_n) if c_n else None
+        return output, hn, cn
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, d_hn, d_cn):
+        spec: StackSpec = ctx.spec
+        recorder = ctx.recorder
+        with flush_denormals(spec.flush_denormals):
+            weight_grads: list[Tensor | None] = [None] * len(ctx.weights)
+            dh0 = torch.empty_like(d_hn)
+            dc0 = torch.empty_like(d_cn) if d_cn is not None else None
+            seen_h, seen_c = [None] * spec.num_layers, [None] * spec.num_layers
+            d_out = d_output
+            per_layer = 4 if spec.bias else 2
+            d_x = None
+            for layer in range(spec.num_layers - 1, -1, -1):
+                layer_input, hs, cs, saved, _ = ctx.layers[layer]
+                w_ih, w_hh, _, _ = _layer_weights(spec, ctx.weights, layer)
+                d_x_pre, d_h_pre, dh, dc, seen_h[layer], seen_c[layer] = _layer_backward(
+                    spec.cell,
+                    hs,
+                    cs,
+                    saved,
+                    w_hh,
+                    d_out,
+                    d_hn[layer],
+                    None if d_cn is None else d_cn[layer],
+                    spec.truncate,
+                    recorder is not None,
+                )
+                dh0[layer] = dh
+                if dc0 is not None:
+                    dc0[layer] = dc
+                steps, batch, gh = d_x_pre.shape
+                flat_dx = d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
+                flat_dh = d_h_pre.reshape(steps * batch, gh)
+                base = layer * per_layer
+                # Weight gradients for all steps at once: one GEMM each over T·B rows.
+                weight_grads[base] = flat_dx.t() @ layer_input.reshape(steps * batch, -1)
+                weight_grads[base + 1] = flat_dh.t() @ hs[:-1].reshape(steps * batch, -1)
+                if spec.bias:
+                    weight_grads[base + 2] = flat_dx.sum(0)
+                    weight_grads[base + 3] = flat_dh.sum(0)
+                if layer > 0 or ctx.needs_input_grad[3]:
+                    d_x = (flat_dx @ w_ih).view(steps, batch, -1)  # (T, B, I)
+                if layer > 0:
+                    mask = ctx.layers[layer - 1][4]
+                    d_out = d_x if mask is None else d_x * mask
+            if recorder is not None:
+                recorder.add_backward(ctx.name, seen_h, seen_c)
+        return (None, None, None, d_x, dh0, dc0, *weight_grads)
+
+
+def run_stack(
+    spec: StackSpec,
+    x: Tensor,
+    h0: Tensor,
+    c0: Tensor | None,
+    weights: list[Tensor],
+    recorder=None,
+    name: str = "",
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Run a stack of recurrent layers with the explicit BPTT engine.
+
+    **Arguments**: x (T, B, I) time-major; h0, c0 (L, B, H) (c0 only for LSTMs); `weights` flat in
+    torch.nn's order (w_ih, w_hh[, b_ih, b_hh]) per layer; `recorder` (a `rnnlab.recording.GradientRecorder`)
+    receives ∂L/∂h_t of every step and layer on backward, under `name`.
+
+    **Returns**: output (T, B, H) of the top layer, h_n (L, B, H), c_n (L, B, H) or None.
+    """
+    return _StackBPTT.apply(spec, recorder, name, x, h0, c0, *weights)

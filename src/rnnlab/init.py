@@ -1,0 +1,251 @@
+"""Initialisation schemes for recurrent modules, and the registry that configs and the CLI name them by.
+
+Every scheme takes a module (an rnnlab RNN/LSTM/GRU or a torch.nn one), changes exactly the tensors its
+docstring names, in place, and leaves the others alone, so schemes that touch different tensors compose:
+``apply(model, "orthogonal+chrono", t_max=200)``. A scheme that cannot apply to a module raises ValueError.
+
+Gate blocks follow torch.nn's layout: weight_ih (G·H, I) and weight_hh (G·H, H) stack G blocks of H rows
+(LSTM: i, f, g, o; GRU: r, z, n). Where a scheme works "per gate block" each (H, ·) block is treated as its
+own matrix, because each block is a separate map from the input (or state) to one gate.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.modules import RecurrentBase
+
+VANILLA = frozenset({"rnn_tanh", "rnn_relu", "rnn_linear"})
+ALL_CELLS = VANILLA | {"lstm", "gru"}
+
+
+def cell_name(module: nn.Module) -> str:
+    """The rnnlab cell name of an rnnlab or torch.nn recurrent module (e.g. 'lstm', 'rnn_relu')."""
+    if isinstance(module, RecurrentBase):
+        return module.cell.name
+    if isinstance(module, nn.LSTM):
+        return "lstm"
+    if isinstance(module, nn.GRU):
+        return "gru"
+    if isinstance(module, nn.RNN):
+        return f"rnn_{module.nonlinearity}"
+    raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU, got {type(module).__name__}")
+
+
+def _gates(module: nn.Module) -> int:
+    return {"lstm": 4, "gru": 3}.get(cell_name(module), 1)
+
+
+def _layers(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
+    """Per layer: (weight_ih, weight_hh, bias_ih or None, bias_hh or None)."""
+    for layer in range(module.num_layers):
+        yield (
+            getattr(module, f"weight_ih_l{layer}"),
+            getattr(module, f"weight_hh_l{layer}"),
+            getattr(module, f"bias_ih_l{layer}", None),
+            getattr(module, f"bias_hh_l{layer}", None),
+        )
+
+
+def _blocks(weight: Tensor, gates: int) -> list[Tensor]:
+    """Views of the G gate blocks of a (G·H, ·) weight."""
+    return list(weight.chunk(gates, dim=0))
+
+
+def _zero_biases(module: nn.Module) -> None:
+    for _, _, b_ih, b_hh in _layers(module):
+        if b_ih is not None:
+            b_ih.zero_()
+            b_hh.zero_()
+
+
+# ------------------------------------------------------------------------------------------------ schemes
+
+
+def torch_default(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """PyTorch's default: every weight and bias U(−1/√H, 1/√H). Sets all tensors."""
+    bound = 1.0 / math.sqrt(module.hidden_size)
+    for p in module.parameters():
+        nn.init.uniform_(p, -bound, bound, generator=generator)
+
+
+def xavier_uniform(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
+    """Glorot & Bengio (2010), uniform: each gate block of weight_ih and weight_hh ~ U(−a, a) with
+    a = gain·√(6 / (fan_in + fan_out)), so Var = gain²·2 / (fan_in + fan_out) (fan_out = H per block).
+    Biases are set to zero. Sets every tensor."""
+    gates = _gates(module)
+    for w_ih, w_hh, _, _ in _layers(module):
+        for block in _blocks(w_ih, gates) + _blocks(w_hh, gates):
+            nn.init.xavier_uniform_(block, gain=gain, generator=generator)
+    _zero_biases(module)
+
+
+def xavier_normal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
+    """Glorot & Bengio (2010), normal: each gate block ~ N(0, gain²·2 / (fan_in + fan_out)).
+    Biases are set to zero. Sets every tensor."""
+    gates = _gates(module)
+    for w_ih, w_hh, _, _ in _layers(module):
+        for block in _blocks(w_ih, gates) + _blocks(w_hh, gates):
+            nn.init.xavier_normal_(block, gain=gain, generator=generator)
+    _zero_biases(module)
+
+
+def he(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """He et al. (2015), Kaiming normal with fan-in: weight_ih and weight_hh ~ N(0, 2 / fan_in), where fan_in
+    is the number of columns (I for weight_ih, H for weight_hh); the factor 2 is ReLU's gain.
+    Biases are set to zero. Sets every tensor."""
+    for w_ih, w_hh, _, _ in _layers(module):
+        for w in (w_ih, w_hh):
+            nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu", generator=generator)
+    _zero_biases(module)
+
+
+def orthogonal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
+    """Saxe et al. (2014): each (H, H) gate block of weight_hh a random orthogonal matrix times `gain`, so
+    the linearised recurrence neither shrinks nor grows the state. Sets weight_hh only."""
+    gates = _gates(module)
+    for _, w_hh, _, _ in _layers(module):
+        for block in _blocks(w_hh, gates):
+            nn.init.orthogonal_(block, gain=gain, generator=generator)
+
+
+def identity(module: nn.Module, *, scale: float = 1.0, generator: torch.Generator | None = None) -> None:
+    """IRNN, Le, Jaitly & Hinton (2015): weight_hh = scale·I and both biases zero, so a ReLU RNN starts by
+    copying its state forward (∂h_t/∂h_{t-1} = scale·I where units are active). Meant for ReLU RNNs;
+    vanilla RNNs only. Sets weight_hh, bias_ih, bias_hh; weight_ih is left as it is."""
+    for _, w_hh, _, _ in _layers(module):
+        w_hh.copy_(scale * torch.eye(w_hh.shape[0], dtype=w_hh.dtype, device=w_hh.device))
+    _zero_biases(module)
+
+
+def _require_bias(module: nn.Module, scheme: str) -> None:
+    if not module.bias:
+        raise ValueError(f"init {scheme!r} sets gate biases, but the module was built with bias=False")
+
+
+def forget_bias(module: nn.Module, *, value: float = 1.0, generator: torch.Generator | None = None) -> None:
+    """Jozefowicz, Zaremba & Sutskever (2015): LSTM forget-gate bias `value` (default 1), so the forget gate
+    starts mostly open (σ(1) ≈ 0.73 instead of 0.5). torch.nn has two biases that are summed; the forget
+    block of bias_ih is set to `value` and that of bias_hh to 0, so their sum is exactly `value`.
+    Sets the forget blocks of bias_ih and bias_hh only."""
+    _require_bias(module, "forget_bias")
+    hidden = module.hidden_size
+    for _, _, b_ih, b_hh in _layers(module):
+        b_ih[hidden : 2 * hidden] = value
+        b_hh[hidden : 2 * hidden] = 0.0
+
+
+def chrono(module: nn.Module, *, t_max: int, generator: torch.Generator | None = None) -> None:
+    """Chrono initialisation, Tallec & Ollivier (2018): forget-gate bias log(U(1, T_max − 1)) per unit and
+    input-gate bias its negative, so unit j remembers over a characteristic time drawn up to T_max steps.
+    As in `forget_bias`, the values go in bias_ih and the same blocks of bias_hh are zeroed.
+    Sets the input and forget blocks of bias_ih and bias_hh only. `t_max` (> 2) is the longest dependency
+    expected, usually the sequence length."""
+    if isinstance(t_max, bool) or not isinstance(t_max, int | float) or not t_max > 2:
+        raise ValueError(f"init 'chrono' needs t_max > 2 (the longest expected dependency), got {t_max!r}")
+    _require_bias(module, "chrono")
+    hidden = module.hidden_size
+    for _, _, b_ih, b_hh in _layers(module):
+        u = torch.empty(hidden, dtype=torch.float64, device=b_ih.device)
+        u.uniform_(1.0, float(t_max) - 1.0, generator=generator)
+        bias = torch.log(u).to(b_ih)
+        b_ih[hidden : 2 * hidden] = bias
+        b_ih[:hidden] = -bias
+        b_hh[: 2 * hidden] = 0.0
+
+
+# ------------------------------------------------------------------------------------------------ registry
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A named initialisation scheme and the cells it applies to."""
+
+    name: str
+    fn: Callable[..., None]
+    cells: frozenset[str]
+    summary: str  # one line for `rnnlab inits`
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The keyword options the scheme takes (besides `generator`)."""
+        params = inspect.signature(self.fn).parameters
+        return tuple(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "generator")
+
+
+SCHEMES: dict[str, Scheme] = {
+    s.name: s
+    for s in (
+        Scheme("torch_default", torch_default, ALL_CELLS, "all tensors U(−1/√H, 1/√H), as torch.nn"),
+        Scheme("xavier_uniform", xavier_uniform, ALL_CELLS, "Glorot uniform per gate block, zero biases"),
+        Scheme("xavier_normal", xavier_normal, ALL_CELLS, "Glorot normal per gate block, zero biases"),
+        Scheme("he", he, ALL_CELLS, "Kaiming normal N(0, 2/fan_in), zero biases"),
+        Scheme("orthogonal", orthogonal, ALL_CELLS, "each gate block of weight_hh orthogonal"),
+        Scheme("identity", identity, VANILLA, "IRNN: weight_hh = scale·I, zero biases"),
+        Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
+        Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
+    )
+}
+
+
+def parse_spec(spec: str | Sequence[str]) -> list[Scheme]:
+    """'orthogonal+chrono' or ['orthogonal', 'chrono'] → the schemes, in order; unknown names are errors."""
+    names = spec.split("+") if isinstance(spec, str) else list(spec)
+    if not names or any(not isinstance(n, str) for n in names):
+        raise ValueError(f"init spec must be a name or names joined by '+', got {spec!r}")
+    schemes = []
+    for name in names:
+        name = name.strip()
+        if name not in SCHEMES:
+            raise ValueError(f"unknown init {name!r}; choose from: {', '.join(SCHEMES)}")
+        schemes.append(SCHEMES[name])
+    return schemes
+
+
+def check_applicable(cell: str, spec: str | Sequence[str], **options) -> list[Scheme]:
+    """Validate a spec for a cell and its options without touching any module; returns the schemes."""
+    schemes = parse_spec(spec)
+    for scheme in schemes:
+        if cell not in scheme.cells:
+            raise ValueError(
+                f"init {scheme.name!r} does not apply to a {cell} module; it applies to: {', '.join(sorted(scheme.cells))}"
+            )
+    known = {o for s in schemes for o in s.options}
+    for option in options:
+        if option not in known:
+            names = "+".join(s.name for s in schemes)
+            accepted = ", ".join(sorted(known)) or "none"
+            raise ValueError(f"init option {option!r} is not used by {names!r}; its options: {accepted}")
+    for scheme in schemes:
+        required = [
+            n
+            for n, p in inspect.signature(scheme.fn).parameters.items()
+            if p.kind is p.KEYWORD_ONLY and p.default is p.empty and n not in options
+        ]
+        if required:
+            raise ValueError(f"init {scheme.name!r} needs option {required[0]!r}")
+    return schemes
+
+
+def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = None, **options) -> nn.Module:
+    """Apply one or more schemes in order, e.g. ``apply(lstm, "orthogonal+chrono", seed=0, t_max=200)``.
+
+    **Arguments**: `module` an rnnlab or torch.nn RNN/LSTM/GRU; `spec` scheme names joined by '+';
+    `seed` makes the draw reproducible (same seed, same weights) without touching the global RNG;
+    `options` are passed to the schemes that take them (`gain`, `scale`, `value`, `t_max`).
+    **Returns** the module, changed in place.
+    """
+    schemes = check_applicable(cell_name(module), spec, **options)
+    device = next(module.parameters()).device
+    generator = None if seed is None else torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        for scheme in schemes:
+            kwargs = {k: v for k, v in options.items() if k in scheme.options}
+            scheme.fn(module, generator=generator, **kwargs)
+    return module

@@ -1,0 +1,407 @@
+"""Drop-in `RNN`, `LSTM` and `GRU`: torch.nn's constructor, forward, parameter names, shapes and gate order.
+
+A state_dict loads in both directions between rnnlab and torch.nn, and `from_torch` / `to_torch` convert
+with identical numbers. The difference is inside: the time loop runs in rnnlab's explicit BPTT engine
+(`rnnlab.engine`), which can record ‖∂L/∂h_t‖ for every step and truncate the backward pass.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.cells import Cell, get_cell
+from rnnlab.engine import StackSpec, run_stack
+
+NONLINEARITIES = ("tanh", "relu", "linear")
+
+
+class RecurrentBase(nn.Module):
+    """Shared parameters, input checks and conversions of the three module kinds.
+
+    Parameters per layer k, registered in torch.nn's order: ``weight_ih_l{k}`` (G·H, I or H),
+    ``weight_hh_l{k}`` (G·H, H), and with ``bias=True`` ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G·H,).
+    """
+
+    _kind: ClassVar[str]  # "RNN", "LSTM" or "GRU": the torch.nn class this one mirrors
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        truncate: int | None = None,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        if bidirectional:
+            raise NotImplementedError(
+                f"{name}: bidirectional=True is not supported yet (the BPTT engine runs one direction); "
+                "use torch.nn for bidirectional layers"
+            )
+        if proj_size:
+            raise NotImplementedError(f"{name}: proj_size={proj_size} is not supported yet; use proj_size=0")
+        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            # torch.nn warns the same way: dropout only acts between layers.
+            warnings.warn(
+                f"{name}: dropout={dropout} has no effect with num_layers=1 (it is applied between layers)",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.cell: Cell = get_cell(cell)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = False
+        self.proj_size = 0
+        self.truncate = truncate
+        # (GradientRecorder, qualified name) while inside rnnlab.record_gradients, else None
+        self._recording = None
+
+        factory = {"device": device, "dtype": dtype}
+        gate_size = self.cell.gates * hidden_size
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(gate_size, layer_input, **factory)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(gate_size, hidden_size, **factory)))
+            if bias:
+                self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(gate_size, **factory)))
+                self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(gate_size, **factory)))
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------------------------------ properties
+
+    @property
+    def truncate(self) -> int | None:
+        """Truncated BPTT inside one forward: ∂L_s/∂h_t is kept only for s − t < truncate (None: full)."""
+        return self._truncate
+
+    @truncate.setter
+    def truncate(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{type(self).__name__}: truncate must be a positive integer or None, got {value!r}")
+        self._truncate = value
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        suffixes = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        return [f"{s}_l{layer}" for layer in range(self.num_layers) for s in suffixes]
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """Per layer, the parameters in torch.nn's order (as `torch.nn.RNNBase.all_weights`)."""
+        per_layer = 4 if self.bias else 2
+        flat = [getattr(self, n) for n in self._flat_weights_names]
+        return [flat[i : i + per_layer] for i in range(0, len(flat), per_layer)]
+
+    def reset_parameters(self) -> None:
+        """torch.nn's default: every weight and bias U(−1/√H, 1/√H), drawn in the same order from the global
+        RNG, so `torch.manual_seed(s)` gives the same weights as the torch.nn module would."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self._kind == "RNN":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.truncate is not None:
+            s += f", truncate={self.truncate}"
+        return s
+
+    # ------------------------------------------------------------------------------------------ forward
+
+    def forward(self, input: Tensor, hx=None):
+        """Same contract as torch.nn: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I).
+
+        hx: h0 (L, B, H) — for LSTM a tuple (h0, c0) — or (L, H) when unbatched; zeros when omitted.
+        Returns (output, h_n) — for LSTM (output, (h_n, c_n)) — with output (T, B, H) / (B, T, H) / (T, H).
+        """
+        name = type(self).__name__
+        x, batched = self._check_input(input)
+        if self.batch_first and batched:
+            x = x.transpose(0, 1)
+        x = x.contiguous()  # (T, B, I): the engine is time-major
+        h0, c0 = self._initial_state(hx, x, batched)
+        spec = StackSpec(
+            cell=self.cell,
+            num_layers=self.num_layers,
+            bias=self.bias,
+            dropout=self.dropout,
+            training=self.training,
+            truncate=self.truncate,
+        )
+        weights = [getattr(self, n) for n in self._flat_weights_names]
+        recorder, record_name = self._recording or (None, name)
+        output, h_n, c_n = run_stack(spec, x, h0, c0, weights, recorder, record_name)
+        if self.batch_first and batched:
+            output = output.transpose(0, 1)
+        if not batched:
+            output, h_n = output.squeeze(1), h_n.squeeze(1)
+            c_n = c_n.squeeze(1) if c_n is not None else None
+        return (output, (h_n, c_n)) if self.cell.has_cell_state else (output, h_n)
+
+    def _check_input(self, input) -> tuple[Tensor, bool]:
+        """Validate the input and return it as (T, B, I) or (B, T, I), and whether it was batched."""
+        name = type(self).__name__
+        if isinstance(input, nn.utils.rnn.PackedSequence):
+            raise TypeError(f"{name}: PackedSequence input is not supported; pass a padded tensor")
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(input).__name__}")
+        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{name}: input must be 3-D {layout} or 2-D (T, I) unbatched, got shape {tuple(input.shape)}"
+            )
+        param = self.weight_ih_l0
+        if input.dtype != param.dtype:
+            raise TypeError(
+                f"{name}: input dtype {input.dtype} does not match the parameters' {param.dtype}; "
+                f"convert one of them (e.g. input.to({param.dtype}))"
+            )
+        if input.device != param.device:
+            raise ValueError(f"{name}: input is on {input.device} but the parameters are on {param.device}")
+        if input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: input has {input.shape[-1]} features per step, expected input_size={self.input_size} "
+                f"(input shape {tuple(input.shape)}, layout {layout})"
+            )
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)  # unbatched (T, I) → (T, 1, I)
+        steps = x.shape[1] if self.batch_first and batched else x.shape[0]
+        batch = x.shape[0] if self.batch_first and batched else x.shape[1]
+        if steps == 0:
+            raise ValueError(f"{name}: input is an empty sequence (0 time steps, shape {tuple(input.shape)})")
+        if batch == 0:
+            raise ValueError(f"{name}: input has an empty batch (shape {tuple(input.shape)})")
+        return x, batched
+
+    def _initial_state(self, hx, x: Tensor, batched: bool) -> tuple[Tensor, Tensor | None]:
+        """Return h0 (and c0 for LSTMs) as (L, B, H), zeros where hx is None."""
+        name = type(self).__name__
+        batch = x.shape[1]
+        zeros = x.new_zeros((self.num_layers, batch, self.hidden_size))
+        if hx is None:
+            return zeros, (zeros.clone() if self.cell.has_cell_state else None)
+        if self.cell.has_cell_state:
+            if not (isinstance(hx, tuple | list) and len(hx) == 2):
+                raise TypeError(f"{name}: hx must be a tuple (h0, c0), got {type(hx).__name__}")
+            return self._check_state(hx[0], "h0", batch, batched), self._check_state(hx[1], "c0", batch, batched)
+        return self._check_state(hx, "h0", batch, batched), None
+
+    def _check_state(self, state, what: str, batch: int, batched: bool) -> Tensor:
+        name = type(self).__name__
+        if not isinstance(state, Tensor):
+            raise TypeError(f"{name}: {what} must be a torch.Tensor, got {type(state).__name__}")
+        expected = (self.num_layers, batch, self.hidden_size) if batched else (self.num_layers, self.hidden_size)
+        if tuple(state.shape) != expected:
+            raise ValueError(
+                f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} (num_layers, batch, hidden_size)"
+                if batched
+                else f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} (num_layers, hidden_size)"
+            )
+        param = self.weight_ih_l0
+        if state.dtype != param.dtype:
+            raise TypeError(f"{name}: {what} dtype {state.dtype} does not match the parameters' {param.dtype}")
+        if state.device != param.device:
+            raise ValueError(f"{name}: {what} is on {state.device} but the parameters are on {param.device}")
+        return state if batched else state.unsqueeze(1)
+
+    # ------------------------------------------------------------------------------------------ conversion
+
+    def to_torch(self) -> nn.Module:
+        """An equivalent `torch.nn.RNN/LSTM/GRU` with a copy of these parameters."""
+        param = self.weight_ih_l0
+        kwargs = {
+            "num_layers": self.num_layers,
+            "bias": self.bias,
+            "batch_first": self.batch_first,
+            "dropout": self.dropout,
+            "device": param.device,
+            "dtype": param.dtype,
+        }
+        if self._kind == "RNN":
+            if self.nonlinearity == "linear":
+                raise ValueError("RNN: nonlinearity='linear' has no torch.nn equivalent (torch: tanh or relu)")
+            kwargs["nonlinearity"] = self.nonlinearity
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the dropout warning was already given here
+            module = getattr(nn, self._kind)(self.input_size, self.hidden_size, **kwargs)
+        module.load_state_dict(self.state_dict())
+        module.train(self.training)
+        return module
+
+
+class RNN(RecurrentBase):
+    """Elman RNN, drop-in for `torch.nn.RNN`; `nonlinearity` may also be 'linear' (for closed-form work)."""
+
+    _kind = "RNN"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        truncate: int | None = None,
+    ):
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; choose from: {', '.join(NONLINEARITIES)}")
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            f"rnn_{nonlinearity}",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            truncate=truncate,
+        )
+
+
+class LSTM(RecurrentBase):
+    """LSTM, drop-in for `torch.nn.LSTM` (gate order i, f, g, o). `proj_size` is not supported yet."""
+
+    _kind = "LSTM"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        truncate: int | None = None,
+    ):
+        super().__init__(
+            "lstm",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+            truncate=truncate,
+        )
+
+
+class GRU(RecurrentBase):
+    """GRU, drop-in for `torch.nn.GRU` (gate order r, z, n)."""
+
+    _kind = "GRU"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        truncate: int | None = None,
+    ):
+        super().__init__(
+            "gru",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            truncate=truncate,
+        )
+
+
+def from_torch(module: nn.Module) -> RecurrentBase:
+    """An rnnlab copy of a `torch.nn.RNN/LSTM/GRU` with identical parameters; the original is untouched."""
+    if isinstance(module, RecurrentBase):
+        raise TypeError("from_torch: the module is already an rnnlab module")
+    kinds = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
+    target = kinds.get(type(module))
+    if target is None:
+        raise TypeError(f"from_torch: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
+    if module.bidirectional:
+        raise NotImplementedError("from_torch: bidirectional modules are not supported yet")
+    if getattr(module, "proj_size", 0):
+        raise NotImplementedError("from_torch: LSTM with proj_size > 0 is not supported yet")
+    param = next(module.parameters())
+    kwargs = {
+        "num_layers": module.num_layers,
+        "bias": module.bias,
+        "batch_first": module.batch_first,
+        "dropout": module.dropout,
+        "device": param.device,
+        "dtype": param.dtype,
+    }
+    if target is RNN:
+        kwargs["nonlinearity"] = module.nonlinearity
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch.nn already warned about dropout on 1 layer
+        copy = target(module.input_size, module.hidden_size, **kwargs)
+    copy.load_state_dict(module.state_dict())
+    copy.train(module.training)
+    return copy
+
+
+def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
+    """Every rnnlab recurrent module inside `model` (itself included), with its qualified name."""
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]

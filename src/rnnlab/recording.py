@@ -1,0 +1,103 @@
+"""Per-step gradient recording: ‖∂L/∂h_t‖₂ for every step and layer, straight from the BPTT engine.
+
+    with rnnlab.record_gradients(model) as rec:
+        loss = loss_fn(model(x))
+        loss.backward()
+    rec.norms          # (L, T): batch mean of ‖∂L/∂h_t‖₂ of the last backward
+
+Forwards run inside the block are recorded when their backward runs (inside or after the block). Recording
+reads gradients the engine computes anyway; it never changes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab.modules import recurrent_modules
+
+
+@dataclass
+class GradientRecord:
+    """One backward pass through one recorded module.
+
+    `norms[l, t]` is the batch mean of ‖∂L/∂h_t‖₂ at layer l, step t, shape (L, T); `cell_norms` the same for
+    the LSTM cell state (None for other cells); `per_sample` / `cell_per_sample` are (L, T, B) when the
+    recorder was asked for them, else None. ∂L/∂h_t is the total gradient at the output of step t: what
+    arrives from the loss at step t, from the layer above, and back through time from step t+1.
+    """
+
+    module: str
+    norms: Tensor
+    cell_norms: Tensor | None = None
+    per_sample: Tensor | None = None
+    cell_per_sample: Tensor | None = None
+
+
+class GradientRecorder:
+    """Receives the engine's per-step gradients and keeps their norms, one `GradientRecord` per backward."""
+
+    def __init__(self, per_sample: bool = False):
+        self.per_sample = per_sample
+        self.records: list[GradientRecord] = []
+
+    def add_backward(self, module: str, dh: list[Tensor], dc: list[Tensor | None]) -> None:
+        """Called by the engine: dh[l] (T, B, H) is ∂L/∂h_t of layer l, dc[l] ∂L/∂c_t or None."""
+        h = torch.stack([torch.linalg.vector_norm(g, dim=-1) for g in dh])  # (L, T, B)
+        c = None
+        if dc[0] is not None:
+            c = torch.stack([torch.linalg.vector_norm(g, dim=-1) for g in dc])  # (L, T, B)
+        self.records.append(
+            GradientRecord(
+                module=module,
+                norms=h.mean(-1),
+                cell_norms=None if c is None else c.mean(-1),
+                per_sample=h if self.per_sample else None,
+                cell_per_sample=c if self.per_sample else None,
+            )
+        )
+
+    @property
+    def last(self) -> GradientRecord:
+        if not self.records:
+            raise RuntimeError("no gradients recorded yet: run a forward inside `record_gradients` and call backward")
+        return self.records[-1]
+
+    @property
+    def norms(self) -> Tensor:
+        """(L, T) batch-mean ‖∂L/∂h_t‖₂ of the most recent backward."""
+        return self.last.norms
+
+    @property
+    def cell_norms(self) -> Tensor | None:
+        """(L, T) batch-mean ‖∂L/∂c_t‖₂ of the most recent backward (LSTM), else None."""
+        return self.last.cell_norms
+
+
+@contextlib.contextmanager
+def record_gradients(model: nn.Module, per_sample: bool = False) -> Iterator[GradientRecorder]:
+    """Record ‖∂L/∂h_t‖₂ for every step and layer of every rnnlab recurrent module in `model`.
+
+    **Arguments**: `model` an rnnlab RNN/LSTM/GRU or any nn.Module containing them; `per_sample` also keeps
+    the (L, T, B) per-sample norms. **Returns** (as the context value) a `GradientRecorder`.
+    Raises TypeError when `model` holds no rnnlab module (convert torch.nn ones with `rnnlab.from_torch`).
+    """
+    found = recurrent_modules(model)
+    if not found:
+        raise TypeError(
+            f"record_gradients: {type(model).__name__} contains no rnnlab RNN/LSTM/GRU; "
+            "convert torch.nn recurrent modules with rnnlab.from_torch"
+        )
+    recorder = GradientRecorder(per_sample=per_sample)
+    previous = [m._recording for _, m in found]
+    for name, m in found:
+        m._recording = (recorder, name or type(m).__name__)
+    try:
+        yield recorder
+    finally:
+        for (_, m), prev in zip(found, previous, strict=True):
+            m._recording = prev

@@ -1,0 +1,36 @@
+"""Shared helpers for the test suite. Run everything with `make test`; slow tests with `make test-slow`."""
+
+import pytest
+import torch
+
+import rnnlab
+
+CELL_KINDS = {
+    # cell name: (torch.nn class, rnnlab class, constructor kwargs)
+    "rnn_tanh": (torch.nn.RNN, rnnlab.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (torch.nn.RNN, rnnlab.RNN, {"nonlinearity": "relu"}),
+    "lstm": (torch.nn.LSTM, rnnlab.LSTM, {}),
+    "gru": (torch.nn.GRU, rnnlab.GRU, {}),
+}
+
+
+def make_pair(cell: str, input_size=3, hidden_size=7, dtype=torch.float64, seed=0, spread=0.6, **kwargs):
+    """A torch.nn module with random weights U(−spread, spread) and its rnnlab copy. The default spread is
+    wider than torch's, so that a swapped gate or a wrong derivative changes the numbers visibly;
+    spread=None keeps torch's default initialisation."""
+    torch_cls, _, extra = CELL_KINDS[cell]
+    torch.manual_seed(seed)
+    reference = torch_cls(input_size, hidden_size, dtype=dtype, **extra, **kwargs)
+    if spread is not None:
+        with torch.no_grad():
+            for p in reference.parameters():
+                p.uniform_(-spread, spread)
+    return reference, rnnlab.from_torch(reference)
+
+
+@pytest.fixture(autouse=True)
+def _restore_denormal_mode():
+    """No test may leak a changed flush-denormal setting into the next one."""
+    before = rnnlab.engine.denormals_flushed()
+    yield
+    torch.set_flush_denormal(before)

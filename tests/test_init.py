@@ -1,0 +1,128 @@
+"""Each initialisation scheme against its definition: orthogonality, identity, the promised variance
+(statistically, with tolerances a wrong formula cannot meet), chrono's range, composition, seeding, and the
+errors for schemes that do not apply. Run: `.venv/bin/pytest tests/test_init.py`.
+"""
+
+import math
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import rnnlab
+from rnnlab import init
+
+H, IN = 256, 64  # large blocks, so sample variances are tight (relative error ~0.5 %)
+
+
+def _blocks(w, gates):
+    return w.detach().chunk(gates, dim=0)
+
+
+@pytest.mark.parametrize(("module", "gates"), [(rnnlab.RNN(IN, H), 1), (rnnlab.LSTM(IN, H), 4), (rnnlab.GRU(IN, H), 3)])
+@pytest.mark.parametrize(
+    ("scheme", "variance", "bound"),
+    [
+        # Per gate block, fan_in = columns, fan_out = H. A whole-matrix fan_out (G·H) would miss by ≥ 2×.
+        ("xavier_uniform", lambda fi, fo: 2 / (fi + fo), lambda fi, fo: math.sqrt(6 / (fi + fo))),
+        ("xavier_normal", lambda fi, fo: 2 / (fi + fo), None),
+        ("he", lambda fi, fo: 2 / fi, None),
+        ("torch_default", lambda fi, fo: 1 / (3 * H), lambda fi, fo: 1 / math.sqrt(H)),
+    ],
+)
+def test_variance_matches_the_formula(module, gates, scheme, variance, bound):
+    init.apply(module, scheme, seed=0)
+    for w in (module.weight_ih_l0, module.weight_hh_l0):
+        for block in _blocks(w, gates):
+            fan_out, fan_in = block.shape
+            expected = variance(fan_in, fan_out)
+            # Relative standard error of a variance over n ≥ 16k draws is ≤ 1.2 %; allow 6 %.
+            assert block.var().item() == pytest.approx(expected, rel=0.06), (scheme, tuple(block.shape))
+            assert abs(block.mean().item()) < 4 * math.sqrt(expected / block.numel())
+            if bound is not None:
+                assert block.abs().max().item() <= bound(fan_in, fan_out) + 1e-7
+    if scheme != "torch_default":
+        assert torch.count_nonzero(module.bias_ih_l0) == 0 and torch.count_nonzero(module.bias_hh_l0) == 0
+
+
+@pytest.mark.parametrize(("module", "gates"), [(rnnlab.RNN(5, 32), 1), (rnnlab.LSTM(5, 32), 4), (rnnlab.GRU(5, 32), 3)])
+def test_orthogonal_makes_each_recurrent_gate_block_orthogonal(module, gates):
+    before_ih = module.weight_ih_l0.detach().clone()
+    init.apply(module, "orthogonal", seed=1)
+    for block in _blocks(module.weight_hh_l0, gates):
+        assert_close(block.T @ block, torch.eye(32), rtol=0, atol=1e-5)
+    assert torch.equal(module.weight_ih_l0, before_ih), "orthogonal must touch weight_hh only"
+
+
+def test_identity_sets_scaled_identity_and_zero_biases():
+    module = rnnlab.RNN(4, 16, num_layers=2, nonlinearity="relu")
+    init.apply(module, "identity", scale=0.5)
+    for layer in range(2):
+        assert torch.equal(getattr(module, f"weight_hh_l{layer}").detach(), 0.5 * torch.eye(16))
+        assert torch.count_nonzero(getattr(module, f"bias_ih_l{layer}")) == 0
+        assert torch.count_nonzero(getattr(module, f"bias_hh_l{layer}")) == 0
+
+
+def test_forget_bias_sets_the_summed_forget_bias_to_one():
+    module = rnnlab.LSTM(3, 8)
+    init.apply(module, "forget_bias")
+    total = (module.bias_ih_l0 + module.bias_hh_l0).detach()
+    assert torch.equal(total[8:16], torch.ones(8))
+
+
+def test_chrono_bias_range_and_distribution():
+    t_max = 200
+    module = rnnlab.LSTM(3, 4096)
+    init.apply(module, "chrono", t_max=t_max, seed=0)
+    total = (module.bias_ih_l0 + module.bias_hh_l0).detach()
+    forget, inp = total[4096:8192], total[:4096]
+    assert forget.min() >= 0 and forget.max() <= math.log(t_max - 1) + 1e-6
+    assert torch.equal(inp, -forget)
+    # exp(forget bias) is U(1, T_max − 1): mean (T_max)/2, checked to ±3 % (standard error ≈ 0.9 %).
+    assert forget.exp().mean().item() == pytest.approx(t_max / 2, rel=0.03)
+
+
+def test_schemes_compose_orthogonal_then_chrono():
+    module = rnnlab.LSTM(3, 16)
+    init.apply(module, "orthogonal+chrono", t_max=50, seed=0)
+    for block in _blocks(module.weight_hh_l0, 4):
+        assert_close(block.T @ block, torch.eye(16), rtol=0, atol=1e-5)
+    total = (module.bias_ih_l0 + module.bias_hh_l0).detach()
+    assert torch.equal(total[:16], -total[16:32])
+
+
+def test_same_seed_same_weights_and_global_rng_untouched():
+    a, b, c = rnnlab.GRU(3, 8), rnnlab.GRU(3, 8), rnnlab.GRU(3, 8)
+    state = torch.random.get_rng_state()
+    init.apply(a, "xavier_uniform+orthogonal", seed=5)
+    init.apply(b, "xavier_uniform+orthogonal", seed=5)
+    init.apply(c, "xavier_uniform+orthogonal", seed=6)
+    assert torch.equal(state, torch.random.get_rng_state())
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+        if pa.abs().sum() > 0:
+            assert not torch.equal(pa, pc)
+
+
+def test_schemes_apply_to_torch_nn_modules_too():
+    module = torch.nn.LSTM(3, 8)
+    init.apply(module, "orthogonal+forget_bias")
+    assert_close(module.weight_hh_l0[:8].T @ module.weight_hh_l0[:8], torch.eye(8), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("module", "spec", "options", "match"),
+    [
+        (rnnlab.LSTM(3, 4), "identity", {}, r"init 'identity' does not apply to a lstm module"),
+        (rnnlab.GRU(3, 4), "chrono", {"t_max": 10}, r"init 'chrono' does not apply to a gru module"),
+        (rnnlab.RNN(3, 4), "forget_bias", {}, r"does not apply to a rnn_tanh module"),
+        (rnnlab.LSTM(3, 4), "chrono", {}, r"init 'chrono' needs option 't_max'"),
+        (rnnlab.LSTM(3, 4), "chrono", {"t_max": 2}, r"needs t_max > 2"),
+        (rnnlab.LSTM(3, 4), "orthogonl", {}, r"unknown init 'orthogonl'; choose from: torch_default, "),
+        (rnnlab.LSTM(3, 4), "orthogonal", {"scale": 2}, r"init option 'scale' is not used by 'orthogonal'"),
+        (rnnlab.LSTM(3, 4, bias=False), "forget_bias", {}, r"bias=False"),
+    ],
+)
+def test_errors_for_schemes_that_do_not_apply(module, spec, options, match):
+    with pytest.raises(ValueError, match=match):
+        init.apply(module, spec, **options)
