@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 demo: $(STAMP)
-	$(BIN)/rnnlab inits
+	$(BIN)/rnnlab diagnose
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -5,6 +5,8 @@ Run: `.venv/bin/pytest tests/test_cli.py`.
 import subprocess
 import sys
 
+import pytest
+
 import rnnlab
 import rnnlab.init
 from rnnlab.cli import main
@@ -34,3 +36,49 @@ def test_unknown_command_is_one_line_exit_2_without_traceback():
     assert len(lines) == 1, result.stderr
     assert "invalid choice: 'bogus'" in lines[0] and "choose from" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_diagnose_prints_a_table_and_writes_the_plot(tmp_path, capsys):
+    out = tmp_path / "plots" / "flow.png"
+    status = main(
+        [
+            "diagnose",
+            "--cells",
+            "rnn_tanh,lstm",
+            "--init",
+            "orthogonal",
+            "--seq-len",
+            "40",
+            "--hidden",
+            "16",
+            "--batch",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    text = capsys.readouterr().out
+    assert "rnn_tanh:orthogonal" in text and "lstm:orthogonal" in text and "horizon" in text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.parent.iterdir()] == ["flow.png"], "no temporary file left behind"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["diagnose", "--cells", "lstn"], "unknown cell 'lstn'; choose from: rnn_tanh, rnn_relu"),
+        (["diagnose", "--models", "lstm:identity"], "init 'identity' does not apply to a lstm module"),
+        (["diagnose", "--models", "gru:orthogonl"], "unknown init 'orthogonl'; choose from:"),
+        (["diagnose", "--seq-len", "0"], "argument --seq-len: expected a positive integer, got '0'"),
+        (["diagnose", "--threshold", "2"], "argument --threshold: expected a number in (0, 1], got '2'"),
+        (["diagnose", "--dtype", "float16"], "invalid choice: 'float16' (choose from 'float32', 'float64')"),
+        (["diagnose", "--models", "lstm", "--cells", "gru"], "give either --models or --cells/--init"),
+    ],
+)
+def test_diagnose_bad_options_are_one_line_errors(argv, message, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rnnlab: error: "), err
+    assert message in err, err
+    assert not (tmp_path / "x.png").exists()

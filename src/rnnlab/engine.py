@@ -183,6 +183,9 @@ def _layer_weights(spec: StackSpec, weights: tuple, layer: int):
     return (w[0], w[1], w[2], w[3]) if spec.bias else (w[0], w[1], None, None)
 
 
+_FIRST_WEIGHT = 6  # position of the first weight among forward's arguments (after ctx)
+
+
 class _StackBPTT(torch.autograd.Function):
     """forward(spec, recorder, name, x (T, B, I), h0 (L, B, H), c0 (L, B, H) | None, *weights) → (out, hn, cn)."""
 
@@ -257,11 +260,15 @@ class _StackBPTT(torch.autograd.Function):
                 flat_dx = d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
                 flat_dh = d_h_pre.reshape(steps * batch, gh)
                 base = layer * per_layer
+                needs = ctx.needs_input_grad[_FIRST_WEIGHT + base : _FIRST_WEIGHT + base + per_layer]
                 # Weight gradients for all steps at once: one GEMM each over T·B rows.
-                weight_grads[base] = flat_dx.t() @ layer_input.reshape(steps * batch, -1)
-                weight_grads[base + 1] = flat_dh.t() @ hs[:-1].reshape(steps * batch, -1)
-                if spec.bias:
+                if needs[0]:
+                    weight_grads[base] = flat_dx.t() @ layer_input.reshape(steps * batch, -1)
+                if needs[1]:
+                    weight_grads[base + 1] = flat_dh.t() @ hs[:-1].reshape(steps * batch, -1)
+                if spec.bias and needs[2]:
                     weight_grads[base + 2] = flat_dx.sum(0)
+                if spec.bias and needs[3]:
                     weight_grads[base + 3] = flat_dh.sum(0)
                 if layer > 0 or ctx.needs_input_grad[3]:
                     d_x = (flat_dx @ w_ih).view(steps, batch, -1)  # (T, B, I)

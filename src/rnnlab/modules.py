@@ -405,3 +405,13 @@ def from_torch(module: nn.Module) -> RecurrentBase:
 def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
     """Every rnnlab recurrent module inside `model` (itself included), with its qualified name."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
+
+
+def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
+    """Build the rnnlab module for a cell name ('rnn_tanh', 'rnn_relu', 'rnn_linear', 'lstm', 'gru')."""
+    get_cell(cell)  # the error for an unknown name lists the choices
+    if cell == "lstm":
+        return LSTM(input_size, hidden_size, num_layers, **kwargs)
+    if cell == "gru":
+        return GRU(input_size, hidden_size, num_layers, **kwargs)
+    return RNN(input_size, hidden_size, num_layers, nonlinearity=cell.removeprefix("rnn_"), **kwargs)

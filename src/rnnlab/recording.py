@@ -25,7 +25,7 @@ from rnnlab.modules import recurrent_modules
 class GradientRecord:
     """One backward pass through one recorded module.
 
-    `norms[l, t]` is the batch mean of ‖∂L/∂h_t‖₂ at layer l, step t, shape (L, T); `cell_norms` the same for
+    `norms[l, t]` is the batch mean of ‖∂L/∂h_t‖₂ at layer l, step t, shape (L, T), in float64; `cell_norms` the same for
     the LSTM cell state (None for other cells); `per_sample` / `cell_per_sample` are (L, T, B) when the
     recorder was asked for them, else None. ∂L/∂h_t is the total gradient at the output of step t: what
     arrives from the loss at step t, from the layer above, and back through time from step t+1.
@@ -36,21 +36,26 @@ class GradientRecord:
     cell_norms: Tensor | None = None
     per_sample: Tensor | None = None
     cell_per_sample: Tensor | None = None
+    vectors: Tensor | None = None  # (L, T, B, H) the gradients themselves, when the recorder keeps them
+
+
+def _norm(g: Tensor) -> Tensor:
+    """‖g‖₂ over the last dim, in float64: squaring a float32 gradient of 1e-20 would underflow to zero."""
+    return torch.linalg.vector_norm(g, dim=-1, dtype=torch.float64)
 
 
 class GradientRecorder:
     """Receives the engine's per-step gradients and keeps their norms, one `GradientRecord` per backward."""
 
-    def __init__(self, per_sample: bool = False):
+    def __init__(self, per_sample: bool = False, keep_vectors: bool = False):
         self.per_sample = per_sample
+        self.keep_vectors = keep_vectors  # keep ∂L/∂h_t itself, (L, T, B, H): memory grows with T·B·H
         self.records: list[GradientRecord] = []
 
     def add_backward(self, module: str, dh: list[Tensor], dc: list[Tensor | None]) -> None:
         """Called by the engine: dh[l] (T, B, H) is ∂L/∂h_t of layer l, dc[l] ∂L/∂c_t or None."""
-        h = torch.stack([torch.linalg.vector_norm(g, dim=-1) for g in dh])  # (L, T, B)
-        c = None
-        if dc[0] is not None:
-            c = torch.stack([torch.linalg.vector_norm(g, dim=-1) for g in dc])  # (L, T, B)
+        h = torch.stack([_norm(g) for g in dh])  # (L, T, B)
+        c = torch.stack([_norm(g) for g in dc]) if dc[0] is not None else None  # (L, T, B)
         self.records.append(
             GradientRecord(
                 module=module,
@@ -58,6 +63,7 @@ class GradientRecorder:
                 cell_norms=None if c is None else c.mean(-1),
                 per_sample=h if self.per_sample else None,
                 cell_per_sample=c if self.per_sample else None,
+                vectors=torch.stack(dh) if self.keep_vectors else None,
             )
         )
 
@@ -79,11 +85,13 @@ class GradientRecorder:
 
 
 @contextlib.contextmanager
-def record_gradients(model: nn.Module, per_sample: bool = False) -> Iterator[GradientRecorder]:
+def record_gradients(
+    model: nn.Module, per_sample: bool = False, keep_vectors: bool = False
+) -> Iterator[GradientRecorder]:
     """Record ‖∂L/∂h_t‖₂ for every step and layer of every rnnlab recurrent module in `model`.
 
     **Arguments**: `model` an rnnlab RNN/LSTM/GRU or any nn.Module containing them; `per_sample` also keeps
-    the (L, T, B) per-sample norms. **Returns** (as the context value) a `GradientRecorder`.
+    the (L, T, B) per-sample norms; `keep_vectors` keeps ∂L/∂h_t itself (L, T, B, H). **Returns** (as the context value) a `GradientRecorder`.
     Raises TypeError when `model` holds no rnnlab module (convert torch.nn ones with `rnnlab.from_torch`).
     """
     found = recurrent_modules(model)
@@ -92,7 +100,7 @@ def record_gradients(model: nn.Module, per_sample: bool = False) -> Iterator[Gra
             f"record_gradients: {type(model).__name__} contains no rnnlab RNN/LSTM/GRU; "
             "convert torch.nn recurrent modules with rnnlab.from_torch"
         )
-    recorder = GradientRecorder(per_sample=per_sample)
+    recorder = GradientRecorder(per_sample=per_sample, keep_vectors=keep_vectors)
     previous = [m._recording for _, m in found]
     for name, m in found:
         m._recording = (recorder, name or type(m).__name__)

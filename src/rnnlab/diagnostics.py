@@ -1,0 +1,320 @@
+"""Gradient-flow diagnostics: how far back in time can a recurrent network learn from?
+
+Everything here works on rnnlab modules and on the user's own `torch.nn.RNN/LSTM/GRU` (converted exactly
+with `from_torch`). The analyses run on a copy in eval mode, so the user's module — its weights, its `.grad`
+and its train/eval flag — is never touched.
+
+- `gradient_flow(module, x)`: ‖∂L/∂h_t‖ for every step and layer, from the BPTT engine.
+  `GradientFlow.decay_rate()` fits the per-step factor of the geometric decay; `horizon()` is the largest lag
+  at which the gradient is still ≥ threshold × its value at lag 0.
+- `jacobian_norms(module, x)`: the exact spectral norm and top singular values of ∂h_T/∂h_t for every t.
+- `spectral_radius(module)`: the spectral radius of each recurrent gate block per layer.
+
+"Lag" counts steps back from the last one: lag = T − 1 − t.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab import init
+from rnnlab.cells import get_cell
+from rnnlab.modules import RecurrentBase, from_torch, make_recurrent
+from rnnlab.recording import record_gradients
+
+#: `jacobian_norms` runs H gradient streams per sample and keeps T·H·H numbers per layer and sample.
+MAX_JACOBIAN_HIDDEN = 512
+
+
+@dataclass(frozen=True)
+class DecayFit:
+    """Least-squares fit of log‖∂L/∂h‖ = a + lag·log(rate) over the lags where the gradient is a normal
+    positive float (zeros and denormals from underflow carry no information about the rate).
+
+    rate: per-step factor (0.93 means −7 % per step; > 1 is an exploding gradient); 0.0 when the gradient is
+    exactly zero one step back. r2: coefficient of determination of the fit in log space (1.0 when the
+    decay is exactly geometric). lags: how many lags the fit used.
+    """
+
+    rate: float
+    r2: float
+    lags: int
+
+    @property
+    def half_life(self) -> float:
+        """Steps for the gradient to halve (inf if it does not decay)."""
+        if self.rate >= 1.0:
+            return math.inf
+        if self.rate <= 0.0:
+            return 0.0
+        return math.log(0.5) / math.log(self.rate)
+
+
+@dataclass
+class GradientFlow:
+    """‖∂L/∂h_t‖₂ of one backward pass, for every layer and step.
+
+    norms: (L, T) batch mean, in time order (t = 0 … T−1). cell_norms: the same for the LSTM cell state, else
+    None. per_sample: (L, T, B). Use `profile(layer)` for the norms by lag.
+    """
+
+    norms: Tensor
+    per_sample: Tensor
+    cell_norms: Tensor | None = None
+
+    @property
+    def num_steps(self) -> int:
+        return self.norms.shape[1]
+
+    def profile(self, layer: int = -1) -> Tensor:
+        """(T,) ‖∂L/∂h‖ at lag 0, 1, …, T−1 for one layer (the top one by default)."""
+        return self.norms[layer].flip(0)
+
+    def decay_rate(self, layer: int = -1) -> DecayFit:
+        """Fit the geometric decay of the profile of `layer`; see `DecayFit`."""
+        return fit_decay(self.profile(layer))
+
+    def horizon(self, threshold: float = 1e-3, layer: int = -1) -> int:
+        """The largest lag at which ‖∂L/∂h‖ ≥ threshold × its value at lag 0: how far back this network can
+        still learn from. T−1 means "at least the whole sequence"."""
+        return horizon(self.profile(layer), threshold)
+
+
+def fit_decay(profile: Tensor) -> DecayFit:
+    """Fit log(profile[lag]) = a + lag·log(rate) on the lags with a normal, finite, positive value."""
+    values = profile.detach().to(torch.float64).cpu()
+    tiny = torch.finfo(profile.dtype).tiny if profile.dtype.is_floating_point else 0.0
+    lags = torch.arange(len(values), dtype=torch.float64)
+    usable = torch.isfinite(values) & (values >= tiny) & (values > 0)
+    if usable.sum() < 2:
+        # Nothing to fit: gone one step back (rate 0) or a single step.
+        return DecayFit(rate=0.0, r2=0.0, lags=int(usable.sum()))
+    x, y = lags[usable], values[usable].log()
+    x_mean, y_mean = x.mean(), y.mean()
+    sxx = ((x - x_mean) ** 2).sum()
+    slope = ((x - x_mean) * (y - y_mean)).sum() / sxx
+    residual = y - (y_mean + slope * (x - x_mean))
+    ss_tot = ((y - y_mean) ** 2).sum()
+    r2 = 1.0 if ss_tot == 0 else float(1 - (residual**2).sum() / ss_tot)
+    return DecayFit(rate=float(slope.exp()), r2=r2, lags=int(usable.sum()))
+
+
+def horizon(profile: Tensor, threshold: float = 1e-3) -> int:
+    """Largest lag with profile[lag] ≥ threshold · profile[0] (0 when profile[0] is zero or not finite)."""
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    values = profile.detach().to(torch.float64)
+    reference = values[0]
+    if not torch.isfinite(reference) or reference <= 0:
+        return 0
+    alive = torch.nonzero(values >= threshold * reference).flatten()
+    return int(alive.max())
+
+
+# ------------------------------------------------------------------------------------------------ analyses
+
+
+def _analysis_copy(module: nn.Module) -> RecurrentBase:
+    """An rnnlab copy of `module` in eval mode (no dropout), so the user's module is never touched."""
+    if isinstance(module, RecurrentBase):
+        copied = copy.deepcopy(module)
+    elif isinstance(module, nn.RNN | nn.LSTM | nn.GRU):
+        copied = from_torch(module)
+    else:
+        raise TypeError(
+            f"expected an rnnlab or torch.nn RNN/LSTM/GRU module, got {type(module).__name__}; "
+            "for a model that contains one, pass the recurrent module itself"
+        )
+    copied.eval()
+    for p in copied.parameters():
+        p.requires_grad_(False)
+    return copied
+
+
+def _zero_state(module: RecurrentBase, x: Tensor, batch: int) -> Tensor:
+    return x.new_zeros((module.num_layers, batch, module.hidden_size)).requires_grad_()
+
+
+def _batch_size(module: RecurrentBase, x: Tensor) -> int:
+    if x.dim() == 2:
+        return 1
+    return x.shape[0] if module.batch_first else x.shape[1]
+
+
+def gradient_flow(
+    module: nn.Module,
+    x: Tensor,
+    loss_fn: Callable[[Tensor], Tensor] | None = None,
+    seed: int = 0,
+) -> GradientFlow:
+    """‖∂L/∂h_t‖ for every step and layer of `module` on input `x`.
+
+    **Arguments**: `x` as the module expects it ((T, B, I), or (B, T, I) with batch_first, or unbatched);
+    `loss_fn(output)` receives the module's output (same layout) and returns a scalar. By default the loss is
+    a fixed random unit vector v (drawn from `seed`) dotted with each sample's last output, summed over the
+    batch: then ‖∂L/∂h‖ is exactly 1 at lag 0 and the profile describes the network, not a task.
+    **Returns** a `GradientFlow`.
+    """
+    copied = _analysis_copy(module)
+    batch = _batch_size(copied, x)
+    h0 = _zero_state(copied, x, batch)
+    hx = (h0, h0.detach().clone()) if copied.cell.has_cell_state else h0
+    if x.dim() == 2:
+        hx = tuple(h.squeeze(1) for h in hx) if isinstance(hx, tuple) else hx.squeeze(1)
+    with record_gradients(copied, per_sample=True) as recorder:
+        output, _ = copied(x, hx)
+        if loss_fn is None:
+            gen = torch.Generator().manual_seed(seed)
+            v = torch.randn(copied.hidden_size, generator=gen, dtype=torch.float64)
+            v = (v / v.norm()).to(output)
+            last = output[..., -1, :] if copied.batch_first or x.dim() == 2 else output[-1]
+            loss = (last @ v).sum()
+        else:
+            loss = loss_fn(output)
+            if not isinstance(loss, Tensor) or loss.numel() != 1:
+                raise ValueError("loss_fn must return a scalar tensor")
+        torch.autograd.grad(loss, h0)  # runs the engine's backward; no .grad is written anywhere
+    record = recorder.last
+    return GradientFlow(norms=record.norms, per_sample=record.per_sample, cell_norms=record.cell_norms)
+
+
+@dataclass
+class JacobianNorms:
+    """Singular values of ∂h_T/∂h_t, where h_T is the top layer's last state and h_t the state of layer l
+    at step t (t = 0 … T−1; at t = T−1 of the top layer the Jacobian is the identity).
+
+    singular_values: (L, T, B, k) the top k per sample; spectral: (L, T) batch mean of the largest one.
+    """
+
+    singular_values: Tensor
+    spectral: Tensor
+
+    def profile(self, layer: int = -1) -> Tensor:
+        """(T,) spectral norm at lag 0 … T−1 for `layer`."""
+        return self.spectral[layer].flip(0)
+
+
+def jacobian_norms(module: nn.Module, x: Tensor, top_k: int = 5) -> JacobianNorms:
+    """Exact singular values of ∂h_T/∂h_t for every step t and layer, per sample.
+
+    The full H×H Jacobian of every step comes from H gradient streams per sample (each stream seeds one unit
+    of h_T), so the cost grows as B·H times a backward pass and the memory as L·T·B·H²; hidden sizes above
+    `MAX_JACOBIAN_HIDDEN` (512) are refused — use `gradient_flow` there.
+    """
+    copied = _analysis_copy(module)
+    hidden = copied.hidden_size
+    if hidden > MAX_JACOBIAN_HIDDEN:
+        raise ValueError(
+            f"jacobian_norms: hidden_size {hidden} is above the limit {MAX_JACOBIAN_HIDDEN} "
+            "(it needs hidden_size backward streams per sample); use gradient_flow instead"
+        )
+    if x.dim() == 2:
+        x = x.unsqueeze(0 if copied.batch_first else 1)
+    if copied.batch_first:
+        x = x.transpose(0, 1)
+    copied.batch_first = False
+    steps, batch, _ = x.shape
+    # Replicate every sample H times: replica i of sample b back-propagates the unit vector e_i from h_T.
+    x_rep = x.repeat_interleave(hidden, dim=1)  # (T, B·H, I)
+    h0 = _zero_state(copied, x_rep, batch * hidden)
+    hx = (h0, h0.detach().clone()) if copied.cell.has_cell_state else h0
+    seeds = torch.eye(hidden, dtype=x.dtype, device=x.device).repeat(batch, 1)  # (B·H, H)
+    with record_gradients(copied, keep_vectors=True) as recorder:
+        output, _ = copied(x_rep, hx)
+        loss = (output[-1] * seeds).sum()
+        torch.autograd.grad(loss, h0)
+    vectors = recorder.last.vectors  # (L, T, B·H, H): row i of ∂h_T/∂h_t per replica
+    layers = vectors.shape[0]
+    jac = vectors.reshape(layers, steps, batch, hidden, hidden)  # (L, T, B, H, H)
+    sv = torch.linalg.svdvals(jac)[..., :top_k]  # (L, T, B, k)
+    return JacobianNorms(singular_values=sv, spectral=sv[..., 0].mean(-1))
+
+
+def spectral_radius(module: nn.Module) -> Tensor:
+    """(L, G): the spectral radius (largest |eigenvalue|) of each (H, H) gate block of weight_hh per layer.
+
+    For a vanilla RNN G = 1 and this is the classic criterion: with a contracting nonlinearity the gradient
+    must vanish when the radius is below 1 (Pascanu et al. 2013)."""
+    if not isinstance(module, RecurrentBase | nn.RNN | nn.LSTM | nn.GRU):
+        raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU module, got {type(module).__name__}")
+    rows = []
+    for layer in range(module.num_layers):
+        w_hh = getattr(module, f"weight_hh_l{layer}").detach()
+        blocks = torch.stack(w_hh.chunk(w_hh.shape[0] // w_hh.shape[1], dim=0))  # (G, H, H)
+        rows.append(torch.linalg.eigvals(blocks).abs().amax(-1))
+    return torch.stack(rows)
+
+
+# ------------------------------------------------------------------------------------------------ comparisons
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to compare: a cell and an init spec, written ``cell[:init+init…]`` (e.g. 'lstm:chrono')."""
+
+    cell: str
+    init: str = "torch_default"
+
+    @classmethod
+    def parse(cls, text: str) -> ModelSpec:
+        cell, _, init_spec = text.strip().partition(":")
+        return cls(cell=cell, init=init_spec or "torch_default")
+
+    @property
+    def label(self) -> str:
+        return self.cell if self.init == "torch_default" else f"{self.cell}:{self.init}"
+
+    def init_options(self, seq_len: int) -> dict:
+        """Options the init spec needs from the experiment: chrono's t_max is the sequence length."""
+        return {"t_max": seq_len} if "chrono" in self.init.split("+") else {}
+
+
+@dataclass
+class Comparison:
+    """One model's gradient flow in a comparison."""
+
+    spec: ModelSpec
+    flow: GradientFlow
+    radius: Tensor  # (L, G) spectral radius of the recurrent gate blocks
+
+
+def compare(
+    specs: list[ModelSpec],
+    seq_len: int = 200,
+    hidden_size: int = 128,
+    input_size: int = 2,
+    batch_size: int = 32,
+    num_layers: int = 1,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> list[Comparison]:
+    """The gradient flow of each model, untrained, on the same N(0, 1) inputs (T, B, I) drawn from `seed`.
+
+    Each model is initialised with its spec from `seed` (chrono gets t_max = seq_len). All specs are
+    validated before any work starts.
+    """
+    for name, value in (
+        ("seq_len", seq_len),
+        ("hidden_size", hidden_size),
+        ("input_size", input_size),
+        ("batch_size", batch_size),
+        ("num_layers", num_layers),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for spec in specs:
+        init.check_applicable(get_cell(spec.cell).name, spec.init, **spec.init_options(seq_len))
+    x = torch.randn(seq_len, batch_size, input_size, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+    results = []
+    for spec in specs:
+        torch.manual_seed(seed)
+        module = make_recurrent(spec.cell, input_size, hidden_size, num_layers, dtype=dtype)
+        init.apply(module, spec.init, seed=seed, **spec.init_options(seq_len))
+        results.append(Comparison(spec=spec, flow=gradient_flow(module, x, seed=seed), radius=spectral_radius(module)))
+    return results
