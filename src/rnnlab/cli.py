@@ -150,6 +150,211 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store(args: argparse.Namespace):
+    from rnnlab.store import Store
+
+    return Store(args.store)
+
+
+def _train_overrides(args: argparse.Namespace) -> dict:
+    """CLI options → config keys (None means: not given, keep the file's or the default value)."""
+    overrides = {
+        "name": args.name,
+        "task": args.task,
+        "seq_len": args.seq_len,
+        "cell": args.cell,
+        "hidden_size": args.hidden,
+        "num_layers": args.layers,
+        "init": args.init,
+        "optimizer": args.optimizer,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "truncate": args.truncate,
+        "eval_every": args.eval_every,
+        "seed": args.seed,
+    }
+    clips = [
+        (m, v)
+        for m, v in (
+            ("global_norm", args.clip_norm),
+            ("value", args.clip_value),
+            ("per_param_norm", args.clip_param_norm),
+        )
+        if v is not None
+    ]
+    if len(clips) > 1:
+        raise UsageError("train: give at most one of --clip-norm, --clip-value, --clip-param-norm")
+    if clips:
+        overrides["clip"], overrides["clip_threshold"] = clips[0]
+    if args.bptt is not None:
+        overrides["bptt_k1"] = args.bptt[0]
+        overrides["bptt_k2"] = args.bptt[1] if len(args.bptt) > 1 else None
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"train: --set expects KEY=VALUE, got {item!r}")
+        import yaml
+
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rnnlab.config import load_config
+    from rnnlab.train import Trainer, environment
+
+    if args.bptt is not None and len(args.bptt) > 2:
+        raise UsageError("train: --bptt takes K1 or K1 K2")
+    config = load_config(args.config, _train_overrides(args))
+    console = _console()
+    with _store(args) as store:
+        run = store.find(config.hash(), study=None, statuses=("running",))
+        if run is not None and store.checkpoint_path(run.id).exists():
+            run_id = run.id
+            console.print(f"Resuming run {run_id} ({config.label()}) from its checkpoint")
+        else:
+            run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment())
+            console.print(f"Run {run_id}: {config.label()} on {config.task} (T={config.seq_len}), store {store.path}")
+        trainer = Trainer(config, checkpoint_path=store.checkpoint_path(run_id), progress=not args.no_progress)
+        try:
+            result = trainer.run()
+        except KeyboardInterrupt:
+            console.print(f"Interrupted: run {run_id} can resume from its last checkpoint (run the same command)")
+            return 130
+        store.finish_run(run_id, result.to_dict())
+        _print_run(console, store.run(run_id))
+    return 0
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _print_run(console: Console, run) -> None:
+    table = Table(title=f"Run {run.id}: {run.name}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    rows = [
+        ("status", run.status),
+        ("task", f"{run.config['task']} (T={run.config['seq_len']})"),
+        (
+            "model",
+            f"{run.config['cell']} H={run.config['hidden_size']} × {run.config['num_layers']}, init {run.config['init']}",
+        ),
+        ("steps", _fmt(run.steps)),
+        (f"final test {run.metric_name or 'metric'}", _fmt(run.final_metric)),
+        ("solved at step", _fmt(run.solved_at)),
+        ("diverged at step", _fmt(run.diverged_at)),
+        ("clip rate", "-" if run.clip_rate is None else f"{run.clip_rate:.1%}"),
+        ("wall time", "-" if run.wall_time is None else f"{run.wall_time:.1f} s"),
+        ("config hash", run.config_hash),
+    ]
+    if run.error:
+        rows.append(("error", run.error))
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        runs = store.runs(study=args.study)
+    table = Table(title=f"Runs in {args.store}" + (f" (study {args.study})" if args.study else ""))
+    for column in (
+        "id",
+        "name",
+        "study",
+        "task",
+        "T",
+        "status",
+        "steps",
+        "metric",
+        "final",
+        "solved at",
+        "clip",
+        "time",
+    ):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            str(r.id),
+            r.name,
+            r.study or "-",
+            r.config.get("task", "?"),
+            _fmt(r.config.get("seq_len")),
+            r.status,
+            _fmt(r.steps),
+            r.metric_name or "-",
+            _fmt(r.final_metric),
+            _fmt(r.solved_at),
+            "-" if r.clip_rate is None else f"{r.clip_rate:.0%}",
+            "-" if r.wall_time is None else f"{r.wall_time:.0f} s",
+        )
+    _console().print(table)
+    return 0
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    console = _console()
+    with _store(args) as store:
+        run = store.run(args.id)
+        _print_run(console, run)
+        evaluations = Table(title="Evaluations")
+        for column in (
+            "step",
+            f"test {run.metric_name or 'metric'}",
+            "test loss",
+            "train loss",
+            "grad norm",
+            "clip rate",
+            "horizon",
+            "decay/step",
+        ):
+            evaluations.add_column(column, justify="right")
+        metrics: dict[int, dict[str, float | None]] = {}
+        for step, name, value in store.metrics(run.id):
+            metrics.setdefault(step, {})[name] = value
+        flows = {f["step"]: f for f in store.flows(run.id)}
+        for step in sorted(flows):
+            m, f = metrics.get(step, {}), flows[step]
+            evaluations.add_row(
+                str(step),
+                _fmt(m.get("test_metric")),
+                _fmt(m.get("test_loss")),
+                _fmt(m.get("window_train_loss")),
+                _fmt(m.get("window_grad_norm")),
+                _fmt(m.get("window_clip_rate"), 2),
+                str(f["horizon"]),
+                f"{f['decay_rate']:.3f}",
+            )
+    console.print(evaluations)
+    return 0
+
+
+def _cmd_runs_export(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        count = store.export_csv(args.path, study=args.study)
+    _console().print(f"Wrote {count} runs to {args.path}")
+    return 0
+
+
+def _cmd_runs_check(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        problems = store.check()
+        count = len(store.runs())
+    if problems:
+        for p in problems:
+            print(f"rnnlab: store problem: {p}", file=sys.stderr)
+        return 1
+    _console().print(f"Store {args.store} is consistent ({count} runs).")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------ parser
 
 
@@ -185,6 +390,58 @@ def _build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     diagnose.add_argument("--out", default="out/diagnose.png", help="PNG path (default out/diagnose.png)")
     diagnose.set_defaults(func=_cmd_diagnose)
+
+    from rnnlab.cells import CELLS
+    from rnnlab.store import DEFAULT_PATH
+    from rnnlab.tasks import TASKS
+
+    store_option = argparse.ArgumentParser(add_help=False)
+    store_option.add_argument("--store", default=str(DEFAULT_PATH), help=f"results store (default {DEFAULT_PATH})")
+
+    train = sub.add_parser(
+        "train",
+        parents=[store_option],
+        help="train one model on a task and store the run",
+        description="Train one model on a task. Options override the --config file's values. Running the "
+        "same command again after an interruption resumes the run from its last checkpoint.",
+    )
+    train.add_argument("--config", help="YAML file with RunConfig keys (see README)")
+    train.add_argument("--name", help="label for tables and reports")
+    train.add_argument("--task", choices=list(TASKS))
+    train.add_argument("--seq-len", type=_positive_int, help="sequence length T (text: the BPTT window)")
+    train.add_argument("--cell", choices=list(CELLS))
+    train.add_argument("--hidden", type=_positive_int, help="hidden size H")
+    train.add_argument("--layers", type=_positive_int, help="stacked recurrent layers")
+    train.add_argument("--init", help="init spec, e.g. orthogonal or orthogonal+chrono (rnnlab inits)")
+    train.add_argument("--optimizer", choices=("adam", "sgd", "rmsprop"))
+    train.add_argument("--lr", type=float, help="learning rate")
+    train.add_argument("--batch-size", type=_positive_int)
+    train.add_argument("--steps", type=_positive_int, help="optimizer updates")
+    train.add_argument("--clip-norm", type=float, help="clip the global gradient norm to this value")
+    train.add_argument("--clip-value", type=float, help="clamp every gradient element to ±this value")
+    train.add_argument("--clip-param-norm", type=float, help="clip each parameter's gradient norm (Keras clipnorm)")
+    train.add_argument("--truncate", type=_positive_int, help="engine-truncated BPTT window (sequence tasks)")
+    train.add_argument("--bptt", type=_positive_int, nargs="+", metavar="K", help="K1 [K2]: BPTT(k1, k2) (text)")
+    train.add_argument("--eval-every", type=_positive_int, help="updates between evaluations")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other config key (repeatable)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
+
+    runs = sub.add_parser("runs", help="list, show, export and check stored runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=_Parser, required=True)
+    runs_list = runs_sub.add_parser("list", parents=[store_option], help="a table of runs")
+    runs_list.add_argument("--study", help="only the runs of this study")
+    runs_list.set_defaults(func=_cmd_runs_list)
+    runs_show = runs_sub.add_parser("show", parents=[store_option], help="one run with its evaluations")
+    runs_show.add_argument("id", type=_positive_int, help="run id (see runs list)")
+    runs_show.set_defaults(func=_cmd_runs_show)
+    runs_export = runs_sub.add_parser("export", parents=[store_option], help="write the runs as CSV")
+    runs_export.add_argument("path", help="CSV file to write")
+    runs_export.add_argument("--study", help="only the runs of this study")
+    runs_export.set_defaults(func=_cmd_runs_export)
+    runs_check = runs_sub.add_parser("check", parents=[store_option], help="check the store's integrity")
+    runs_check.set_defaults(func=_cmd_runs_check)
     return parser
 
 
@@ -197,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         return args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, NotImplementedError) as err:
+    except (UsageError, ValueError, TypeError, FileNotFoundError, NotImplementedError, RuntimeError) as err:
         if os.environ.get("RNNLAB_TRACEBACK"):
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__

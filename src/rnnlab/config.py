@@ -1,0 +1,184 @@
+"""Typed experiment configuration: one `RunConfig` per training run, loadable from YAML with overrides.
+
+Validation happens here, before any work starts: an unknown key, a wrong type or an impossible value is a
+`ConfigError` whose one-line message names the key, what was given and what is expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from rnnlab import init as init_schemes
+from rnnlab.cells import CELLS
+from rnnlab.clip import MODES as CLIP_MODES
+from rnnlab.tasks import TASKS, StreamTask, get_task_class, task_options
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message is one line."""
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a training run. Two configs with the same `hash()` give the same result."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None  # label for tables and reports (not part of the hash)
+    # --- task
+    task: str = "adding"  # one of rnnlab.tasks.TASKS
+    seq_len: int | None = Field(100, ge=1)  # sequence length T (text: the default BPTT window; digits: fixed)
+    task_options: dict[str, Any] = {}  # extra task options, e.g. {symbols: 3} or {order: pixels}
+    # --- model
+    cell: str = "lstm"  # one of rnnlab.cells.CELLS
+    hidden_size: int = Field(128, ge=1)  # H
+    num_layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between layers
+    init: str = "torch_default"  # init schemes joined by '+', e.g. orthogonal+chrono
+    init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {value: 1} for forget_bias
+    # --- optimisation
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0)  # learning rate
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD and RMSprop momentum
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"  # step: ×0.1 at 50 % and 75 % of steps
+    batch_size: int = Field(64, ge=1)
+    steps: int = Field(3000, ge=1)  # optimizer updates
+    clip: Literal["none", "global_norm", "value", "per_param_norm"] = "none"  # see rnnlab.clip
+    clip_threshold: float | None = Field(None, gt=0)  # needed unless clip is none
+    # --- truncation
+    truncate: int | None = Field(None, ge=1)  # sequence tasks: engine truncation (∂L_s/∂h_t kept for s−t < k)
+    bptt_k1: int | None = Field(None, ge=1)  # stream tasks: update every k1 steps … (default seq_len)
+    bptt_k2: int | None = Field(None, ge=1)  # … back-propagating over the last k2 steps (default k1)
+    # --- evaluation and run control
+    eval_every: int = Field(250, ge=1)  # evaluate on the test set (and snapshot gradient flow) every N updates
+    stop_when_solved: bool = True  # stop at the first evaluation that meets the task's criterion
+    seed: int = Field(0, ge=0)  # weights, data order, dropout
+    checkpoint_every: int | None = Field(None, ge=1)  # updates between checkpoints (default: eval_every)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose from: {', '.join(TASKS)}")
+        valid = task_options(self.task)
+        for option in self.task_options:
+            if option not in valid:
+                raise ValueError(
+                    f"task {self.task!r} has no option {option!r}; its options: {', '.join(valid) or 'none'}"
+                )
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose from: {', '.join(CELLS)}")
+        init_schemes.check_applicable(self.cell, self.init, **self.resolved_init_options())
+        if self.clip != "none" and self.clip_threshold is None:
+            raise ValueError(f"clip={self.clip!r} needs clip_threshold > 0")
+        if self.clip not in CLIP_MODES:  # pragma: no cover - Literal already guarantees it
+            raise ValueError(f"unknown clip mode {self.clip!r}")
+        stream = issubclass(get_task_class(self.task), StreamTask)
+        if stream and self.truncate is not None:
+            raise ValueError("truncate applies to sequence tasks; for the text task use bptt_k1 / bptt_k2")
+        if not stream and (self.bptt_k1 is not None or self.bptt_k2 is not None):
+            raise ValueError(f"bptt_k1 / bptt_k2 apply to stream tasks (text), not {self.task!r}; use truncate")
+        if stream:
+            k1, k2 = self.bptt
+            if k2 < k1:
+                raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
+        return self
+
+    # ------------------------------------------------------------------------------------------ derived
+
+    @property
+    def bptt(self) -> tuple[int, int]:
+        """(k1, k2) for stream tasks: defaults k1 = seq_len, k2 = k1."""
+        k1 = self.bptt_k1 or self.seq_len or 50
+        return k1, self.bptt_k2 or k1
+
+    def resolved_init_options(self) -> dict[str, Any]:
+        """init_options plus what the experiment implies: chrono's t_max is the sequence length."""
+        options = dict(self.init_options)
+        if "chrono" in self.init.split("+") and "t_max" not in options:
+            options["t_max"] = self.seq_len or 100
+        return options
+
+    @property
+    def checkpoint_interval(self) -> int:
+        return self.checkpoint_every or self.eval_every
+
+    def label(self) -> str:
+        """A short human label: the name, or cell[:init] plus what differs from the defaults."""
+        if self.name:
+            return self.name
+        parts = [self.cell if self.init == "torch_default" else f"{self.cell}:{self.init}"]
+        if self.clip != "none":
+            parts.append(f"clip {self.clip} {self.clip_threshold:g}")
+        if self.truncate:
+            parts.append(f"truncate {self.truncate}")
+        return " ".join(parts)
+
+    def canonical(self) -> dict[str, Any]:
+        """The config as plain JSON-able data, without the cosmetic name."""
+        return self.model_dump(mode="json", exclude={"name"})
+
+    def hash(self) -> str:
+        """Stable identity of the experiment: sha256 of the canonical JSON (sorted keys), 16 hex digits."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _describe(error: ValidationError) -> str:
+    """pydantic's multi-line report → one line naming the first bad key."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "config"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        known = ", ".join(RunConfig.model_fields)
+        return f"unknown config key {where!r}; valid keys: {known}"
+    if first["type"] in ("model_type", "dict_type") and not first["loc"]:
+        return "config must be a mapping of keys to values"
+    given = first.get("input")
+    shown = "" if isinstance(given, dict) or not first["loc"] else f" (got {given!r})"
+    return f"{where}: {message}{shown}" if first["loc"] else message
+
+
+def make_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a mapping into a RunConfig, or raise ConfigError with a one-line message."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config must be a mapping of keys to values, got {type(data).__name__}")
+    try:
+        return RunConfig(**data)
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+    except ValueError as error:  # raised outside pydantic's wrapping, e.g. by init checks
+        raise ConfigError(str(error).splitlines()[0]) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader only (no Python objects can be constructed)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {type(error).__name__}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """A RunConfig from an optional YAML file, with `overrides` (e.g. from the CLI) applied on top."""
+    data = load_yaml(path) if path is not None else {}
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return make_config(data)

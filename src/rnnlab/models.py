@@ -1,0 +1,50 @@
+"""Sequence models for the tasks: an input layer, an rnnlab recurrent stack, and a linear readout."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from rnnlab.modules import RecurrentBase, make_recurrent
+
+
+class SequenceModel(nn.Module):
+    """Embedding (symbol inputs) or identity (real inputs) → rnnlab RNN/LSTM/GRU → linear readout.
+
+    **Arguments**: `cell`, `input_size` (features, or vocabulary size when `symbols`), `hidden_size`,
+    `output_size`, `readout` ("last": one prediction per sequence, from the last step; "every": one per
+    step), `num_layers`, `dropout` (between layers), `truncate` (engine-level truncated BPTT).
+    Symbols are one-hot encoded (an embedding with the identity matrix would be the same thing), so the
+    recurrent layer sees exactly the inputs the task defines and no extra learnable parameters.
+
+    forward(x (B, T, I) float or (B, T) int64, state=None) → (prediction, state), prediction (B, O) for
+    "last" and (B, T, O) for "every"; `state` is the recurrent module's (h_n or (h_n, c_n)).
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        readout: str = "last",
+        symbols: bool = False,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        truncate: int | None = None,
+    ):
+        super().__init__()
+        if readout not in ("last", "every"):
+            raise ValueError(f"readout must be 'last' or 'every', got {readout!r}")
+        self.symbols, self.readout_mode, self.vocabulary = symbols, readout, input_size
+        self.rnn: RecurrentBase = make_recurrent(
+            cell, input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, truncate=truncate
+        )
+        self.readout = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x: Tensor, state=None):
+        if self.symbols:
+            x = nn.functional.one_hot(x, self.vocabulary).to(self.readout.weight.dtype)  # (B, T, V)
+        output, state = self.rnn(x, state)  # (B, T, H)
+        if self.readout_mode == "last":
+            return self.readout(output[:, -1]), state  # (B, O)
+        return self.readout(output), state  # (B, T, O)

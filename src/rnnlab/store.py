@@ -1,0 +1,363 @@
+"""The results store: one SQLite file (stdlib `sqlite3`, WAL) holding every run, its metrics over steps and
+its gradient-flow snapshots.
+
+Every write is one transaction, so a run is either wholly recorded or not at all; a killed process leaves
+at most a run marked 'running' (with a checkpoint to resume from), never a half-written result. The store
+knows nothing of torch: it takes and returns plain data.
+
+Tables: ``meta`` (schema version), ``runs`` (config, hash, status, timings, final metrics, environment),
+``metrics`` (run, step, name, value), ``flows`` (run, step, horizon, decay rate, r², profile by lag).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+DEFAULT_PATH = Path("runs") / "rnnlab.db"
+FINISHED = ("solved", "completed", "diverged")
+STATUSES = ("running", *FINISHED, "failed")
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    study TEXT,
+    config_hash TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({", ".join(repr(s) for s in STATUSES)})),
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    steps INTEGER,
+    metric_name TEXT,
+    final_metric REAL,
+    final_loss REAL,
+    solved_at INTEGER,
+    diverged_at INTEGER,
+    clip_rate REAL,
+    wall_time REAL,
+    environment TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_by_hash ON runs (config_hash, study);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    PRIMARY KEY (run_id, step, name)
+);
+CREATE TABLE IF NOT EXISTS flows (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    step INTEGER NOT NULL,
+    horizon INTEGER NOT NULL,
+    decay_rate REAL NOT NULL,
+    r2 REAL NOT NULL,
+    profile TEXT NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+"""
+
+
+class StoreError(ValueError):
+    """The store file cannot be used (not an rnnlab store, newer schema, unwritable); one-line message."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the runs table, with the config and environment decoded."""
+
+    id: int
+    name: str
+    study: str | None
+    config_hash: str
+    config: dict[str, Any]
+    status: str
+    created_at: float
+    finished_at: float | None
+    steps: int | None
+    metric_name: str | None
+    final_metric: float | None
+    final_loss: float | None
+    solved_at: int | None
+    diverged_at: int | None
+    clip_rate: float | None
+    wall_time: float | None
+    environment: dict[str, Any]
+    error: str | None
+
+
+class Store:
+    """Open (or create) the store at `path`. Raises StoreError for a file that is not an rnnlab store or
+    whose schema is newer than this rnnlab understands; existing data is never modified by opening it."""
+
+    def __init__(self, path: str | Path = DEFAULT_PATH):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"store path {str(self.path)!r} is a folder; give a file path such as runs/rnnlab.db")
+        exists = self.path.exists()
+        if not exists:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"cannot create the folder for store {str(self.path)!r}: {error.strerror}") from None
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            self._check_or_create(exists)
+        except sqlite3.DatabaseError as error:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            raise StoreError(f"{str(self.path)!r} is not an rnnlab store ({error})") from None
+
+    def _check_or_create(self, exists: bool) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if exists and tables and "meta" not in tables:
+            raise StoreError(f"{str(self.path)!r} is an SQLite file but not an rnnlab store (no meta table)")
+        if "meta" in tables:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                raise StoreError(f"{str(self.path)!r} is not an rnnlab store (no schema version)")
+            version = int(row[0])
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {str(self.path)!r} has schema version {version}, newer than this rnnlab's "
+                    f"{SCHEMA_VERSION}; upgrade rnnlab to read it"
+                )
+            self._db.execute("PRAGMA journal_mode = WAL")
+            return
+        if exists and os.path.getsize(self.path) > 0 and not os.access(self.path, os.W_OK):
+            raise StoreError(f"store {str(self.path)!r} is read-only")
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        self._db.execute("PRAGMA journal_mode = WAL")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is committed, or none of it."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise StoreError(f"cannot write to store {str(self.path)!r}: {error}") from None
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.OperationalError as error:
+                self._db.execute("ROLLBACK")
+                raise StoreError(f"cannot write to store {str(self.path)!r}: {error}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------ writes
+
+    def start_run(
+        self, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str | None = None
+    ) -> int:
+        """Record a new run as 'running'; returns its id."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (name, study, config_hash, config, status, created_at, environment) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (name, study, config_hash, json.dumps(config, sort_keys=True), time.time(), json.dumps(environment)),
+            )
+            return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, result: dict[str, Any]) -> None:
+        """Write a finished run — summary, metrics over steps and flow snapshots — in one transaction.
+
+        `result` is `TrainResult.to_dict()`: plain data with keys status, steps, metric_name, final_metric,
+        final_loss, solved_at, diverged_at, clip_rate, wall_time, evaluations, train_losses.
+        """
+        if result["status"] not in FINISHED:
+            raise ValueError(f"finish_run needs a finished status {FINISHED}, got {result['status']!r}")
+        metrics = [(run_id, int(step), "train_loss", _real(v)) for step, v in result["train_losses"]]
+        flows = []
+        for e in result["evaluations"]:
+            step = int(e["step"])
+            for key in ("metric", "loss", "train_loss", "grad_norm", "clip_rate"):
+                name = f"test_{key}" if key in ("metric", "loss") else f"window_{key}"
+                metrics.append((run_id, step, name, _real(e[key])))
+            if e.get("flow"):
+                f = e["flow"]
+                flows.append((run_id, step, f["horizon"], f["decay_rate"], f["r2"], json.dumps(f["profile"])))
+        with self._transaction() as db:
+            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM flows WHERE run_id = ?", (run_id,))
+            db.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)", metrics)
+            db.executemany(
+                "INSERT INTO flows (run_id, step, horizon, decay_rate, r2, profile) VALUES (?, ?, ?, ?, ?, ?)", flows
+            )
+            updated = db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, steps = ?, metric_name = ?, final_metric = ?, "
+                "final_loss = ?, solved_at = ?, diverged_at = ?, clip_rate = ?, wall_time = ?, error = NULL "
+                "WHERE id = ?",
+                (
+                    result["status"],
+                    time.time(),
+                    result["steps"],
+                    result["metric_name"],
+                    _real(result["final_metric"]),
+                    _real(result["final_loss"]),
+                    result["solved_at"],
+                    result["diverged_at"],
+                    result["clip_rate"],
+                    result["wall_time"],
+                    run_id,
+                ),
+            ).rowcount
+            if updated != 1:
+                raise StoreError(f"run {run_id} does not exist in {str(self.path)!r}")
+
+    def fail_run(self, run_id: int, error: str) -> None:
+        """Mark a run that crashed (not diverged: a bug or an environment problem) as 'failed'."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                (time.time(), error[:2000], run_id),
+            )
+
+    # ------------------------------------------------------------------------------------------ reads
+
+    def runs(self, study: str | None = None, status: str | None = None) -> list[Run]:
+        query, args = "SELECT * FROM runs WHERE 1 = 1", []
+        if study is not None:
+            query += " AND study = ?"
+            args.append(study)
+        if status is not None:
+            query += " AND status = ?"
+            args.append(status)
+        return [_run(r) for r in self._db.execute(query + " ORDER BY id", args)]
+
+    def run(self, run_id: int) -> Run:
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no run {run_id} in {str(self.path)!r}")
+        return _run(row)
+
+    def find(self, config_hash: str, study: str | None = None, statuses: tuple[str, ...] = FINISHED) -> Run | None:
+        """The latest run with this config hash (in this study) and one of these statuses, or None."""
+        marks = ", ".join("?" for _ in statuses)
+        query = f"SELECT * FROM runs WHERE config_hash = ? AND status IN ({marks})"
+        args: list[Any] = [config_hash, *statuses]
+        if study is not None:
+            query += " AND study = ?"
+            args.append(study)
+        row = self._db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
+        return None if row is None else _run(row)
+
+    def metrics(self, run_id: int, name: str | None = None) -> list[tuple[int, str, float | None]]:
+        """(step, name, value) rows of a run, by step."""
+        query, args = "SELECT step, name, value FROM metrics WHERE run_id = ?", [run_id]
+        if name is not None:
+            query += " AND name = ?"
+            args.append(name)
+        return [(r[0], r[1], r[2]) for r in self._db.execute(query + " ORDER BY step, name", args)]
+
+    def flows(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM flows WHERE run_id = ? ORDER BY step", (run_id,))
+        return [{**dict(r), "profile": json.loads(r["profile"])} for r in rows]
+
+    def checkpoint_path(self, run_id: int) -> Path:
+        """Where a run's checkpoint lives: beside the store, `<store>.checkpoints/run-<id>.pt`."""
+        return self.path.with_name(self.path.name + ".checkpoints") / f"run-{run_id}.pt"
+
+    # ------------------------------------------------------------------------------------------ export, check
+
+    def export_csv(self, path: str | Path, study: str | None = None) -> int:
+        """Write one CSV row per run (config keys flattened as config.<key>); atomically. Returns the count."""
+        runs = self.runs(study=study)
+        config_keys = sorted({k for r in runs for k in r.config})
+        columns = [
+            "id",
+            "name",
+            "study",
+            "status",
+            "steps",
+            "metric_name",
+            "final_metric",
+            "final_loss",
+            "solved_at",
+            "diverged_at",
+            "clip_rate",
+            "wall_time",
+            "config_hash",
+        ]
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns + [f"config.{k}" for k in config_keys])
+            for r in runs:
+                values = [getattr(r, c) for c in columns]
+                config = [
+                    json.dumps(r.config.get(k)) if isinstance(r.config.get(k), dict) else r.config.get(k)
+                    for k in config_keys
+                ]
+                writer.writerow(values + config)
+        os.replace(tmp, path)
+        return len(runs)
+
+    def check(self) -> list[str]:
+        """Integrity check: SQLite's own, then rnnlab's invariants. Returns the problems found (empty: OK)."""
+        problems = [r[0] for r in self._db.execute("PRAGMA integrity_check") if r[0] != "ok"]
+        bad_status = self._db.execute(
+            f"SELECT id FROM runs WHERE status NOT IN ({', '.join('?' for _ in STATUSES)})", STATUSES
+        ).fetchall()
+        problems += [f"run {r[0]} has an unknown status" for r in bad_status]
+        for r in self._db.execute(
+            "SELECT id FROM runs WHERE status IN ('solved', 'completed', 'diverged') "
+            "AND (steps IS NULL OR finished_at IS NULL OR metric_name IS NULL)"
+        ):
+            problems.append(f"run {r[0]} is marked finished but its summary is incomplete")
+        for table in ("metrics", "flows"):
+            for r in self._db.execute(f"SELECT DISTINCT run_id FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)"):
+                problems.append(f"{table} rows belong to run {r[0]}, which does not exist")
+        for r in self._db.execute(
+            "SELECT config_hash, study, COUNT(*) FROM runs WHERE status IN ('solved', 'completed', 'diverged') "
+            "AND study IS NOT NULL GROUP BY config_hash, study HAVING COUNT(*) > 1"
+        ):
+            problems.append(f"study {r[1]!r} has {r[2]} finished runs of config {r[0]} (expected one)")
+        return problems
+
+
+def _real(value) -> float | None:
+    """NaN and infinities are stored as NULL (SQLite has no NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _run(row: sqlite3.Row) -> Run:
+    data = dict(row)
+    data["config"] = json.loads(data["config"])
+    data["environment"] = json.loads(data["environment"])
+    return Run(**data)

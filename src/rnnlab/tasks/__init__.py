@@ -1,0 +1,49 @@
+"""The long-range benchmark tasks, each deterministic from a seed, and their registry.
+
+    task = make_task("adding", seq_len=100, seed=0)
+    x, y = task.sample(64, torch.Generator().manual_seed(1))
+
+`TASKS` maps names to classes; `make_task` validates the options and names the valid choices.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from rnnlab.tasks.adding import Adding
+from rnnlab.tasks.base import Metric, SequenceTask, StreamTask, Task
+from rnnlab.tasks.copy import Copy
+from rnnlab.tasks.digits import Digits
+from rnnlab.tasks.temporal_order import TemporalOrder
+from rnnlab.tasks.text import Text
+
+TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Adding, Copy, TemporalOrder, Digits, Text)}
+
+
+def task_options(name: str) -> tuple[str, ...]:
+    """The options a task takes besides seq_len and seed."""
+    params = inspect.signature(get_task_class(name).__init__).parameters
+    return tuple(p for p in params if p not in ("self", "seq_len", "seed"))
+
+
+def get_task_class(name: str) -> type[Task]:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose from: {', '.join(TASKS)}") from None
+
+
+def make_task(name: str, seq_len: int | None = None, seed: int = 0, **options) -> Task:
+    """Build a task by name; unknown options are an error that lists the valid ones."""
+    cls = get_task_class(name)
+    valid = task_options(name)
+    for option in options:
+        if option not in valid:
+            raise ValueError(f"task {name!r} has no option {option!r}; its options: {', '.join(valid) or 'none'}")
+    kwargs = dict(options)
+    if seq_len is not None:
+        kwargs["seq_len"] = seq_len
+    return cls(seed=seed, **kwargs)
+
+
+__all__ = ["TASKS", "Metric", "SequenceTask", "StreamTask", "Task", "make_task", "task_options"]
