@@ -210,9 +210,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     console = _console()
     with _store(args) as store:
         run = store.find(config.hash(), study=None, statuses=("running",))
-        if run is not None and store.checkpoint_path(run.id).exists():
+        if run is not None:  # the same experiment was interrupted: continue it instead of starting another
             run_id = run.id
-            console.print(f"Resuming run {run_id} ({config.label()}) from its checkpoint")
+            where = "its checkpoint" if store.checkpoint_path(run_id).exists() else "the start (no checkpoint yet)"
+            console.print(f"Resuming run {run_id} ({config.label()}) from {where}")
         else:
             run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment())
             console.print(f"Run {run_id}: {config.label()} on {config.task} (T={config.seq_len}), store {store.path}")

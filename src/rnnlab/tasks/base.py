@@ -83,6 +83,7 @@ class StreamTask(Task):
 
     symbols = True
     readout = "every"
+    metric = Metric("bpc", higher_is_better=False, solved_at=None)
 
     def train_stream(self) -> Tensor:
         """(N,) int64: the training stream."""

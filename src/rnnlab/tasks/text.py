@@ -7,7 +7,7 @@ import random
 import torch
 from torch import Tensor
 
-from rnnlab.tasks.base import Metric, StreamTask
+from rnnlab.tasks.base import StreamTask
 
 ALPHABET = 'abcdefghijklmnopqrstuvwxyz .,()"\n'
 CONSONANTS, VOWELS = "bcdfghklmnprstvz", "aeiou"
@@ -38,7 +38,6 @@ class Text(StreamTask):
 
     name = "text"
     input_size = output_size = len(ALPHABET)
-    metric = Metric("bpc", higher_is_better=False, solved_at=None)
     train_chars, test_chars = 200_000, 20_000
 
     def __init__(self, seq_len: int = 50, seed: int = 0):

@@ -1,0 +1,72 @@
+"""Typed run configs: defaults, YAML loading with overrides, hashing, and one-line errors naming the key.
+Run: `.venv/bin/pytest tests/test_config.py`.
+"""
+
+import pytest
+
+from rnnlab.config import ConfigError, RunConfig, load_config, make_config
+
+
+def test_defaults_and_overrides_from_yaml(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: copy\nseq_len: 50\ncell: gru\nclip: global_norm\nclip_threshold: 1.0\n")
+    config = load_config(path, {"seq_len": 80, "seed": None})
+    assert (config.task, config.seq_len, config.cell, config.seed) == ("copy", 80, "gru", 0)
+
+
+def test_hash_ignores_the_name_and_changes_with_anything_else():
+    a = make_config({"name": "x"})
+    assert a.hash() == make_config({"name": "y"}).hash() == RunConfig().hash()
+    assert a.hash() != make_config({"seed": 1}).hash()
+    assert len(a.hash()) == 16
+
+
+def test_chrono_gets_t_max_from_the_sequence_length():
+    config = make_config({"init": "orthogonal+chrono", "seq_len": 77})
+    assert config.resolved_init_options() == {"t_max": 77}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"lerning_rate": 0.1}, "unknown config key 'lerning_rate'; valid keys: name, task"),
+        ({"lr": "fast"}, "lr: Input should be a valid number"),
+        ({"lr": -1}, "lr: Input should be greater than 0 (got -1)"),
+        ({"seq_len": -5}, "seq_len: Input should be greater than or equal to 1 (got -5)"),
+        ({"task": "text", "bptt_k1": 20, "bptt_k2": 10}, "bptt_k2 (10) must be ≥ bptt_k1 (20)"),
+        ({"clip": "global_norm"}, "clip='global_norm' needs clip_threshold > 0"),
+        ({"clip": "value", "clip_threshold": 0}, "clip_threshold: Input should be greater than 0 (got 0)"),
+        ({"clip": "sometimes", "clip_threshold": 1}, "clip: Input should be 'none', 'global_norm'"),
+        ({"cell": "lstn"}, "unknown cell 'lstn'; choose from: rnn_tanh"),
+        ({"cell": "gru", "init": "chrono"}, "init 'chrono' does not apply to a gru module"),
+        ({"task": "adding", "bptt_k1": 5}, "bptt_k1 / bptt_k2 apply to stream tasks"),
+        ({"task": "text", "truncate": 5}, "truncate applies to sequence tasks"),
+        ({"task": "copy", "task_options": {"symbols": 3}}, "task 'copy' has no option 'symbols'"),
+    ],
+)
+def test_bad_configs_are_one_line_errors_naming_the_key(data, message):
+    with pytest.raises(ConfigError) as info:
+        make_config(data)
+    text = str(info.value)
+    assert "\n" not in text
+    assert message in text, text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("task: [adding\n", "is not valid YAML at line 2"),
+        ("- a\n- b\n", "must hold a mapping of keys to values, got list"),
+        ("!!python/object/apply:os.system ['echo hacked']\n", "is not valid YAML"),
+    ],
+)
+def test_bad_yaml_files(tmp_path, content, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("/nonexistent/run.yaml")

@@ -1,0 +1,121 @@
+"""The SQLite results store: round trip, one transaction per write, schema version, foreign files, check.
+Run: `.venv/bin/pytest tests/test_store.py`.
+"""
+
+import sqlite3
+
+import pytest
+
+from rnnlab.store import SCHEMA_VERSION, Store, StoreError
+
+RESULT = {
+    "status": "solved",
+    "steps": 500,
+    "metric_name": "mse",
+    "final_metric": 0.004,
+    "final_loss": 0.004,
+    "solved_at": 500,
+    "diverged_at": None,
+    "clip_rate": 0.25,
+    "wall_time": 12.5,
+    "train_losses": [(50, 0.3), (100, float("nan"))],
+    "evaluations": [
+        {
+            "step": 250,
+            "metric": 0.1,
+            "loss": 0.1,
+            "train_loss": 0.2,
+            "grad_norm": 1.5,
+            "clip_rate": 0.5,
+            "flow": {"step": 250, "horizon": 12, "decay_rate": 0.6, "r2": 0.99, "profile": [1.0, 0.6, 0.36]},
+        },
+        {
+            "step": 500,
+            "metric": 0.004,
+            "loss": 0.004,
+            "train_loss": 0.01,
+            "grad_norm": 0.5,
+            "clip_rate": 0.0,
+            "flow": None,
+        },
+    ],
+}
+
+
+def test_round_trip(tmp_path):
+    with Store(tmp_path / "s.db") as store:
+        run_id = store.start_run("lstm", {"task": "adding", "seq_len": 100}, "abc", {"torch": "x"})
+        assert store.run(run_id).status == "running"
+        store.finish_run(run_id, RESULT)
+    with Store(tmp_path / "s.db") as store:  # reopened: everything is there
+        run = store.run(run_id)
+        assert (run.status, run.steps, run.final_metric, run.clip_rate) == ("solved", 500, 0.004, 0.25)
+        assert run.config == {"task": "adding", "seq_len": 100}
+        assert store.metrics(run_id, "train_loss") == [(50, "train_loss", 0.3), (100, "train_loss", None)]
+        assert store.metrics(run_id, "test_metric") == [(250, "test_metric", 0.1), (500, "test_metric", 0.004)]
+        assert store.flows(run_id)[0]["profile"] == [1.0, 0.6, 0.36]
+        assert store.find("abc").id == run_id and store.find("abd") is None
+        assert store.check() == []
+        with sqlite3.connect(tmp_path / "s.db") as raw:
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path):
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("x", {}, "h", {})
+    bad = dict(RESULT, evaluations=[*RESULT["evaluations"], {"step": 750}])  # malformed: missing keys
+    with pytest.raises(KeyError):
+        store.finish_run(run_id, bad)
+    assert store.metrics(run_id) == [] and store.flows(run_id) == []
+    assert store.run(run_id).status == "running"
+
+
+def test_export_csv(tmp_path):
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("a,b", {"task": "adding", "init_options": {"t_max": 5}}, "h", {})
+    store.finish_run(run_id, RESULT)
+    assert store.export_csv(tmp_path / "out" / "runs.csv") == 1
+    lines = (tmp_path / "out" / "runs.csv").read_text().splitlines()
+    assert lines[0].startswith("id,name,study,status") and "config.task" in lines[0]
+    assert '"a,b"' in lines[1] and "solved" in lines[1]
+
+
+def test_newer_schema_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "s.db"
+    Store(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=f"schema version {SCHEMA_VERSION + 1}, newer than this rnnlab's"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["other_sqlite", "garbage"])
+def test_foreign_files_are_refused(tmp_path, kind):
+    path = tmp_path / "s.db"
+    if kind == "other_sqlite":
+        with sqlite3.connect(path) as raw:
+            raw.execute("CREATE TABLE customers (id INTEGER)")
+    else:
+        path.write_bytes(b"this is not a database at all" * 100)
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="not an rnnlab store"):
+        Store(path)
+    assert path.read_bytes() == before
+
+
+def test_folder_path_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="is a folder"):
+        Store(tmp_path)
+
+
+def test_check_finds_orphans_and_incomplete_runs(tmp_path):
+    store = Store(tmp_path / "s.db")
+    store.start_run("x", {}, "h", {})
+    with sqlite3.connect(tmp_path / "s.db") as raw:
+        raw.execute("INSERT INTO metrics VALUES (99, 1, 'train_loss', 0.5)")
+        raw.execute("UPDATE runs SET status = 'solved'")
+    problems = store.check()
+    assert any("run 99, which does not exist" in p for p in problems)
+    assert any("summary is incomplete" in p for p in problems)

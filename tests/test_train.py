@@ -1,0 +1,352 @@
+"""The trainer: BPTT(k, k) against the repackage_hidden recipe, BPTT(k1, k2) against a brute-force reference,
+divergence as a result, checkpoints, kill-and-resume through the CLI, and determinism.
+Run: `.venv/bin/pytest tests/test_train.py` (learning tests: `-m slow`).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from rnnlab.config import make_config
+from rnnlab.models import SequenceModel
+from rnnlab.store import Store
+from rnnlab.tasks import Adding, StreamTask
+from rnnlab.train import CheckpointError, Trainer, load_checkpoint, save_checkpoint
+
+
+class TinyStream(StreamTask):
+    """A short random stream over 5 symbols, so references can run step by step."""
+
+    name = "text"
+    input_size = output_size = 5
+    chance = baseline_loss = 1.0
+
+    def __init__(self, length=400, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        self._stream = torch.randint(0, 5, (length,), generator=gen)
+
+    def train_stream(self):
+        return self._stream
+
+    def test_stream(self):
+        return self._stream[:300]
+
+
+def _stream_setup(cell, k1, k2, batch=3):
+    config = make_config(
+        {
+            "task": "text",
+            "seq_len": k1,
+            "bptt_k1": k1,
+            "bptt_k2": k2,
+            "cell": cell,
+            "hidden_size": 6,
+            "batch_size": batch,
+            "steps": 6,
+            "eval_every": 1000,
+            "optimizer": "sgd",
+            "lr": 0.5,
+            "momentum": 0.0,
+        }
+    )
+    torch.manual_seed(0)
+    model = SequenceModel(cell, 5, 6, 5, readout="every", symbols=True).double()
+    task = TinyStream()
+    reference = model.rnn.to_torch()
+    readout = torch.nn.Linear(6, 5).double()
+    readout.load_state_dict(model.readout.state_dict())
+    return config, model, task, reference, readout
+
+
+def _reference_step(modules, loss):
+    for m in modules:
+        m.zero_grad()
+    loss.backward()
+    with torch.no_grad():
+        for m in modules:
+            for p in m.parameters():
+                p -= 0.5 * p.grad
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_bptt_k_k_equals_the_repackage_hidden_recipe(cell):
+    k, batch, updates = 7, 3, 6
+    config, model, task, reference, readout = _stream_setup(cell, k, k, batch)
+    Trainer(config, task=task, model=model).run()
+
+    data = task.train_stream()
+    columns = len(data) // batch
+    data = data[: columns * batch].view(batch, columns)
+    hidden = None
+    for u in range(updates):
+        x, y = data[:, u * k : (u + 1) * k], data[:, u * k + 1 : (u + 1) * k + 1]
+        if hidden is not None:  # repackage_hidden: keep the value, cut the graph
+            hidden = tuple(h.detach() for h in hidden) if isinstance(hidden, tuple) else hidden.detach()
+        out, hidden = reference(F.one_hot(x, 5).double(), hidden)  # batch-first, like the model
+        logits = readout(out)
+        _reference_step([reference, readout], F.cross_entropy(logits.reshape(-1, 5), y.reshape(-1)))
+    for a, b in zip(model.rnn.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(model.readout.weight, readout.weight, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(("k1", "k2"), [(3, 7), (2, 5), (4, 4)])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bptt_k1_k2_against_brute_force(cell, k1, k2):
+    """Brute force: each update re-runs its window [end − k2, end) in one call from the carried state, and
+    computes the next carried state with a separate no-grad run — no split forward, no shared graph."""
+    batch, updates = 3, 6
+    config, model, task, reference, readout = _stream_setup(cell, k1, k2, batch)
+    Trainer(config, task=task, model=model).run()
+
+    data = task.train_stream()
+    columns = len(data) // batch
+    data = data[: columns * batch].view(batch, columns)
+    carried = None  # state at the start of the next window
+    for u in range(updates):
+        end = (u + 1) * k1
+        start, next_start = max(0, end - k2), max(0, end + k1 - k2)
+        x, y = data[:, start:end], data[:, start + 1 : end + 1]
+        out, _ = reference(F.one_hot(x, 5).double(), carried)
+        logits = readout(out)[:, -k1:]
+        loss = F.cross_entropy(logits.reshape(-1, 5), y[:, -k1:].reshape(-1))
+        with torch.no_grad():  # the carried state, with the weights before this update's step
+            if next_start == 0:
+                nxt = None
+            else:
+                _, nxt = reference(F.one_hot(data[:, start:next_start], 5).double(), carried)
+        _reference_step([reference, readout], loss)
+        carried = nxt
+    for a, b in zip(model.rnn.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ divergence
+
+
+class NaNAfter(Adding):
+    """The adding task whose loss turns NaN at the n-th call (a numerical fault injected on purpose)."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.calls, self.n = 0, n
+
+    def loss(self, prediction, target):
+        self.calls += 1
+        loss = super().loss(prediction, target)
+        return loss * float("nan") if self.calls == self.n else loss
+
+
+def test_nan_loss_is_a_diverged_result_and_the_store_stays_consistent(tmp_path):
+    config = make_config({"seq_len": 10, "hidden_size": 8, "steps": 50, "eval_every": 5, "batch_size": 8})
+    task = NaNAfter(13, seq_len=10)  # evaluations call loss too: 11 train + 2 eval calls → fault at update 11
+    trainer = Trainer(config, task=task)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    result = trainer.run()
+    assert result.status == "diverged" and result.diverged_at == 11 and result.steps == 11
+    assert [e.step for e in result.evaluations] == [5, 10], "what was measured before is kept"
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters()), "the NaN step was not applied"
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("nan", config.canonical(), config.hash(), {})
+    store.finish_run(run_id, result.to_dict())
+    assert store.run(run_id).status == "diverged" and store.run(run_id).diverged_at == 11
+    assert store.check() == []
+
+
+def test_nan_gradient_is_diverged_too():
+    config = make_config({"seq_len": 10, "hidden_size": 8, "steps": 20, "eval_every": 5, "batch_size": 8})
+    trainer = Trainer(config)
+    calls = {"n": 0}
+
+    def poison(grad):
+        calls["n"] += 1
+        return grad * float("nan") if calls["n"] == 7 else grad
+
+    trainer.model.readout.bias.register_hook(poison)
+    result = trainer.run()
+    assert result.status == "diverged" and result.diverged_at == 7
+
+
+def test_cli_with_an_exploding_config_exits_normally(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "train",
+        "--store",
+        str(tmp_path / "s.db"),
+        "--task",
+        "adding",
+        "--seq-len",
+        "30",
+        "--cell",
+        "rnn_relu",
+        "--init",
+        "identity",
+        "--set",
+        "init_options={scale: 3.0}",
+        "--lr",
+        "10",
+        "--steps",
+        "200",
+        "--eval-every",
+        "20",
+        "--hidden",
+        "16",
+        "--no-progress",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    run = Store(tmp_path / "s.db").runs()[0]
+    assert run.status == "diverged" and run.diverged_at is not None
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoint_is_atomic_and_loads_weights_only(tmp_path):
+    path = tmp_path / "c.pt"
+    save_checkpoint({"a": torch.ones(3), "step": 4}, path)
+    assert load_checkpoint(path)["step"] == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.raises(CheckpointError, match="unreadable"):
+        load_checkpoint(path)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(path)
+
+
+def test_resume_in_process_is_bit_identical(tmp_path):
+    config = make_config(
+        {
+            "seq_len": 12,
+            "hidden_size": 8,
+            "steps": 60,
+            "eval_every": 20,
+            "batch_size": 8,
+            "checkpoint_every": 10,
+            "dropout": 0.2,
+            "num_layers": 2,
+            "stop_when_solved": False,
+        }
+    )
+    reference = Trainer(config).run()
+    path = tmp_path / "c.pt"
+    first = Trainer(config, checkpoint_path=path)
+    # Stop after 35 updates as a crash would: run the loop by hand, then a fresh trainer resumes from step 30.
+    for _ in range(35):
+        first._update()
+        first.step += 1
+        first._track(0.0, 0.0, False)
+        if first.step % 20 == 0:
+            first._evaluate()
+        if first.step % 10 == 0:
+            first._checkpoint()
+    resumed = Trainer(config, checkpoint_path=path).run()
+    assert resumed.final_metric == reference.final_metric
+    assert [e.metric for e in resumed.evaluations] == [e.metric for e in reference.evaluations]
+
+
+def _train_cmd(store):
+    return [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "train",
+        "--store",
+        str(store),
+        "--task",
+        "adding",
+        "--seq-len",
+        "20",
+        "--hidden",
+        "16",
+        "--steps",
+        "150",
+        "--eval-every",
+        "50",
+        "--set",
+        "checkpoint_every=10",
+        "--set",
+        "stop_when_solved=false",
+        "--seed",
+        "3",
+        "--no-progress",
+    ]
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory):
+    """One uninterrupted run in its own process: the reference for resume and determinism."""
+    store = tmp_path_factory.mktemp("clean") / "clean.db"
+    subprocess.run(_train_cmd(store), capture_output=True, text=True, check=True, timeout=300)
+    return store
+
+
+def test_kill_and_resume_gives_the_same_final_metrics(tmp_path, clean_run):
+    expected = Store(clean_run).runs()[0]
+    store_path = tmp_path / "killed.db"
+    checkpoint = store_path.with_name(store_path.name + ".checkpoints") / "run-1.pt"
+    for delay in (0.0, 0.3):  # two kills at different moments after the first checkpoint
+        process = subprocess.Popen(_train_cmd(store_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while not checkpoint.exists() and time.time() < deadline and process.poll() is None:
+            time.sleep(0.02)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    subprocess.run(_train_cmd(store_path), capture_output=True, text=True, check=True, timeout=300)
+    runs = Store(store_path).runs()
+    assert len(runs) == 1, "the interrupted run was resumed, not duplicated"
+    run = runs[0]
+    assert run.status == expected.status == "completed"
+    assert run.final_metric == expected.final_metric
+    assert Store(store_path).metrics(1, "test_metric") == Store(clean_run).metrics(1, "test_metric")
+    assert Store(store_path).check() == []
+
+
+def test_same_config_same_metrics_across_processes(tmp_path, clean_run):
+    subprocess.run(_train_cmd(tmp_path / "again.db"), capture_output=True, check=True, timeout=300)
+    again = Store(tmp_path / "again.db").metrics(1, "test_metric")
+    assert again == Store(clean_run).metrics(1, "test_metric") and len(again) == 3
+
+
+# ------------------------------------------------------------------------------------------------ learning
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("cell", "solves"), [("lstm", True), ("gru", True), ("rnn_tanh", False)])
+def test_learning_the_adding_task_at_t100(cell, solves):
+    """Adam 1e-3, batch 64, H=128, global-norm clip 1, seed 0, test MSE every 250 updates (README has the
+    measured steps and times)."""
+    config = make_config(
+        {
+            "task": "adding",
+            "seq_len": 100,
+            "cell": cell,
+            "hidden_size": 128,
+            "steps": 4000,
+            "eval_every": 250,
+            "clip": "global_norm",
+            "clip_threshold": 1.0,
+            "seed": 0,
+        }
+    )
+    result = Trainer(config).run()
+    if solves:
+        assert result.status == "solved", result.final_metric
+    else:
+        assert result.status == "completed" and result.final_metric > 0.1  # stays near the 0.167 baseline
