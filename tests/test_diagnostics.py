@@ -104,7 +104,8 @@ def test_gradient_flow_on_torch_module_equals_its_copy_and_leaves_it_untouched()
     x = torch.randn(4, 30, 2)
     flow = diagnostics.gradient_flow(user, x)
     copy_flow = diagnostics.gradient_flow(rnnlab.from_torch(user), x)
-    assert_close(flow.norms, copy_flow.norms, rtol=0, atol=0)
+    # Equal up to float32 rounding: MKL may pick different GEMM kernels for differently aligned buffers.
+    assert_close(flow.norms, copy_flow.norms, rtol=1e-5, atol=1e-12)
     assert flow.norms.shape == (2, 30) and flow.cell_norms.shape == (2, 30)
     assert flow.profile()[0].item() == pytest.approx(1.0, rel=1e-5), "unit projection: norm 1 at lag 0"
     assert user.training, "train/eval flag untouched"

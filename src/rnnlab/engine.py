@@ -25,7 +25,11 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnlab.cells import Cell
+from rnnlab import native
+from rnnlab.cells import CELLS, Cell
+
+#: Cell kinds of the compiled time loop (`_ext/bptt.cpp`).
+_NATIVE_KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "rnn_linear": 2, "lstm": 3, "gru": 4}
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,75 @@ def _layer_backward(
     return d_x_pre, d_h_pre, dh_slots.sum(0), dc0, dh_seen, dc_seen
 
 
+def _weight_grad(d_pre: Tensor, inputs: Tensor) -> Tensor:
+    """d_preᵀ · inputs, (G·H, T·B) @ (T·B, I) → (G·H, I). For narrow inputs (I ≪ G·H) the GEMM runs several
+    times faster as (inputsᵀ · d_pre)ᵀ (measured: I=2, G·H=512, T·B=12800: 4.7 ms instead of 11.7 ms)."""
+    if inputs.shape[1] * 4 <= d_pre.shape[1]:
+        return (inputs.t() @ d_pre).t()
+    return d_pre.t() @ inputs
+
+
+def _native_for(cell: Cell):
+    """The compiled loop for rnnlab's own cells (a user's Cell subclass keeps the Python loop), or None."""
+    if CELLS.get(cell.name) is not cell:
+        return None
+    return native.extension()
+
+
+class _NativeSaved:
+    """What the compiled forward keeps, indexable per step like the Python loop's list of `saved`."""
+
+    def __init__(self, cell: Cell, hs: Tensor, acts: Tensor | None, aux: Tensor | None):
+        self.cell, self.hs, self.acts, self.aux = cell, hs, acts, aux
+
+    def __getitem__(self, t: int):
+        if self.acts is None:  # vanilla: the saved value is h_t itself
+            return self.hs[t + 1]
+        return self.acts[t], self.aux[t]
+
+
+def _run_layer_forward(cell: Cell, x_pre: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
+    ext = _native_for(cell)
+    if ext is None:
+        return _layer_forward(cell, x_pre, h0, c0, w_hh, bias_h)
+    c0_arg = c0 if c0 is not None else h0  # ignored for cells without a cell state
+    hs, cs, acts, aux = ext.forward(_NATIVE_KINDS[cell.name], x_pre, h0, c0_arg, w_hh, bias_h)
+    if not (cell.has_cell_state or cell.separate_recurrent_grad):
+        acts, aux = None, None
+    return hs, (cs if cell.has_cell_state else None), _NativeSaved(cell, hs, acts, aux)
+
+
+def _run_layer_backward(cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record: int):
+    """Backward of one layer by the compiled loop when it applies, else the Python loop.
+
+    record: 0 nothing; 1 per-sample norms; 2 norms and the vectors ∂L/∂h_t. Returns (d_x_pre, d_h_pre, dh0,
+    dc0, seen) where seen is None or (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ or None, vectors (T, B, H) or None).
+    """
+    ext = _native_for(cell)
+    if ext is None or not isinstance(saved, _NativeSaved) or (truncate is not None and truncate <= d_out.shape[0]):
+        # Truncation keeps one gradient stream per entry step: the Python loop handles it.
+        d_x_pre, d_h_pre, dh0, dc0, dh_seen, dc_seen = _layer_backward(
+            cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record > 0
+        )
+        seen = None
+        if record:
+            c_norms = None if dc_seen is None else _row_norms(dc_seen)
+            seen = (_row_norms(dh_seen), c_norms, dh_seen if record == 2 else None)
+        return d_x_pre, d_h_pre, dh0, dc0, seen
+    d_x_pre, d_h_pre, dh0, dc0, sq_h, sq_c, vectors = ext.backward(
+        _NATIVE_KINDS[cell.name], hs, cs, saved.acts, saved.aux, w_hh, d_out, dh_last, dc_last, record
+    )
+    seen = None
+    if record:
+        seen = (sq_h.sqrt(), sq_c.sqrt() if cell.has_cell_state else None, vectors if record == 2 else None)
+    return d_x_pre, d_h_pre, dh0, dc0 if cell.has_cell_state else None, seen
+
+
+def _row_norms(x: Tensor) -> Tensor:
+    """‖x‖₂ over the last dim in float64: squaring a float32 gradient of 1e-20 would underflow to zero."""
+    return torch.linalg.vector_norm(x, dim=-1, dtype=torch.float64)
+
+
 def _layer_weights(spec: StackSpec, weights: tuple, layer: int):
     per_layer = 4 if spec.bias else 2
     w = weights[layer * per_layer : (layer + 1) * per_layer]
@@ -202,7 +275,7 @@ class _StackBPTT(torch.autograd.Function):
                 flat = layer_input.reshape(steps * batch, -1)  # (T·B, I)
                 x_pre = flat @ w_ih.t() if bias_x is None else torch.addmm(bias_x, flat, w_ih.t())
                 x_pre = x_pre.view(steps, batch, -1)  # (T, B, G·H)
-                hs, cs, saved = _layer_forward(
+                hs, cs, saved = _run_layer_forward(
                     spec.cell, x_pre, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
                 )
                 h_n.append(hs[-1])
@@ -234,14 +307,15 @@ class _StackBPTT(torch.autograd.Function):
             weight_grads: list[Tensor | None] = [None] * len(ctx.weights)
             dh0 = torch.empty_like(d_hn)
             dc0 = torch.empty_like(d_cn) if d_cn is not None else None
-            seen_h, seen_c = [None] * spec.num_layers, [None] * spec.num_layers
+            seen: list = [None] * spec.num_layers
+            record = 0 if recorder is None else (2 if recorder.keep_vectors else 1)
             d_out = d_output
             per_layer = 4 if spec.bias else 2
             d_x = None
             for layer in range(spec.num_layers - 1, -1, -1):
                 layer_input, hs, cs, saved, _ = ctx.layers[layer]
                 w_ih, w_hh, _, _ = _layer_weights(spec, ctx.weights, layer)
-                d_x_pre, d_h_pre, dh, dc, seen_h[layer], seen_c[layer] = _layer_backward(
+                d_x_pre, d_h_pre, dh, dc, seen[layer] = _run_layer_backward(
                     spec.cell,
                     hs,
                     cs,
@@ -251,7 +325,7 @@ class _StackBPTT(torch.autograd.Function):
                     d_hn[layer],
                     None if d_cn is None else d_cn[layer],
                     spec.truncate,
-                    recorder is not None,
+                    record,
                 )
                 dh0[layer] = dh
                 if dc0 is not None:
@@ -263,20 +337,22 @@ class _StackBPTT(torch.autograd.Function):
                 needs = ctx.needs_input_grad[_FIRST_WEIGHT + base : _FIRST_WEIGHT + base + per_layer]
                 # Weight gradients for all steps at once: one GEMM each over T·B rows.
                 if needs[0]:
-                    weight_grads[base] = flat_dx.t() @ layer_input.reshape(steps * batch, -1)
+                    weight_grads[base] = _weight_grad(flat_dx, layer_input.reshape(steps * batch, -1))
                 if needs[1]:
-                    weight_grads[base + 1] = flat_dh.t() @ hs[:-1].reshape(steps * batch, -1)
-                if spec.bias and needs[2]:
-                    weight_grads[base + 2] = flat_dx.sum(0)
-                if spec.bias and needs[3]:
-                    weight_grads[base + 3] = flat_dh.sum(0)
+                    weight_grads[base + 1] = _weight_grad(flat_dh, hs[:-1].reshape(steps * batch, -1))
+                if spec.bias and (needs[2] or needs[3]):
+                    db_x = flat_dx.sum(0)
+                    # Vanilla and LSTM cells add both biases to one pre-activation: one sum serves both.
+                    db_h = db_x.clone() if flat_dh is flat_dx else flat_dh.sum(0)
+                    weight_grads[base + 2] = db_x if needs[2] else None
+                    weight_grads[base + 3] = db_h if needs[3] else None
                 if layer > 0 or ctx.needs_input_grad[3]:
                     d_x = (flat_dx @ w_ih).view(steps, batch, -1)  # (T, B, I)
                 if layer > 0:
                     mask = ctx.layers[layer - 1][4]
                     d_out = d_x if mask is None else d_x * mask
             if recorder is not None:
-                recorder.add_backward(ctx.name, seen_h, seen_c)
+                recorder.add_backward(ctx.name, seen)
         return (None, None, None, d_x, dh0, dc0, *weight_grads)
 
 

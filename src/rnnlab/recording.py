@@ -39,23 +39,21 @@ class GradientRecord:
     vectors: Tensor | None = None  # (L, T, B, H) the gradients themselves, when the recorder keeps them
 
 
-def _norm(g: Tensor) -> Tensor:
-    """‖g‖₂ over the last dim, in float64: squaring a float32 gradient of 1e-20 would underflow to zero."""
-    return torch.linalg.vector_norm(g, dim=-1, dtype=torch.float64)
-
-
 class GradientRecorder:
-    """Receives the engine's per-step gradients and keeps their norms, one `GradientRecord` per backward."""
+    """Receives the engine's per-step gradient norms, one `GradientRecord` per backward. The engine computes
+    the norms as it walks back in time (in float64, in the compiled loop without storing the gradients), so
+    recording costs little; `keep_vectors` also keeps ∂L/∂h_t itself."""
 
     def __init__(self, per_sample: bool = False, keep_vectors: bool = False):
         self.per_sample = per_sample
         self.keep_vectors = keep_vectors  # keep ∂L/∂h_t itself, (L, T, B, H): memory grows with T·B·H
         self.records: list[GradientRecord] = []
 
-    def add_backward(self, module: str, dh: list[Tensor], dc: list[Tensor | None]) -> None:
-        """Called by the engine: dh[l] (T, B, H) is ∂L/∂h_t of layer l, dc[l] ∂L/∂c_t or None."""
-        h = torch.stack([_norm(g) for g in dh])  # (L, T, B)
-        c = torch.stack([_norm(g) for g in dc]) if dc[0] is not None else None  # (L, T, B)
+    def add_backward(self, module: str, seen: list[tuple[Tensor, Tensor | None, Tensor | None]]) -> None:
+        """Called by the engine once per backward: per layer, (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ (T, B) or
+        None, the vectors ∂L/∂h_t (T, B, H) or None — present when `keep_vectors`)."""
+        h = torch.stack([s[0] for s in seen])  # (L, T, B)
+        c = torch.stack([s[1] for s in seen]) if seen[0][1] is not None else None  # (L, T, B)
         self.records.append(
             GradientRecord(
                 module=module,
@@ -63,7 +61,7 @@ class GradientRecorder:
                 cell_norms=None if c is None else c.mean(-1),
                 per_sample=h if self.per_sample else None,
                 cell_per_sample=c if self.per_sample else None,
-                vectors=torch.stack(dh) if self.keep_vectors else None,
+                vectors=torch.stack([s[2] for s in seen]) if self.keep_vectors else None,
             )
         )
 

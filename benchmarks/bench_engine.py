@@ -1,0 +1,226 @@
+"""Training-step benchmark of rnnlab's BPTT engine against PyTorch, side by side in one run.
+
+For rnn_tanh, lstm and gru at two shapes — adding (T=200, B=64, I=2, H=128) and fastrnns (T=100, B=64,
+I=512, H=512) — it times one training step (zero_grad + forward + loss + backward) of:
+
+  rnnlab+rec   rnnlab module with per-step gradient recording on
+  rnnlab       rnnlab module, recording off
+  fused        torch.nn module, PyTorch's defaults (denormals not flushed)
+  fused+ftz    torch.nn module with torch.set_flush_denormal(True)
+  cell-loop    an autograd loop over the torch.nn cell (nn.LSTMCell, …)
+
+Variants are interleaved (in short blocks, after an untimed step) within each round, so machine noise hits
+all of them alike; it prints medians,
+the ratio to fused+ftz, achieved GFLOP/s, the fraction of the GEMM throughput measured on the spot for the
+same matrix sizes, and (with --memory) the peak memory of one step in a fresh process. Results also go to
+a JSON file so later runs can be compared.
+
+    .venv/bin/python benchmarks/bench_engine.py                  # all cells and shapes
+    .venv/bin/python benchmarks/bench_engine.py --cells lstm --shapes adding --repeats 15 --memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import rnnlab
+from rnnlab import native
+
+SHAPES = {"adding": (200, 64, 2, 128), "fastrnns": (100, 64, 512, 512)}
+GATES = {"rnn_tanh": 1, "lstm": 4, "gru": 3}
+VARIANTS = ("rnnlab+rec", "rnnlab", "fused", "fused+ftz", "cell-loop")
+
+
+def step_flops(cell: str, steps: int, batch: int, inputs: int, hidden: int) -> float:
+    """GEMM FLOPs of one training step: input projection and its weight gradient, and three recurrent
+    products per step (forward h·W_hhᵀ, backward dpre·W_hh, weight gradient). Pointwise work is not counted."""
+    gh = GATES[cell] * hidden
+    recurrent = 2.0 * steps * batch * hidden * gh
+    projection = 2.0 * steps * batch * inputs * gh
+    return 3 * recurrent + 2 * projection
+
+
+def _modules(cell: str, inputs: int, hidden: int, seed: int = 0):
+    torch.manual_seed(seed)
+    kind = {"rnn_tanh": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
+    fused = kind(inputs, hidden)
+    ours = rnnlab.from_torch(fused)
+    cell_cls = {"rnn_tanh": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[cell]
+    loop = cell_cls(inputs, hidden)
+    loop.load_state_dict({k.removesuffix("_l0"): v for k, v in fused.state_dict().items()})
+    return fused, ours, loop
+
+
+def _make_step(variant: str, cell: str, shape: str):
+    steps, batch, inputs, hidden = SHAPES[shape]
+    fused, ours, loop = _modules(cell, inputs, hidden)
+    x = torch.randn(steps, batch, inputs, generator=torch.Generator().manual_seed(1))
+    target = torch.rand(batch, generator=torch.Generator().manual_seed(2))
+    readout = torch.randn(hidden, generator=torch.Generator().manual_seed(3)) / hidden**0.5
+
+    def loss_of(last):  # a regression on the last step, like the adding task
+        return ((last @ readout - target) ** 2).mean()
+
+    if variant.startswith("rnnlab"):
+        record = variant == "rnnlab+rec"
+
+        def step():
+            ours.zero_grad()
+            if record:
+                with rnnlab.record_gradients(ours):
+                    out, _ = ours(x)
+                    loss_of(out[-1]).backward()
+            else:
+                out, _ = ours(x)
+                loss_of(out[-1]).backward()
+
+        return step, None
+    if variant.startswith("fused"):
+        flush = variant == "fused+ftz"
+
+        def step():
+            fused.zero_grad()
+            out, _ = fused(x)
+            loss_of(out[-1]).backward()
+
+        return step, flush
+
+    def step():
+        loop.zero_grad()
+        h = torch.zeros(batch, hidden)
+        state = (h, h) if cell == "lstm" else h
+        for t in range(steps):
+            state = loop(x[t], state)
+        last = state[0] if cell == "lstm" else state
+        loss_of(last).backward()
+
+    return step, False
+
+
+def _time(step, flush) -> float:
+    if flush is not None:
+        torch.set_flush_denormal(flush)
+    start = time.perf_counter()
+    step()
+    elapsed = time.perf_counter() - start
+    torch.set_flush_denormal(False)
+    return elapsed
+
+
+def gemm_throughput(cell: str, shape: str, repeats: int = 5) -> float:
+    """GFLOP/s of torch.mm on this step's GEMMs (per-step products and the batched weight gradient)."""
+    steps, batch, _, hidden = SHAPES[shape]
+    gh = GATES[cell] * hidden
+    h, w_t = torch.randn(batch, hidden), torch.randn(hidden, gh)
+    d, w = torch.randn(batch, gh), torch.randn(gh, hidden)
+    big_a, big_b = torch.randn(gh, steps * batch), torch.randn(steps * batch, hidden)
+    flops = 2.0 * steps * batch * hidden * gh * 3
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            torch.mm(h, w_t)
+        for _ in range(steps):
+            torch.mm(d, w)
+        torch.mm(big_a, big_b)
+        times.append(time.perf_counter() - start)
+    return flops / statistics.median(times) / 1e9
+
+
+def peak_memory_mb(cell: str, shape: str, variant: str) -> float:
+    """Peak RSS growth of one step, measured in a fresh process."""
+    code = (
+        "import resource, sys; sys.path.insert(0, 'benchmarks'); import bench_engine as b; import torch;"
+        f"s, f = b._make_step({variant!r}, {cell!r}, {shape!r});"
+        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; b._time(s, f);"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cells", default="rnn_tanh,lstm,gru")
+    parser.add_argument("--shapes", default="adding,fastrnns")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--repeats", type=int, default=5, help="rounds over all variants")
+    parser.add_argument("--block", type=int, default=3, help="timed steps per variant and round (after one untimed)")
+    parser.add_argument("--memory", action="store_true", help="also measure peak memory (fresh process each)")
+    parser.add_argument("--json", default="benchmarks/results/engine.json")
+    args = parser.parse_args(argv)
+    cells, shapes = args.cells.split(","), args.shapes.split(",")
+    variants = args.variants.split(",")
+    results = []
+    print(
+        f"rnnlab {rnnlab.__version__}, torch {torch.__version__}, engine {native.backend()}, "
+        f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
+    for shape in shapes:
+        for cell in cells:
+            steps = {v: _make_step(v, cell, shape) for v in variants}
+            for step, flush in steps.values():  # warm up (and build the C++ engine once)
+                _time(step, flush)
+            times = {v: [] for v in variants}
+            for _ in range(args.repeats):
+                for v in variants:  # a short block per variant: the first step after a switch pays for caches
+                    _time(*steps[v])
+                    times[v] += [_time(*steps[v]) for _ in range(args.block)]
+            gemm = gemm_throughput(cell, shape)
+            flops = step_flops(cell, *SHAPES[shape])
+            base = statistics.median(times["fused+ftz"]) if "fused+ftz" in times else None
+            print(f"\n{shape} {SHAPES[shape]} {cell}: {flops / 1e9:.2f} GFLOP/step, GEMM rate here {gemm:.0f} GFLOP/s")
+            print(
+                f"  {'variant':<11} {'median ms':>10} {'vs fused+ftz':>13} {'GFLOP/s':>8} {'% of GEMM':>10}"
+                + (f" {'peak MB':>8}" if args.memory else "")
+            )
+            for v in variants:
+                median = statistics.median(times[v])
+                row = {
+                    "shape": shape,
+                    "cell": cell,
+                    "variant": v,
+                    "median_ms": median * 1e3,
+                    "ratio_vs_fused_ftz": median / base if base else None,
+                    "gflops": flops / median / 1e9,
+                    "gemm_gflops": gemm,
+                    "fraction_of_gemm": flops / median / 1e9 / gemm,
+                    "all_ms": [t * 1e3 for t in times[v]],
+                }
+                if args.memory:
+                    row["peak_mb"] = peak_memory_mb(cell, shape, v)
+                results.append(row)
+                ratio = f"{row['ratio_vs_fused_ftz']:.2f}×" if base else "-"
+                print(
+                    f"  {v:<11} {row['median_ms']:>10.1f} {ratio:>13} {row['gflops']:>8.0f} "
+                    f"{row['fraction_of_gemm']:>9.0%}" + (f" {row['peak_mb']:>8.0f}" if args.memory else "")
+                )
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "torch": torch.__version__,
+        "rnnlab": rnnlab.__version__,
+        "engine": native.backend(),
+        "threads": torch.get_num_threads(),
+        "machine": platform.platform(),
+        "time": time.time(),
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    path.write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

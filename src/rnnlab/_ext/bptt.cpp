@@ -1,0 +1,413 @@
+// The BPTT engine's time loops in C++: per step one GEMM (ATen, so MKL/oneDNN) and one fused, vectorised
+// pointwise pass, instead of ~10-20 separate tensor operations dispatched from Python.
+//
+// The math is exactly that of rnnlab/cells.py (the slow reference kept beside this fast path, and tested
+// against it): same gate layout as torch.nn, same saved tensors.
+//
+// Layout (all contiguous): x_pre (T, B, G*H), hs (T+1, B, H), cs (T+1, B, H), acts (T, B, G*H),
+// aux (T, B, H): LSTM tanh(c_t), GRU the recurrent part of n before the reset gate (h W_hn^T + b_hn).
+// Cell kinds: 0 rnn_tanh, 1 rnn_relu, 2 rnn_linear, 3 lstm, 4 gru.
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <vector>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
+namespace {
+
+using at::vec::Vectorized;
+
+template <typename T>
+inline Vectorized<T> vsigmoid(const Vectorized<T>& x) {
+  const Vectorized<T> one(T(1));
+  return one / (one + x.neg().exp());
+}
+
+template <typename T>
+inline T ssigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+// Split `rows` batch rows over the intra-op threads. The caller's flush-to-zero / denormals-are-zero bits
+// (rnnlab sets them around the engine) are carried into the workers, which have their own MXCSR.
+template <typename F>
+void for_rows(int64_t rows, int64_t row_cost, const F& body) {
+#if defined(__x86_64__)
+  const unsigned csr = _mm_getcsr();
+#endif
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_cost));
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+#if defined(__x86_64__)
+    const unsigned old = _mm_getcsr();
+    _mm_setcsr(csr);
+#endif
+    body(begin, end);
+#if defined(__x86_64__)
+    _mm_setcsr(old);
+#endif
+  });
+}
+
+// Squared L2 norm of one row, accumulated in double: squaring a float32 gradient of 1e-20 would underflow.
+template <typename T>
+inline double row_sq(const T* row, int64_t H) {
+  double s = 0;
+  for (int64_t j = 0; j < H; ++j) s += double(row[j]) * double(row[j]);
+  return s;
+}
+
+// Recording targets of one step: per-sample squared norms (double) and, optionally, the vectors themselves.
+template <typename T>
+struct Seen {
+  double* sq_h = nullptr;  // (B,) ∂L/∂h_t squared norms, or null when not recording
+  double* sq_c = nullptr;  // (B,) ∂L/∂c_t (LSTM)
+  T* vec_h = nullptr;      // (B, H) when vectors are kept
+};
+
+// ---------------------------------------------------------------------------------------------- pointwise
+
+// LSTM forward: pre (B, 4H) → activated gates in place, c_new, tanh(c_new), h_new.
+template <typename T>
+void lstm_pointwise(T* pre, const T* c_prev, T* c_new, T* tanh_c, T* h_new, int64_t b0, int64_t b1, int64_t H) {
+  using V = Vectorized<T>;
+  const int64_t n = V::size();
+  for (int64_t b = b0; b < b1; ++b) {
+    T* g = pre + b * 4 * H;
+    const T* cp = c_prev + b * H;
+    T* cn = c_new + b * H;
+    T* tc = tanh_c + b * H;
+    T* hn = h_new + b * H;
+    int64_t j = 0;
+    for (; j + n <= H; j += n) {
+      V i = vsigmoid(V::loadu(g + j));
+      V f = vsigmoid(V::loadu(g + H + j));
+      V gg = V::loadu(g + 2 * H + j).tanh();
+      V o = vsigmoid(V::loadu(g + 3 * H + j));
+      V c = f * V::loadu(cp + j) + i * gg;
+      V t = c.tanh();
+      i.store(g + j);
+      f.store(g + H + j);
+      gg.store(g + 2 * H + j);
+      o.store(g + 3 * H + j);
+      c.store(cn + j);
+      t.store(tc + j);
+      (o * t).store(hn + j);
+    }
+    for (; j < H; ++j) {
+      T i = ssigmoid(g[j]), f = ssigmoid(g[H + j]), gg = std::tanh(g[2 * H + j]), o = ssigmoid(g[3 * H + j]);
+      T c = f * cp[j] + i * gg;
+      T t = std::tanh(c);
+      g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = o;
+      cn[j] = c; tc[j] = t; hn[j] = o * t;
+    }
+  }
+}
+
+// LSTM backward at one step. dh: ∂L/∂h_t from step t+1 (B, H), d_out added here; dc: ∂L/∂c_t from t+1,
+// replaced by ∂L/∂c_{t-1}. Writes d_pre (B, 4H) and, when recording, the totals seen at this step.
+template <typename T>
+void lstm_backward_pointwise(const T* acts, const T* tanh_c, const T* c_prev, T* dh, const T* d_out, T* dc,
+                             T* d_pre, const Seen<T>& seen, int64_t b0, int64_t b1, int64_t H) {
+  using V = Vectorized<T>;
+  const int64_t n = V::size();
+  const V one(T(1));
+  std::vector<T> row_h(seen.sq_h ? H : 0), row_c(seen.sq_h ? H : 0);
+  T* seen_row_h = row_h.data();
+  T* seen_row_c = row_c.data();
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* a = acts + b * 4 * H;
+    const T* tc = tanh_c + b * H;
+    const T* cp = c_prev + b * H;
+    T* dhb = dh + b * H;
+    const T* dob = d_out + b * H;
+    T* dcb = dc + b * H;
+    T* dp = d_pre + b * 4 * H;
+    // When recording, the totals ∂L/∂h_t and ∂L/∂c_t of this row pass through these (small) row buffers.
+    T* rh = seen.vec_h ? seen.vec_h + b * H : seen_row_h;
+    int64_t j = 0;
+    for (; j + n <= H; j += n) {
+      V i = V::loadu(a + j), f = V::loadu(a + H + j), g = V::loadu(a + 2 * H + j), o = V::loadu(a + 3 * H + j);
+      V t = V::loadu(tc + j);
+      V h = V::loadu(dhb + j) + V::loadu(dob + j);
+      V c = V::loadu(dcb + j) + h * o * (one - t * t);
+      (c * g * i * (one - i)).store(dp + j);
+      (c * V::loadu(cp + j) * f * (one - f)).store(dp + H + j);
+      (c * i * (one - g * g)).store(dp + 2 * H + j);
+      (h * t * o * (one - o)).store(dp + 3 * H + j);
+      if (seen.sq_h) {
+        h.store(rh + j);
+        c.store(seen_row_c + j);
+      }
+      (c * f).store(dcb + j);
+    }
+    for (; j < H; ++j) {
+      T i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], t = tc[j];
+      T h = dhb[j] + dob[j];
+      T c = dcb[j] + h * o * (T(1) - t * t);
+      dp[j] = c * g * i * (T(1) - i);
+      dp[H + j] = c * cp[j] * f * (T(1) - f);
+      dp[2 * H + j] = c * i * (T(1) - g * g);
+      dp[3 * H + j] = h * t * o * (T(1) - o);
+      if (seen.sq_h) {
+        rh[j] = h;
+        seen_row_c[j] = c;
+      }
+      dcb[j] = c * f;
+    }
+    if (seen.sq_h) {
+      seen.sq_h[b] = row_sq(rh, H);
+      seen.sq_c[b] = row_sq(seen_row_c, H);
+    }
+  }
+}
+
+// GRU forward: x_pre (B, 3H), h_pre = h W_hh^T + b_hh (B, 3H) → acts (r, z, n), aux = h_pre's n part, h_new.
+template <typename T>
+void gru_pointwise(const T* x_pre, const T* h_pre, const T* h, T* acts, T* aux, T* h_new, int64_t b0, int64_t b1,
+                   int64_t H) {
+  using V = Vectorized<T>;
+  const int64_t n = V::size();
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* xp = x_pre + b * 3 * H;
+    const T* hp = h_pre + b * 3 * H;
+    const T* hb = h + b * H;
+    T* a = acts + b * 3 * H;
+    T* ax = aux + b * H;
+    T* hn = h_new + b * H;
+    int64_t j = 0;
+    for (; j + n <= H; j += n) {
+      V r = vsigmoid(V::loadu(xp + j) + V::loadu(hp + j));
+      V z = vsigmoid(V::loadu(xp + H + j) + V::loadu(hp + H + j));
+      V hpn = V::loadu(hp + 2 * H + j);
+      V nn = (V::loadu(xp + 2 * H + j) + r * hpn).tanh();
+      r.store(a + j);
+      z.store(a + H + j);
+      nn.store(a + 2 * H + j);
+      hpn.store(ax + j);
+      (nn + z * (V::loadu(hb + j) - nn)).store(hn + j);
+    }
+    for (; j < H; ++j) {
+      T r = ssigmoid(xp[j] + hp[j]), z = ssigmoid(xp[H + j] + hp[H + j]);
+      T nn = std::tanh(xp[2 * H + j] + r * hp[2 * H + j]);
+      a[j] = r; a[H + j] = z; a[2 * H + j] = nn; ax[j] = hp[2 * H + j];
+      hn[j] = nn + z * (hb[j] - nn);
+    }
+  }
+}
+
+// GRU backward at one step: dh (B, H) is the recurrent part of ∂L/∂h_t; d_out added here. Writes d_x_pre,
+// d_h_pre (B, 3H) and replaces dh, element by element, with ∂L/∂h_t · z: the part of ∂L/∂h_{t-1} that
+// bypasses W_hh (the caller then adds d_h_pre W_hh in place).
+template <typename T>
+void gru_backward_pointwise(const T* acts, const T* aux, const T* h_prev, T* dh, const T* d_out, T* d_x_pre,
+                            T* d_h_pre, const Seen<T>& seen, int64_t b0, int64_t b1, int64_t H) {
+  using V = Vectorized<T>;
+  const int64_t n = V::size();
+  const V one(T(1));
+  std::vector<T> row(seen.sq_h && !seen.vec_h ? H : 0);
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* a = acts + b * 3 * H;
+    const T* ax = aux + b * H;
+    const T* hp = h_prev + b * H;
+    T* dhb = dh + b * H;
+    const T* dob = d_out + b * H;
+    T* dx = d_x_pre + b * 3 * H;
+    T* dhh = d_h_pre + b * 3 * H;
+    T* dd = dhb;
+    T* rh = seen.vec_h ? seen.vec_h + b * H : row.data();
+    int64_t j = 0;
+    for (; j + n <= H; j += n) {
+      V r = V::loadu(a + j), z = V::loadu(a + H + j), nn = V::loadu(a + 2 * H + j);
+      V h = V::loadu(dhb + j) + V::loadu(dob + j);
+      V dn = h * (one - z) * (one - nn * nn);
+      V dr = dn * V::loadu(ax + j) * r * (one - r);
+      V dz = h * (V::loadu(hp + j) - nn) * z * (one - z);
+      dr.store(dx + j); dz.store(dx + H + j); dn.store(dx + 2 * H + j);
+      dr.store(dhh + j); dz.store(dhh + H + j); (dn * r).store(dhh + 2 * H + j);
+      (h * z).store(dd + j);
+      if (seen.sq_h) h.store(rh + j);
+    }
+    for (; j < H; ++j) {
+      T r = a[j], z = a[H + j], nn = a[2 * H + j];
+      T h = dhb[j] + dob[j];
+      T dn = h * (T(1) - z) * (T(1) - nn * nn);
+      T dr = dn * ax[j] * r * (T(1) - r);
+      T dz = h * (hp[j] - nn) * z * (T(1) - z);
+      dx[j] = dr; dx[H + j] = dz; dx[2 * H + j] = dn;
+      dhh[j] = dr; dhh[H + j] = dz; dhh[2 * H + j] = dn * r;
+      dd[j] = h * z;
+      if (seen.sq_h) rh[j] = h;
+    }
+    if (seen.sq_h) seen.sq_h[b] = row_sq(rh, H);
+  }
+}
+
+// Vanilla RNN: activation in place over (B, H), and its backward.
+template <typename T>
+void vanilla_pointwise(int64_t kind, const T* pre, T* h, int64_t j0, int64_t count) {
+  using V = Vectorized<T>;
+  const int64_t n = V::size();
+  int64_t j = j0;
+  if (kind == 0) {
+    for (; j + n <= count; j += n) V::loadu(pre + j).tanh().store(h + j);
+    for (; j < count; ++j) h[j] = std::tanh(pre[j]);
+  } else if (kind == 1) {
+    const V zero(T(0));
+    for (; j + n <= count; j += n) at::vec::maximum(V::loadu(pre + j), zero).store(h + j);
+    for (; j < count; ++j) h[j] = pre[j] > T(0) ? pre[j] : T(0);
+  } else {
+    for (; j < count; ++j) h[j] = pre[j];
+  }
+}
+
+template <typename T>
+void vanilla_backward_pointwise(int64_t kind, const T* h_new, const T* dh, const T* d_out, T* d_pre,
+                                const Seen<T>& seen, int64_t b0, int64_t b1, int64_t H) {
+  using V = Vectorized<T>;
+  const int64_t n = V::size();
+  const V one(T(1)), zero(T(0));
+  std::vector<T> row(seen.sq_h && !seen.vec_h ? H : 0);
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t o = b * H;
+    T* rh = seen.vec_h ? seen.vec_h + o : row.data();
+    int64_t j = 0;
+    for (; j + n <= H; j += n) {
+      V h = V::loadu(dh + o + j) + V::loadu(d_out + o + j);
+      if (seen.sq_h) h.store(rh + j);
+      V y = V::loadu(h_new + o + j);
+      if (kind == 0) h = h * (one - y * y);
+      else if (kind == 1) h = V::blendv(zero, h, y > zero);
+      h.store(d_pre + o + j);
+    }
+    for (; j < H; ++j) {
+      T h = dh[o + j] + d_out[o + j];
+      if (seen.sq_h) rh[j] = h;
+      T y = h_new[o + j];
+      if (kind == 0) h = h * (T(1) - y * y);
+      else if (kind == 1) h = y > T(0) ? h : T(0);
+      d_pre[o + j] = h;
+    }
+    if (seen.sq_h) seen.sq_h[b] = row_sq(rh, H);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- loops
+
+std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const at::Tensor& h0, const at::Tensor& c0,
+                                const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh) {
+  at::NoGradGuard no_grad;
+  TORCH_CHECK(x_pre_in.is_contiguous(), "x_pre must be contiguous");
+  const at::Tensor x_pre = x_pre_in;
+  const int64_t T = x_pre.size(0), B = x_pre.size(1), H = h0.size(-1);
+  const bool lstm = kind == 3, gru = kind == 4;
+  const int64_t G = lstm ? 4 : (gru ? 3 : 1);
+  at::Tensor hs = at::empty({T + 1, B, H}, x_pre.options());
+  hs[0].copy_(h0);
+  at::Tensor cs, acts, aux, h_pre;
+  if (lstm) {
+    cs = at::empty({T + 1, B, H}, x_pre.options());
+    cs[0].copy_(c0);
+  }
+  if (lstm) {
+    // The input projection is consumed in place: x_pre[t] += h W_hh^T, then activated; it becomes `acts`.
+    // (x_pre is the engine's own temporary, never the caller's tensor.)
+    acts = x_pre;
+    aux = at::empty({T, B, H}, x_pre.options());
+  } else if (gru) {
+    acts = at::empty({T, B, G * H}, x_pre.options());
+    aux = at::empty({T, B, H}, x_pre.options());
+  }
+  if (gru) h_pre = at::empty({B, G * H}, x_pre.options());
+  const at::Tensor w_t = w_hh.t();  // (H, G*H)
+  AT_DISPATCH_FLOATING_TYPES(x_pre.scalar_type(), "rnnlab_forward", [&] {
+    for (int64_t t = 0; t < T; ++t) {
+      at::Tensor h = hs[t];
+      if (lstm) {
+        at::Tensor pre = acts[t];
+        pre.addmm_(h, w_t);
+        scalar_t *p = pre.data_ptr<scalar_t>(), *c0p = cs[t].data_ptr<scalar_t>(), *c1p = cs[t + 1].data_ptr<scalar_t>();
+        scalar_t *ax = aux[t].data_ptr<scalar_t>(), *h1 = hs[t + 1].data_ptr<scalar_t>();
+        for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) { lstm_pointwise<scalar_t>(p, c0p, c1p, ax, h1, b0, b1, H); });
+      } else if (gru) {
+        if (b_hh.has_value()) at::addmm_out(h_pre, *b_hh, h, w_t);
+        else at::mm_out(h_pre, h, w_t);
+        scalar_t *xp = x_pre[t].data_ptr<scalar_t>(), *hp = h_pre.data_ptr<scalar_t>(), *h0p = h.data_ptr<scalar_t>();
+        scalar_t *a = acts[t].data_ptr<scalar_t>(), *ax = aux[t].data_ptr<scalar_t>(), *h1 = hs[t + 1].data_ptr<scalar_t>();
+        for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) { gru_pointwise<scalar_t>(xp, hp, h0p, a, ax, h1, b0, b1, H); });
+      } else {
+        at::Tensor pre = x_pre[t];
+        pre.addmm_(h, w_t);  // in place: x_pre is the engine's own temporary
+        scalar_t *p = pre.data_ptr<scalar_t>(), *o = hs[t + 1].data_ptr<scalar_t>();
+        for_rows(B, H, [&](int64_t b0, int64_t b1) { vanilla_pointwise<scalar_t>(kind, p, o, b0 * H, b1 * H); });
+      }
+    }
+  });
+  return {hs, lstm ? cs : at::Tensor(), acts.defined() ? acts : at::Tensor(), aux.defined() ? aux : at::Tensor()};
+}
+
+std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::optional<at::Tensor>& cs,
+                                 const c10::optional<at::Tensor>& acts, const c10::optional<at::Tensor>& aux,
+                                 const at::Tensor& w_hh, const at::Tensor& d_out_in, const at::Tensor& dh_last,
+                                 const c10::optional<at::Tensor>& dc_last, int64_t record) {
+  // record: 0 nothing, 1 per-sample squared norms (T, B) in double, 2 also the vectors ∂L/∂h_t (T, B, H).
+  at::NoGradGuard no_grad;
+  const at::Tensor d_out = d_out_in.contiguous();
+  const int64_t T = d_out.size(0), B = d_out.size(1), H = d_out.size(2);
+  const bool lstm = kind == 3, gru = kind == 4;
+  const int64_t G = lstm ? 4 : (gru ? 3 : 1);
+  const auto opts = d_out.options();
+  at::Tensor d_x_pre = at::empty({T, B, G * H}, opts);
+  at::Tensor d_h_pre = gru ? at::empty({T, B, G * H}, opts) : d_x_pre;
+  const auto dopts = opts.dtype(at::kDouble);
+  at::Tensor sq_h = record ? at::empty({T, B}, dopts) : at::Tensor();
+  at::Tensor sq_c = record && lstm ? at::empty({T, B}, dopts) : at::Tensor();
+  at::Tensor vec_h = record == 2 ? at::empty({T, B, H}, opts) : at::Tensor();
+  at::Tensor dh = dh_last.contiguous().clone();  // recurrent part of ∂L/∂h_t
+  at::Tensor dc = lstm ? dc_last->contiguous().clone() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_backward", [&] {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      Seen<scalar_t> seen;
+      if (record) {
+        seen.sq_h = sq_h[t].data_ptr<double>();
+        if (lstm) seen.sq_c = sq_c[t].data_ptr<double>();
+        if (record == 2) seen.vec_h = vec_h[t].data_ptr<scalar_t>();
+      }
+      if (lstm) {
+        scalar_t *a = (*acts)[t].data_ptr<scalar_t>(), *ax = (*aux)[t].data_ptr<scalar_t>();
+        scalar_t *cp = (*cs)[t].data_ptr<scalar_t>(), *dhp = dh.data_ptr<scalar_t>(), *dop = d_out[t].data_ptr<scalar_t>();
+        scalar_t *dcp = dc.data_ptr<scalar_t>(), *dpre = d_x_pre[t].data_ptr<scalar_t>();
+        for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) {
+          lstm_backward_pointwise<scalar_t>(a, ax, cp, dhp, dop, dcp, dpre, seen, b0, b1, H);
+        });
+        at::mm_out(dh, d_x_pre[t], w_hh);
+      } else if (gru) {
+        scalar_t *a = (*acts)[t].data_ptr<scalar_t>(), *ax = (*aux)[t].data_ptr<scalar_t>(), *hp = hs[t].data_ptr<scalar_t>();
+        scalar_t *dhp = dh.data_ptr<scalar_t>(), *dop = d_out[t].data_ptr<scalar_t>(), *dx = d_x_pre[t].data_ptr<scalar_t>();
+        scalar_t* dhh = d_h_pre[t].data_ptr<scalar_t>();
+        for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
+          gru_backward_pointwise<scalar_t>(a, ax, hp, dhp, dop, dx, dhh, seen, b0, b1, H);
+        });
+        dh.addmm_(d_h_pre[t], w_hh);
+      } else {
+        scalar_t *h1 = hs[t + 1].data_ptr<scalar_t>(), *dhp = dh.data_ptr<scalar_t>(), *dop = d_out[t].data_ptr<scalar_t>();
+        scalar_t* dpre = d_x_pre[t].data_ptr<scalar_t>();
+        for_rows(B, H, [&](int64_t b0, int64_t b1) {
+          vanilla_backward_pointwise<scalar_t>(kind, h1, dhp, dop, dpre, seen, b0, b1, H);
+        });
+        at::mm_out(dh, d_x_pre[t], w_hh);
+      }
+    }
+  });
+  return {d_x_pre, d_h_pre, dh, lstm ? dc : at::Tensor(), sq_h, sq_c, vec_h};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "time loop forward of one layer");
+  m.def("backward", &backward, "full BPTT backward of one layer");
+}

@@ -1,0 +1,64 @@
+"""The compiled fast path of the BPTT engine (`_ext/bptt.cpp`), built on first use and cached.
+
+`torch.utils.cpp_extension.load` compiles the extension once per source version (~1 minute) into PyTorch's
+extension cache (`~/.cache/torch_extensions`, or `$TORCH_EXTENSIONS_DIR`); later imports load it in
+milliseconds. If no C++ compiler is available, or `RNNLAB_ENGINE=python` is set, the engine uses its pure-
+PyTorch time loop instead — same numbers (tested), more per-step overhead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"
+ENGINES = ("auto", "cpp", "python")
+
+
+@functools.cache
+def _compile():
+    from torch.utils import cpp_extension
+
+    flags = ["-O3"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability in ("AVX2", "AVX512"):
+        # Vectorised exp/tanh come from the Sleef functions libtorch_cpu already exports.
+        flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
+    return cpp_extension.load(name="rnnlab_bptt", sources=[str(SOURCE)], extra_cflags=flags, verbose=False)
+
+
+def engine_choice() -> str:
+    choice = os.environ.get("RNNLAB_ENGINE", "auto")
+    if choice not in ENGINES:
+        raise ValueError(f"RNNLAB_ENGINE={choice!r} is not valid; choose from: {', '.join(ENGINES)}")
+    return choice
+
+
+@functools.cache
+def _extension_or_none():
+    try:
+        return _compile()
+    except Exception as error:  # no compiler, no ninja, headers missing: fall back, say why once
+        log.warning("rnnlab: the C++ engine could not be built (%s); using the Python time loop", error)
+        return None
+
+
+def extension():
+    """The compiled module, or None when the Python time loop is to be used."""
+    choice = engine_choice()
+    if choice == "python":
+        return None
+    module = _extension_or_none()
+    if module is None and choice == "cpp":
+        raise RuntimeError("RNNLAB_ENGINE=cpp but the C++ engine could not be built (see the log)")
+    return module
+
+
+def backend() -> str:
+    """'cpp' or 'python': which time loop the engine uses now."""
+    return "cpp" if extension() is not None else "python"
