@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Re-install whenever the dependencies change.
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev
+EXTRAS ?= dev,ray
 
 .PHONY: setup test test-slow lint format demo bench clean
 
@@ -32,7 +32,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 demo: $(STAMP)
-	$(BIN)/rnnlab diagnose
+	$(BIN)/rnnlab demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

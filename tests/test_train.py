@@ -17,7 +17,7 @@ from rnnlab.config import make_config
 from rnnlab.models import SequenceModel
 from rnnlab.store import Store
 from rnnlab.tasks import Adding, StreamTask
-from rnnlab.train import CheckpointError, Trainer, load_checkpoint, save_checkpoint
+from rnnlab.train import Callback, CheckpointError, Trainer, load_checkpoint, save_checkpoint
 
 
 class TinyStream(StreamTask):
@@ -145,12 +145,12 @@ class NaNAfter(Adding):
 
 def test_nan_loss_is_a_diverged_result_and_the_store_stays_consistent(tmp_path):
     config = make_config({"seq_len": 10, "hidden_size": 8, "steps": 50, "eval_every": 5, "batch_size": 8})
-    task = NaNAfter(13, seq_len=10)  # evaluations call loss too: 11 train + 2 eval calls → fault at update 11
+    task = NaNAfter(14, seq_len=10)  # evaluations call loss too: 11 train + 3 eval calls → fault at update 11
     trainer = Trainer(config, task=task)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     result = trainer.run()
     assert result.status == "diverged" and result.diverged_at == 11 and result.steps == 11
-    assert [e.step for e in result.evaluations] == [5, 10], "what was measured before is kept"
+    assert [e.step for e in result.evaluations] == [0, 5, 10], "what was measured before is kept"
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters()), "the NaN step was not applied"
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
     store = Store(tmp_path / "s.db")
@@ -229,6 +229,21 @@ def test_checkpoint_is_atomic_and_loads_weights_only(tmp_path):
         load_checkpoint(path)
 
 
+class Crash(Exception):
+    pass
+
+
+class CrashAt(Callback):
+    """Simulates a crash in the middle of a run (after the checkpoint at step 30, before the one at 40)."""
+
+    def __init__(self, step):
+        self.at = step
+
+    def on_step(self, trainer, step, loss, grad_norm, clipped):
+        if step == self.at:
+            raise Crash
+
+
 def test_resume_in_process_is_bit_identical(tmp_path):
     config = make_config(
         {
@@ -245,19 +260,14 @@ def test_resume_in_process_is_bit_identical(tmp_path):
     )
     reference = Trainer(config).run()
     path = tmp_path / "c.pt"
-    first = Trainer(config, checkpoint_path=path)
-    # Stop after 35 updates as a crash would: run the loop by hand, then a fresh trainer resumes from step 30.
-    for _ in range(35):
-        first._update()
-        first.step += 1
-        first._track(0.0, 0.0, False)
-        if first.step % 20 == 0:
-            first._evaluate()
-        if first.step % 10 == 0:
-            first._checkpoint()
+    with pytest.raises(Crash):
+        Trainer(config, checkpoint_path=path, callbacks=[CrashAt(35)]).run()
+    assert load_checkpoint(path)["step"] == 30
     resumed = Trainer(config, checkpoint_path=path).run()
     assert resumed.final_metric == reference.final_metric
     assert [e.metric for e in resumed.evaluations] == [e.metric for e in reference.evaluations]
+    assert [e.step for e in resumed.evaluations] == [0, 20, 40, 60]
+    assert resumed.train_losses == reference.train_losses
 
 
 def _train_cmd(store):
@@ -321,7 +331,7 @@ def test_kill_and_resume_gives_the_same_final_metrics(tmp_path, clean_run):
 def test_same_config_same_metrics_across_processes(tmp_path, clean_run):
     subprocess.run(_train_cmd(tmp_path / "again.db"), capture_output=True, check=True, timeout=300)
     again = Store(tmp_path / "again.db").metrics(1, "test_metric")
-    assert again == Store(clean_run).metrics(1, "test_metric") and len(again) == 3
+    assert again == Store(clean_run).metrics(1, "test_metric") and len(again) == 4  # steps 0, 50, 100, 150
 
 
 # ------------------------------------------------------------------------------------------------ learning

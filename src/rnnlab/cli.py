@@ -356,6 +356,157 @@ def _cmd_runs_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_studies(args: argparse.Namespace) -> int:
+    from rnnlab.study import bundled_studies, load_study
+
+    table = Table(title="Bundled studies (rnnlab sweep NAME; rnnlab report NAME)")
+    for column in ("name", "runs", "claim", "source"):
+        table.add_column(column, overflow="fold")
+    for name in sorted(bundled_studies()):
+        study = load_study(name)
+        table.add_row(name, str(len(study.runs)), study.claim, study.source)
+    _console().print(table)
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from rnnlab.study import load_study
+    from rnnlab.sweep import run_study
+
+    study = load_study(args.study)
+    console = _console()
+    console.print(f"Study {study.name}: {len(study.runs)} runs, {args.workers} worker(s), executor {args.executor}")
+    with _store(args) as store:
+        summary = run_study(
+            study,
+            store,
+            workers=args.workers,
+            executor=args.executor,
+            address=args.address,
+            threads_per_worker=args.threads,
+            progress=not args.no_progress,
+        )
+        _print_study_table(console, store, study.name)
+    console.print(
+        f"{summary.ran} run(s) trained, {summary.skipped} already in the store, {summary.failed} failed, "
+        f"in {summary.wall_time:.0f} s. Report: rnnlab report {study.name} --store {args.store}"
+    )
+    return 1 if summary.failed else 0
+
+
+def _print_study_table(console: Console, store, study: str) -> None:
+    runs = store.runs(study=study)
+    table = Table(title=f"Study {study}")
+    for column in ("run", "status", "solved at", "final metric", "horizon start → end", "clip", "time"):
+        table.add_column(column)
+    for r in runs:
+        flows = store.flows(r.id)
+        horizon = f"{flows[0]['horizon']} → {flows[-1]['horizon']}" if flows else "-"
+        table.add_row(
+            r.name,
+            r.status,
+            _fmt(r.solved_at),
+            f"{r.metric_name or ''} {_fmt(r.final_metric)}",
+            horizon,
+            "-" if r.clip_rate is None else f"{r.clip_rate:.0%}",
+            "-" if r.wall_time is None else f"{r.wall_time:.0f} s",
+        )
+    console.print(table)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rnnlab.report.html import build_report
+
+    with _store(args) as store:
+        report = build_report(store, args.study, args.out)
+    _console().print(f"Report of study {args.study} ({report.runs} runs) written to {report.html}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from rnnlab import diagnostics
+    from rnnlab.config import load_yaml
+    from rnnlab.report.html import build_report
+    from rnnlab.report.plots import gradient_profiles
+    from rnnlab.study import bundled_studies, make_study
+    from rnnlab.sweep import run_study
+
+    console = _console()
+    out = args.out
+    data = load_yaml(bundled_studies()["demo"])
+    seq_len, hidden = 200, 64
+    if args.quick:  # a reduced size for CI: same code path, seconds instead of minutes
+        data["name"] = "demo-quick"
+        data["defaults"] = {**data["defaults"], "steps": 40, "eval_every": 20, "hidden_size": 16}
+        data["grid"] = {"seq_len": [20, 30]}
+        data["description"] = "Quick mode (CI): the adding task at T = 20 and 30, H = 16, 40 updates per run."
+        seq_len, hidden = 60, 16
+    study = make_study(data)
+    console.rule("[bold]1. The vanishing gradient, untrained")
+    specs = [diagnostics.ModelSpec.parse(m) for m in DEFAULT_MODELS.split(",")]
+    results = diagnostics.compare(specs, seq_len=seq_len, hidden_size=hidden, dtype=torch.float32)
+    profile_png = gradient_profiles(
+        {r.spec.label: r.flow.profile() for r in results},
+        f"{out}/vanishing-gradient.png",
+        title=f"The vanishing gradient: ‖∂L/∂h_t‖ against lag (T={seq_len}, H={hidden}, untrained)",
+        threshold=1e-3,
+    )
+    table = Table(title=f"How far back does the gradient reach? (untrained, T={seq_len}, H={hidden})")
+    for column in ("model", "decay / step", "horizon (steps)"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.spec.label, f"{r.flow.decay_rate().rate:.3f}", str(r.flow.horizon()))
+    console.print(table)
+    console.rule(f"[bold]2. Remedies on the adding task ({len(study.runs)} runs, {args.workers} workers)")
+    with _store(args) as store:
+        summary = run_study(study, store, workers=args.workers, progress=not args.no_progress)
+        report = build_report(
+            store,
+            study.name,
+            out,
+            extra=[
+                (
+                    "The vanishing gradient in untrained networks",
+                    profile_png,
+                    "‖∂L/∂h_t‖ against lag for untrained models (rnnlab diagnose); the dashed line is the horizon threshold.",
+                )
+            ],
+        )
+        _print_verdict(console, store, study)
+    console.print(
+        f"{summary.ran} run(s) trained, {summary.skipped} reused from {args.store}, {summary.failed} failed, "
+        f"in {summary.wall_time:.0f} s."
+    )
+    console.print(f"[bold]Report:[/bold] {report.html}")
+    return 1 if summary.failed else 0
+
+
+def _print_verdict(console: Console, store, study) -> None:
+    runs = store.runs(study=study.name)
+    lengths = sorted({r.config["seq_len"] for r in runs})
+    table = Table(title="Verdict: who learns the adding task? (solved = test MSE < 0.01; chance 0.167)")
+    table.add_column("model")
+    for t in lengths:
+        table.add_column(f"T = {t}")
+    by_variant: dict[str, dict[int, object]] = {}
+    for r in runs:
+        by_variant.setdefault(r.name.split(" · ")[0], {})[r.config["seq_len"]] = r
+    for variant, cells in by_variant.items():
+        row = [variant]
+        for t in lengths:
+            r = cells.get(t)
+            if r is None:
+                row.append("-")
+            elif r.status == "solved":
+                row.append(f"[green]✓ solved at step {r.solved_at}[/green]")
+            else:
+                row.append(f"[red]✗ {r.status}, MSE {_fmt(r.final_metric, 3)}[/red]")
+        table.add_row(*row)
+    console.print(table)
+
+
 # ------------------------------------------------------------------------------------------------ parser
 
 
@@ -443,6 +594,42 @@ def _build_parser() -> argparse.ArgumentParser:
     runs_export.set_defaults(func=_cmd_runs_export)
     runs_check = runs_sub.add_parser("check", parents=[store_option], help="check the store's integrity")
     runs_check.set_defaults(func=_cmd_runs_check)
+
+    from rnnlab.sweep import EXECUTORS
+
+    studies = sub.add_parser("studies", help="list the bundled studies and the claims they reproduce")
+    studies.set_defaults(func=_cmd_studies)
+
+    sweep = sub.add_parser(
+        "sweep",
+        parents=[store_option],
+        help="run a study's runs in parallel, skipping those already stored",
+        description="Run every run of a study (a bundled name or a YAML file) that the store does not have yet. "
+        "A killed sweep resumes where it stopped when run again.",
+    )
+    sweep.add_argument("study", help="bundled study name (rnnlab studies) or path to a study YAML file")
+    sweep.add_argument("--workers", type=_positive_int, default=1, help="parallel worker processes (default 1)")
+    sweep.add_argument("--threads", type=_positive_int, default=1, help="PyTorch threads per worker (default 1)")
+    sweep.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes or a Ray cluster")
+    sweep.add_argument("--address", help="Ray cluster address (default: start a local cluster)")
+    sweep.add_argument("--no-progress", action="store_true")
+    sweep.set_defaults(func=_cmd_sweep)
+
+    report = sub.add_parser("report", parents=[store_option], help="write a study's HTML report and plots")
+    report.add_argument("study", help="study name in the store")
+    report.add_argument("--out", help="output folder (default out/report-STUDY)")
+    report.set_defaults(func=_cmd_report)
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[store_option],
+        help="the whole story in under 10 minutes: vanishing profile, remedies, verdict, report",
+    )
+    demo.add_argument("--workers", type=_positive_int, default=2, help="parallel workers (default 2)")
+    demo.add_argument("--out", default="out/demo", help="report folder (default out/demo)")
+    demo.add_argument("--quick", action="store_true", help="a reduced size that runs in seconds (CI)")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
     return parser
 
 

@@ -5,8 +5,9 @@ Every write is one transaction, so a run is either wholly recorded or not at all
 at most a run marked 'running' (with a checkpoint to resume from), never a half-written result. The store
 knows nothing of torch: it takes and returns plain data.
 
-Tables: ``meta`` (schema version), ``runs`` (config, hash, status, timings, final metrics, environment),
-``metrics`` (run, step, name, value), ``flows`` (run, step, horizon, decay rate, r², profile by lag).
+Tables: ``meta`` (schema version), ``runs`` (config, hash, status, timings, final metrics, environment,
+study), ``metrics`` (run, step, name, value), ``flows`` (run, step, horizon, decay rate, r², profile by
+lag), ``studies`` (name, the claim it reproduces and its source).
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ CREATE TABLE IF NOT EXISTS metrics (
     name TEXT NOT NULL,
     value REAL,
     PRIMARY KEY (run_id, step, name)
+);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    claim TEXT NOT NULL,
+    source TEXT NOT NULL,
+    description TEXT NOT NULL,
+    updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS flows (
     run_id INTEGER NOT NULL REFERENCES runs (id),
@@ -235,6 +243,21 @@ class Store:
             if updated != 1:
                 raise StoreError(f"run {run_id} does not exist in {str(self.path)!r}")
 
+    def restart_run(self, run_id: int) -> None:
+        """Mark an interrupted or failed run as 'running' again (it resumes from its checkpoint)."""
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?", (run_id,))
+
+    def save_study(self, name: str, claim: str, source: str, description: str = "") -> None:
+        """Record (or update) a study's metadata; its runs carry its name."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO studies (name, claim, source, description, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET claim = excluded.claim, source = excluded.source, "
+                "description = excluded.description, updated_at = excluded.updated_at",
+                (name, claim, source, description, time.time()),
+            )
+
     def fail_run(self, run_id: int, error: str) -> None:
         """Mark a run that crashed (not diverged: a bug or an environment problem) as 'failed'."""
         with self._transaction() as db:
@@ -271,6 +294,14 @@ class Store:
             args.append(study)
         row = self._db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
         return None if row is None else _run(row)
+
+    def study(self, name: str) -> dict[str, Any]:
+        """A study's metadata; StoreError if the store has no such study."""
+        row = self._db.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(r[0] for r in self._db.execute("SELECT name FROM studies ORDER BY name")) or "none"
+            raise StoreError(f"no study {name!r} in {str(self.path)!r}; studies there: {known}")
+        return dict(row)
 
     def metrics(self, run_id: int, name: str | None = None) -> list[tuple[int, str, float | None]]:
         """(step, name, value) rows of a run, by step."""

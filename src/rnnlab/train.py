@@ -271,6 +271,8 @@ class Trainer:
             return self.result  # the checkpoint is of a finished run
         started = time.perf_counter()
         wall_before = self.result.wall_time
+        if self.step == 0 and not self.result.evaluations:
+            self._evaluate()  # the untrained network: test metric and gradient flow at step 0
         with _progress_bar(self.progress, self.config, self.step) as bar:
             while self.step < self.config.steps:
                 loss, grad_norm, clipped = self._update()
@@ -377,7 +379,7 @@ class Trainer:
     def _evaluate(self) -> Evaluation:
         metric, loss = self._test_scores()
         w = self._window
-        count = max(1.0, w["count"])
+        count = w["count"] or math.nan  # no updates yet (step 0): the window statistics are undefined
         evaluation = Evaluation(
             step=self.step,
             metric=metric,

@@ -1,0 +1,125 @@
+"""Study files: a named set of runs, each reproducing a claim, validated before anything runs.
+
+A study is YAML with shared defaults, an optional grid (the cartesian product of lists of values) and an
+optional list of named variants; every variant is combined with every grid point::
+
+    name: remedies
+    claim: Gated cells, orthogonal or identity initialisation … let a network learn the adding task at longer T.
+    source: Le et al. 2015; Arjovsky et al. 2016; Tallec & Ollivier 2018
+    defaults: {task: adding, hidden_size: 64, steps: 2000, clip: global_norm, clip_threshold: 1.0}
+    grid: {seq_len: [25, 50, 100, 200]}
+    variants:
+      - {name: tanh RNN (Xavier), cell: rnn_tanh, init: xavier_uniform, clip: none}
+      - {name: LSTM, cell: lstm}
+
+Run names are the variant name plus the grid values that vary (``LSTM · seq_len=100``). Every run is a
+validated `RunConfig`; a mistake anywhere is a one-line error naming the study, the run and the key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rnnlab.config import ConfigError, RunConfig, load_yaml, make_config
+
+STUDY_KEYS = ("name", "claim", "source", "description", "defaults", "grid", "variants")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe as a file name: no '/', no '..'
+
+
+@dataclass
+class Study:
+    """A validated study: its metadata and the configs of its runs (each with a unique name)."""
+
+    name: str
+    claim: str
+    source: str
+    runs: list[RunConfig]
+    description: str = ""
+    path: Path | None = None
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+    def variant_of(self, run: RunConfig) -> str:
+        """The variant part of a run's name (before the grid values)."""
+        return (run.name or "").split(" · ")[0]
+
+
+def check_name(name: Any, what: str = "study name") -> str:
+    """Names become file and folder names: letters, digits, '_', '-', '.', at most 64, no path separators."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in (".", ".."):
+        raise ConfigError(
+            f"{what} {name!r} is not allowed: use letters, digits, '_', '-' and '.', starting with a letter or "
+            "digit (it becomes a file name)"
+        )
+    return name
+
+
+def bundled_studies() -> dict[str, Path]:
+    """The studies shipped with rnnlab, by name."""
+    folder = resources.files("rnnlab") / "studies"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def load_study(name_or_path: str | Path) -> Study:
+    """Load a bundled study by name, or a study file by path, and validate every run."""
+    bundled = bundled_studies()
+    path = Path(name_or_path)
+    if str(name_or_path) in bundled and not path.exists():
+        path = bundled[str(name_or_path)]
+    elif not path.exists():
+        raise ConfigError(
+            f"no study file {str(name_or_path)!r} and no bundled study of that name; bundled: {', '.join(sorted(bundled))}"
+        )
+    return make_study(load_yaml(path), path=path)
+
+
+def make_study(data: dict[str, Any], path: Path | None = None) -> Study:
+    """Validate a study mapping and expand it into runs."""
+    where = f"study file {str(path)!r}" if path else "study"
+    unknown = [k for k in data if k not in STUDY_KEYS]
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(STUDY_KEYS)}")
+    name = check_name(data.get("name", path.stem if path else None))
+    defaults = data.get("defaults") or {}
+    grid = data.get("grid") or {}
+    variants = data.get("variants") or [{}]
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{where}: 'defaults' must be a mapping of config keys")
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError(f"{where}: 'grid' must map config keys to non-empty lists of values")
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise ConfigError(f"{where}: 'variants' must be a list of mappings (each a name and config keys)")
+    runs: list[RunConfig] = []
+    seen: set[str] = set()
+    varying = [k for k, values in grid.items() if len(values) > 1]
+    for index, variant in enumerate(variants):
+        variant = dict(variant)
+        label = str(variant.pop("name", f"variant {index + 1}" if len(variants) > 1 else name))
+        for point in itertools.product(*grid.values()) if grid else [()]:
+            values = dict(zip(grid.keys(), point, strict=True))
+            run_name = " · ".join([label, *(f"{k}={values[k]}" for k in varying)])
+            try:
+                config = make_config({**defaults, **values, **variant, "name": run_name})
+            except ConfigError as error:
+                raise ConfigError(f"{where}, run {run_name!r}: {error}") from None
+            if run_name in seen:
+                raise ConfigError(f"{where}: two runs are named {run_name!r}; give each variant a distinct name")
+            seen.add(run_name)
+            runs.append(config)
+    hashes = [r.hash() for r in runs]
+    if len(set(hashes)) != len(hashes):
+        duplicate = next(r.name for r, h in zip(runs, hashes, strict=True) if hashes.count(h) > 1)
+        raise ConfigError(f"{where}: run {duplicate!r} has the same config as another run")
+    return Study(
+        name=name,
+        claim=str(data.get("claim", "")),
+        source=str(data.get("source", "")),
+        description=str(data.get("description", "")),
+        runs=runs,
+        path=path,
+        grid={k: list(v) for k, v in grid.items()},
+    )

@@ -1,0 +1,273 @@
+"""Run a study's runs in parallel: local worker processes, or a Ray cluster. The driver alone writes the store.
+
+Before any work starts the driver plans the study against the store: a run whose config hash already has a
+finished run in this study is skipped; one left 'running' by a killed sweep is resumed (same run id, from
+its checkpoint); the rest are recorded as 'running' and submitted. Each finished run is written in one
+transaction as its result arrives, so a sweep killed at any moment resumes where it stopped, with no
+duplicated and no half-written runs.
+
+Executors (`EXECUTORS`): ``local`` — a pool of `workers` processes (spawned, each with
+`threads_per_worker` PyTorch threads, 1 by default so N workers use N cores well); ``ray`` — the same
+work as Ray tasks, on a local Ray cluster started for the sweep or on an existing one (`address`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue as queue_module
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnlab.config import make_config
+from rnnlab.store import FINISHED, Store
+from rnnlab.study import Study
+
+EXECUTORS = ("local", "ray")
+
+
+class ExecutorUnavailable(ValueError):
+    """The requested executor cannot run here (e.g. Ray is not installed); one-line message."""
+
+
+@dataclass
+class SweepSummary:
+    """What a sweep did: runs skipped (already in the store), run now, failed, and all run ids by name."""
+
+    study: str
+    skipped: int = 0
+    ran: int = 0
+    failed: int = 0
+    run_ids: dict[str, int] = field(default_factory=dict)
+    wall_time: float = 0.0
+
+
+@dataclass
+class _Job:
+    run_id: int
+    name: str
+    config: dict[str, Any]
+    checkpoint: str
+    steps: int
+
+
+def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
+    """Skip finished runs, resume interrupted ones, record the rest as 'running'."""
+    summary = SweepSummary(study=study.name)
+    store.save_study(study.name, study.claim, study.source, study.description)
+    jobs = []
+    for config in study.runs:
+        done = store.find(config.hash(), study=study.name, statuses=FINISHED)
+        if done is not None:
+            summary.skipped += 1
+            summary.run_ids[config.label()] = done.id
+            continue
+        from rnnlab.train import environment  # torch is imported only when there is work to do
+
+        interrupted = store.find(config.hash(), study=study.name, statuses=("running", "failed"))
+        if interrupted is not None:
+            run_id = interrupted.id
+            store.restart_run(run_id)
+        else:
+            run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment(), study=study.name)
+        summary.run_ids[config.label()] = run_id
+        jobs.append(
+            _Job(
+                run_id, config.label(), config.model_dump(mode="json"), str(store.checkpoint_path(run_id)), config.steps
+            )
+        )
+    return summary, jobs
+
+
+# ------------------------------------------------------------------------------------------------ worker side
+
+
+def train_job(config_data: dict[str, Any], checkpoint: str, threads: int, updates=None) -> dict[str, Any]:
+    """Train one run in this process and return `TrainResult.to_dict()`. Runs in a worker (or Ray task)."""
+    import os
+
+    import torch
+
+    from rnnlab.train import Callback, Trainer
+
+    torch.set_num_threads(threads)
+    config = make_config(config_data)
+    parent = os.getppid()
+
+    class Report(Callback):
+        def on_step(self, trainer, step, loss, grad_norm, clipped):
+            if updates is not None and os.getppid() != parent:
+                # The driver was killed: stop instead of training an orphan run (it resumes next sweep).
+                raise SystemExit(1)
+            if updates is not None and (step % 25 == 0 or step == config.steps):
+                metric = trainer.result.final_metric
+                _put(updates, (os.getpid(), config.label(), step, config.steps, metric))
+
+    result = Trainer(config, checkpoint_path=checkpoint, callbacks=[Report()]).run()
+    if updates is not None:
+        _put(updates, (os.getpid(), config.label(), result.steps, config.steps, result.final_metric))
+    return result.to_dict()
+
+
+def _put(updates, message) -> None:
+    with contextlib.suppress(Exception):  # a full or closed queue must never stop training
+        updates.put_nowait(message)
+
+
+# ------------------------------------------------------------------------------------------------ driver side
+
+
+def run_study(
+    study: Study,
+    store: Store,
+    workers: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    threads_per_worker: int = 1,
+    progress: bool = True,
+) -> SweepSummary:
+    """Run every run of `study` that the store does not have yet; see the module docstring."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if executor == "ray":
+        _require_ray()
+    started = time.perf_counter()
+    summary, jobs = plan(study, store)
+    display = _Display(study, summary, jobs, workers) if progress else None
+    try:
+        if jobs:
+            run = _run_local if executor == "local" else _run_ray
+            run(jobs, store, summary, workers, threads_per_worker, address, display)
+    finally:
+        if display is not None:
+            display.stop()
+    summary.wall_time = time.perf_counter() - started
+    return summary
+
+
+def _record(store: Store, summary: SweepSummary, job: _Job, outcome: Callable[[], dict[str, Any]], display) -> None:
+    try:
+        result = outcome()
+    except Exception as error:  # a crash in one run is recorded; the sweep goes on
+        store.fail_run(job.run_id, f"{type(error).__name__}: {error}")
+        summary.failed += 1
+        status = "failed"
+    else:
+        store.finish_run(job.run_id, result)
+        summary.ran += 1
+        status = result["status"]
+    if display is not None:
+        display.finished(job, status)
+
+
+def _run_local(jobs, store, summary, workers, threads, address, display) -> None:
+    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
+    with context.Manager() as manager:
+        updates = manager.Queue() if display is not None else None
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+            futures = {pool.submit(train_job, j.config, j.checkpoint, threads, updates): j for j in jobs}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                _drain(updates, display)
+                for future in done:
+                    _record(store, summary, futures[future], future.result, display)
+
+
+def _require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorUnavailable(
+            "the ray executor needs Ray, which is not installed: pip install 'rnnlab[ray]' (or pip install ray)"
+        ) from None
+    return ray
+
+
+def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
+    ray = _require_ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        kwargs = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
+        ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+    try:
+        task = ray.remote(num_cpus=threads)(train_job)
+        refs = {task.remote(j.config, j.checkpoint, threads, None): j for j in jobs}
+        if display is not None:
+            for j in jobs:
+                display.started(j)
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+            for ref in done:
+                job = refs.pop(ref)
+                _record(store, summary, job, lambda ref=ref: ray.get(ref), display)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _drain(updates, display) -> None:
+    if updates is None or display is None:
+        return
+    while True:
+        try:
+            display.update(*updates.get_nowait())
+        except queue_module.Empty:
+            return
+        except (EOFError, OSError):
+            return
+
+
+class _Display:
+    """One progress bar for the study and one line per worker (rich)."""
+
+    def __init__(self, study: Study, summary: SweepSummary, jobs: list[_Job], workers: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+        )
+        total = len(study.runs)
+        self.study_task = self.progress.add_task(
+            f"[bold]study {study.name}",
+            total=total,
+            completed=summary.skipped,
+            info=f"{summary.skipped} already in the store" if summary.skipped else "",
+        )
+        self.workers: dict[Any, int] = {}
+        self.by_name: dict[str, int] = {}
+        self.progress.start()
+
+    def _row(self, key, name: str, total: int) -> int:
+        if key not in self.workers:
+            self.workers[key] = self.progress.add_task(f"  worker {len(self.workers) + 1}", total=total, info="")
+        task = self.workers[key]
+        self.by_name[name] = task
+        return task
+
+    def started(self, job: _Job) -> None:
+        self._row(job.name, job.name, job.steps)
+        self.progress.update(self.by_name[job.name], info=f"{job.name}: queued")
+
+    def update(self, pid, name: str, step: int, total: int, metric) -> None:
+        task = self._row(pid, name, total)
+        shown = "" if metric is None else f" · test metric {metric:.4g}"
+        self.progress.update(task, completed=step, total=total, info=f"{name}{shown}")
+
+    def finished(self, job: _Job, status: str) -> None:
+        self.progress.advance(self.study_task)
+        task = self.by_name.get(job.name)
+        if task is not None:
+            self.progress.update(task, info=f"{job.name}: {status}")
+
+    def stop(self) -> None:
+        self.progress.stop()

@@ -1,0 +1,120 @@
+"""The HTML report and the demo: self-contained page, escaping of hostile names, rendering in a real
+browser (headless Chromium, skipped with a reason when it is not installed), and `rnnlab demo --quick`
+end to end. Run: `.venv/bin/pytest tests/test_report.py`.
+"""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from rnnlab.cli import main
+from rnnlab.report.html import build_report
+from rnnlab.store import Store
+from rnnlab.study import make_study
+from rnnlab.sweep import run_study
+
+HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
+TINY = {"task": "adding", "hidden_size": 8, "steps": 20, "eval_every": 10, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    store = Store(folder / "s.db")
+    study = make_study(
+        {
+            "name": "hostile",
+            "claim": HOSTILE,
+            "source": "<b>bold</b>",
+            "defaults": TINY,
+            "grid": {"seq_len": [10, 20]},
+            "variants": [{"name": HOSTILE, "cell": "gru"}, {"name": "tanh", "cell": "rnn_tanh"}],
+        }
+    )
+    run_study(study, store, workers=1, progress=False)
+    return build_report(store, "hostile", folder / "out")
+
+
+def test_report_is_self_contained_with_every_plot(report):
+    page = report.html.read_text()
+    assert {p.name for p in report.images} == {
+        "gradient-profiles.png",
+        "gradient-heatmaps.png",
+        "learning-curves.png",
+        "success-vs-length.png",
+    }
+    for image in report.images:
+        assert image.read_bytes()[:4] == b"\x89PNG"
+    assert page.count('src="data:image/png;base64,') == 4
+    assert "http://" not in page and "https://" not in page, "no network needed"
+    assert "Every run" in page and "Solved?" in page
+
+
+def test_user_strings_are_escaped(report):
+    page = report.html.read_text()
+    assert "<script>alert" not in page and "<img src=x" not in page and "<b>bold</b>" not in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert len(re.findall(r"<script", page)) == 0
+
+
+def test_report_renders_in_headless_chromium_with_images_loaded(report, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium); the rendering check needs a real browser")
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            report.html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    images = re.findall(r"<img[^>]*>", done.stdout)
+    assert len(images) == 4
+    assert all('data-loaded="1"' in tag for tag in images), "every embedded image decoded and loaded"
+
+
+def test_report_of_an_unknown_study_is_a_clear_error(tmp_path, capsys):
+    Store(tmp_path / "s.db").close()
+    assert main(["report", "nope", "--store", str(tmp_path / "s.db")]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err
+    assert main(["report", "../../etc", "--store", str(tmp_path / "s.db")]) == 2
+    assert "is not allowed" in capsys.readouterr().err
+
+
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    status = main(
+        [
+            "demo",
+            "--quick",
+            "--no-progress",
+            "--workers",
+            "2",
+            "--store",
+            str(tmp_path / "s.db"),
+            "--out",
+            str(tmp_path / "demo"),
+        ]
+    )
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "The vanishing gradient, untrained" in out and "Verdict" in out
+    assert (tmp_path / "demo" / "index.html").exists() and (tmp_path / "demo" / "vanishing-gradient.png").exists()
+    runs = Store(tmp_path / "s.db").runs(study="demo-quick")
+    assert len(runs) == 10 and all(r.status in ("completed", "solved") for r in runs)

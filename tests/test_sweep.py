@@ -1,0 +1,176 @@
+"""Studies and sweeps: bundled studies validate, local and Ray executors, resume after SIGKILL of the driver,
+failures recorded. Run: `.venv/bin/pytest tests/test_sweep.py`.
+"""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from rnnlab.config import ConfigError
+from rnnlab.store import Store
+from rnnlab.study import bundled_studies, load_study, make_study
+from rnnlab.sweep import ExecutorUnavailable, run_study
+
+TINY = {
+    "task": "adding",
+    "seq_len": 12,
+    "hidden_size": 8,
+    "steps": 30,
+    "eval_every": 10,
+    "batch_size": 16,
+    "stop_when_solved": False,
+}
+
+
+def _study(name="tiny", seeds=(0, 1), variants=None):
+    return make_study(
+        {
+            "name": name,
+            "claim": "c",
+            "source": "s",
+            "defaults": TINY,
+            "grid": {"seed": list(seeds)},
+            "variants": variants or [{"name": "gru", "cell": "gru"}, {"name": "tanh", "cell": "rnn_tanh"}],
+        }
+    )
+
+
+def test_every_bundled_study_validates():
+    names = set(bundled_studies())
+    assert {"vanishing", "remedies", "exploding", "truncation", "copy", "demo"} <= names
+    for name in names:
+        study = load_study(name)
+        assert study.runs and study.claim and study.source, name
+        assert len({r.name for r in study.runs}) == len(study.runs)
+
+
+def test_grid_times_variants_and_names():
+    study = _study(seeds=(0, 1, 2))
+    assert len(study.runs) == 6
+    assert study.runs[0].name == "gru · seed=0" and study.runs[-1].name == "tanh · seed=2"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"name": "x", "defualts": {}}, "unknown key 'defualts'"),
+        ({"name": "../etc", "defaults": TINY}, "study name '../etc' is not allowed"),
+        ({"name": "/abs", "defaults": TINY}, "is not allowed"),
+        ({"name": "x", "defaults": TINY, "grid": {"seq_len": 5}}, "'grid' must map config keys to non-empty lists"),
+        ({"name": "x", "defaults": {**TINY, "cell": "lstn"}}, "run 'x': unknown cell 'lstn'"),
+        (
+            {"name": "x", "defaults": TINY, "variants": [{"name": "a"}, {"name": "a", "seed": 1}]},
+            "two runs are named 'a'",
+        ),
+        ({"name": "x", "defaults": TINY, "variants": [{"name": "a"}, {"name": "b"}]}, "same config as another run"),
+    ],
+)
+def test_bad_studies_are_one_line_errors(data, message):
+    with pytest.raises(ConfigError) as info:
+        make_study(data)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_local_sweep_stores_each_run_once_and_skips_on_rerun(tmp_path):
+    store = Store(tmp_path / "s.db")
+    study = _study()
+    summary = run_study(study, store, workers=2, progress=False)
+    assert (summary.ran, summary.skipped, summary.failed) == (4, 0, 0)
+    runs = store.runs(study="tiny")
+    assert len(runs) == 4 and all(r.status == "completed" for r in runs)
+    again = run_study(study, store, workers=2, progress=False)
+    assert (again.ran, again.skipped) == (0, 4)
+    assert len(store.runs(study="tiny")) == 4
+    assert store.check() == []
+    assert store.study("tiny")["claim"] == "c"
+
+
+def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    store = Store(tmp_path / "s.db")
+    study = _study(seeds=(0,))
+    # A checkpoint that cannot be read makes the first run fail in its worker; the other run is unaffected.
+    from rnnlab.sweep import plan
+
+    _, jobs = plan(study, store)
+    (tmp_path / "s.db.checkpoints").mkdir()
+    (tmp_path / "s.db.checkpoints" / f"run-{jobs[0].run_id}.pt").write_bytes(b"garbage")
+    summary = run_study(study, store, workers=1, progress=False)
+    assert (summary.ran, summary.failed) == (1, 1)
+    failed = store.runs(study="tiny", status="failed")
+    assert len(failed) == 1 and "unreadable" in failed[0].error
+
+
+def test_killed_sweep_driver_resumes_with_every_run_exactly_once(tmp_path):
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(
+        yaml.safe_dump(
+            {
+                "name": "killme",
+                "claim": "c",
+                "source": "s",
+                "defaults": {**TINY, "steps": 60, "checkpoint_every": 10},
+                "grid": {"seed": [0, 1, 2, 3]},
+                "variants": [{"name": "gru", "cell": "gru"}],
+            }
+        )
+    )
+    store_path = tmp_path / "s.db"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "sweep",
+        str(study_file),
+        "--workers",
+        "2",
+        "--store",
+        str(store_path),
+        "--no-progress",
+    ]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill the driver once at least one run has finished
+        if store_path.exists() and Store(store_path).runs(study="killme", status="completed"):
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = len(Store(store_path).runs(study="killme", status="completed"))
+    assert 1 <= finished_before < 4 or finished_before == 4
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    runs = Store(store_path).runs(study="killme")
+    assert len(runs) == 4 and all(r.status == "completed" for r in runs), [(r.name, r.status) for r in runs]
+    assert len({r.config_hash for r in runs}) == 4
+    assert Store(store_path).check() == []
+
+
+def test_ray_executor_matches_local(tmp_path):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rnnlab[ray]'); CI installs it")
+    study = _study(seeds=(0,))
+    local = Store(tmp_path / "local.db")
+    run_study(study, local, workers=1, progress=False)
+    on_ray = Store(tmp_path / "ray.db")
+    summary = run_study(study, on_ray, workers=2, executor="ray", progress=False)
+    assert summary.ran == 2 and summary.failed == 0
+    expected = {r.name: r.final_metric for r in local.runs()}
+    assert {r.name: r.final_metric for r in on_ray.runs()} == expected
+
+
+def test_ray_missing_is_a_one_line_error(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray":
+            raise ImportError("no ray")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ExecutorUnavailable, match=r"needs Ray, which is not installed: pip install 'rnnlab\[ray\]'"):
+        run_study(_study(), Store(tmp_path / "s.db"), executor="ray", progress=False)
