@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import queue as queue_module
 import time
 from collections.abc import Callable
@@ -87,21 +88,15 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
 
 def train_job(config_data: dict[str, Any], checkpoint: str, threads: int, updates=None) -> dict[str, Any]:
     """Train one run in this process and return `TrainResult.to_dict()`. Runs in a worker (or Ray task)."""
-    import os
-
     import torch
 
     from rnnlab.train import Callback, Trainer
 
     torch.set_num_threads(threads)
     config = make_config(config_data)
-    parent = os.getppid()
 
     class Report(Callback):
         def on_step(self, trainer, step, loss, grad_norm, clipped):
-            if updates is not None and os.getppid() != parent:
-                # The driver was killed: stop instead of training an orphan run (it resumes next sweep).
-                raise SystemExit(1)
             if updates is not None and (step % 25 == 0 or step == config.steps):
                 metric = trainer.result.final_metric
                 _put(updates, (os.getpid(), config.label(), step, config.steps, metric))
@@ -110,6 +105,26 @@ def train_job(config_data: dict[str, Any], checkpoint: str, threads: int, update
     if updates is not None:
         _put(updates, (os.getpid(), config.label(), result.steps, config.steps, result.final_metric))
     return result.to_dict()
+
+
+_UPDATES = None  # in a local worker: the queue for progress messages to the driver (or None)
+
+
+def _init_worker(driver: int, updates) -> None:
+    """Worker initializer: keep the progress queue, and exit as soon as the driver process is gone (e.g.
+    killed with SIGKILL) instead of idling forever on the task queue; its unfinished runs resume from their
+    checkpoints in the next sweep."""
+    import threading
+
+    global _UPDATES
+    _UPDATES = updates
+
+    def watch() -> None:
+        while os.getppid() == driver:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="rnnlab-watch-driver").start()
 
 
 def _put(updates, message) -> None:
@@ -167,16 +182,26 @@ def _record(store: Store, summary: SweepSummary, job: _Job, outcome: Callable[[]
 
 def _run_local(jobs, store, summary, workers, threads, address, display) -> None:
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-    with context.Manager() as manager:
-        updates = manager.Queue() if display is not None else None
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
-            futures = {pool.submit(train_job, j.config, j.checkpoint, threads, updates): j for j in jobs}
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                _drain(updates, display)
-                for future in done:
-                    _record(store, summary, futures[future], future.result, display)
+    updates = context.Queue() if display is not None else None
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(os.getpid(), updates),
+    ) as pool:
+        futures = {pool.submit(_train_in_worker, j.config, j.checkpoint, threads): j for j in jobs}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            _drain(updates, display)
+            for future in done:
+                _record(store, summary, futures[future], future.result, display)
+    if updates is not None:
+        updates.close()
+
+
+def _train_in_worker(config_data: dict[str, Any], checkpoint: str, threads: int) -> dict[str, Any]:
+    return train_job(config_data, checkpoint, threads, _UPDATES)
 
 
 def _require_ray():
