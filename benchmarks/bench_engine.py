@@ -12,7 +12,7 @@ I=512, H=512) — it times one training step (zero_grad + forward + loss + backw
 Variants are interleaved (in short blocks, after an untimed step) within each round, so machine noise hits
 all of them alike; it prints medians,
 the ratio to fused+ftz, achieved GFLOP/s, the fraction of the GEMM throughput measured on the spot for the
-same matrix sizes, and (with --memory) the peak memory of one step in a fresh process. Results also go to
+same matrix sizes, and (with --memory) the peak resident memory one step adds, in a fresh process. Results also go to
 a JSON file so later runs can be compared.
 
     .venv/bin/python benchmarks/bench_engine.py                  # all cells and shapes
@@ -138,13 +138,36 @@ def gemm_throughput(cell: str, shape: str, repeats: int = 5) -> float:
     return flops / statistics.median(times) / 1e9
 
 
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def step_peak_mb(step, flush) -> float:
+    """Peak resident memory during one step above the resident memory just before it (sampled every 0.5 ms)."""
+    import threading
+
+    before, peak, running = _rss_mb(), [0.0], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    _time(step, flush)
+    running[0] = False
+    thread.join()
+    return max(0.0, max(peak[0], _rss_mb()) - before)
+
+
 def peak_memory_mb(cell: str, shape: str, variant: str) -> float:
-    """Peak RSS growth of one step, measured in a fresh process."""
+    """Peak memory of one step (after a warm-up step), measured in a fresh process."""
     code = (
-        "import resource, sys; sys.path.insert(0, 'benchmarks'); import bench_engine as b; import torch;"
-        f"s, f = b._make_step({variant!r}, {cell!r}, {shape!r});"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; b._time(s, f);"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
+        "import sys; sys.path.insert(0, 'benchmarks'); import bench_engine as b;"
+        f"s, f = b._make_step({variant!r}, {cell!r}, {shape!r}); b._time(s, f);"
+        "import gc; gc.collect(); print(b.step_peak_mb(s, f))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
