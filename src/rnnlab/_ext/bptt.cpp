@@ -21,10 +21,13 @@ namespace {
 
 using at::vec::Vectorized;
 
+// σ(x) = 1 / (1 + e^(−x)). For float, ATen's exp_u20 (an inline polynomial, ≤ 20 ulp ≈ 2e-6 relative) is
+// several times cheaper than the 1-ulp Sleef call and well inside float32 training noise; for double it is
+// the exact exp, so float64 parity with autograd is unaffected.
 template <typename T>
 inline Vectorized<T> vsigmoid(const Vectorized<T>& x) {
   const Vectorized<T> one(T(1));
-  return one / (one + x.neg().exp());
+  return one / (one + x.neg().exp_u20());
 }
 
 template <typename T>
