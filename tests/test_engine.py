@@ -293,3 +293,37 @@ def test_engine_flushes_denormals_inside_and_can_be_told_not_to():
     run_stack(StackSpec(cell=Spy("tanh"), num_layers=1, bias=False), x, h0, None, weights)
     run_stack(StackSpec(cell=Spy("tanh"), num_layers=1, bias=False, flush_denormals=False), x, h0, None, weights)
     assert seen == [True] * 3 + [False] * 3
+
+
+def test_the_compiled_engine_is_built_where_a_compiler_exists():
+    import shutil
+
+    from rnnlab import native
+
+    if shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("no C++ compiler here: the engine runs its Python time loop")
+    if native.engine_choice() == "python":
+        pytest.skip("RNNLAB_ENGINE=python forces the Python time loop")
+    assert native.backend() == "cpp"
+
+
+@pytest.mark.parametrize("cell", list(CELL_KINDS))
+def test_compiled_and_python_loops_agree(cell, monkeypatch):
+    """The fast path against its slow reference, recording included (float64)."""
+    _, module = make_pair(cell, num_layers=2)
+    x = torch.randn(8, 3, 3, dtype=torch.float64)
+    results = []
+    for engine in ("auto", "python"):
+        monkeypatch.setenv("RNNLAB_ENGINE", engine)
+        module.zero_grad()
+        with rnnlab.record_gradients(module, per_sample=True) as rec:
+            out, _ = module(x)
+            (out * torch.linspace(-1, 1, 7, dtype=torch.float64)).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in module.parameters()], rec.last))
+    (out_a, grads_a, rec_a), (out_b, grads_b, rec_b) = results
+    assert_close(out_a, out_b, **F64)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        assert_close(a, b, **F64)
+    assert_close(rec_a.per_sample, rec_b.per_sample, **F64)
+    if cell == "lstm":
+        assert_close(rec_a.cell_per_sample, rec_b.cell_per_sample, **F64)

@@ -24,6 +24,13 @@ ENGINES = ("auto", "cpp", "python")
 def _compile():
     from torch.utils import cpp_extension
 
+    try:  # the `ninja` package's binary, which is not on PATH when the venv is not activated
+        import ninja
+
+        if ninja.BIN_DIR not in os.environ.get("PATH", "").split(os.pathsep):
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+    except ImportError:
+        pass
     flags = ["-O3"]
     capability = torch.backends.cpu.get_cpu_capability()
     if capability in ("AVX2", "AVX512"):
