@@ -338,15 +338,20 @@ def test_same_config_same_metrics_across_processes(tmp_path, clean_run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("cell", "solves"), [("lstm", True), ("gru", True), ("rnn_tanh", False)])
-def test_learning_the_adding_task_at_t100(cell, solves):
-    """Adam 1e-3, batch 64, H=128, global-norm clip 1, seed 0, test MSE every 250 updates (README has the
-    measured steps and times)."""
+@pytest.mark.parametrize(
+    ("cell", "init", "solves"),
+    [("gru", "torch_default", True), ("lstm", "forget_bias", True), ("rnn_tanh", "torch_default", False)],
+)
+def test_learning_the_adding_task_at_t100(cell, init, solves):
+    """Adam 1e-3, batch 64, H=128, global-norm clip 1, seed 0, test MSE every 250 updates. Measured here: GRU
+    solved at step 1000, LSTM with forget bias 1 at 2750, the tanh RNN stayed at MSE 0.162 (chance 0.167).
+    (An LSTM at PyTorch's default initialisation stayed on the plateau for 4000 updates at this seed.)"""
     config = make_config(
         {
             "task": "adding",
             "seq_len": 100,
             "cell": cell,
+            "init": init,
             "hidden_size": 128,
             "steps": 4000,
             "eval_every": 250,

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 import rnnlab
+from rnnlab.report.format import fmt as _fmt
 
 
 class UsageError(Exception):
@@ -226,14 +227,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         store.finish_run(run_id, result.to_dict())
         _print_run(console, store.run(run_id))
     return 0
-
-
-def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def _print_run(console: Console, run) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnlab.report import plots
+from rnnlab.report.format import fmt
 from rnnlab.store import Run, Store
 from rnnlab.study import check_name
 from rnnlab.tasks import get_task_class
@@ -37,11 +38,7 @@ def _e(value) -> str:
 
 
 def _fmt(value, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+    return fmt(value, digits, missing="–")
 
 
 def _variant(run: Run) -> str:
