@@ -201,6 +201,25 @@ def test_linear_nonlinearity_is_identity_recurrence():
         (lambda: rnnlab.RNN(3, 7), lambda m: m(torch.randn(2, 5, 2, 3)), ValueError, r"must be 3-D"),
         (lambda: rnnlab.RNN(3, 7), lambda m: m([[1.0, 2.0, 3.0]]), TypeError, r"must be a torch.Tensor"),
         (lambda: rnnlab.RNN(3, 7, batch_first=True), lambda m: m(torch.randn(2, 0, 3)), ValueError, r"empty sequence"),
+        (
+            lambda: rnnlab.GRU(3, 7),
+            lambda m: m(torch.tensor([[[1.0, float("nan"), 0.0]]])),
+            ValueError,
+            r"input contains 1 NaN or infinite value\(s\); expected finite numbers",
+        ),
+        (lambda: rnnlab.LSTM(3, 7), lambda m: m(torch.full((2, 1, 3), float("inf"))), ValueError, r"contains 6 NaN"),
+        (
+            lambda: rnnlab.GRU(3, 7),
+            lambda m: m(torch.zeros(2, 1, 3), torch.full((1, 1, 7), float("nan"))),
+            ValueError,
+            r"h0 contains NaN or infinite values",
+        ),
+        (
+            lambda: rnnlab.RNN(3, 7),
+            lambda m: m(torch.zeros(2, 1, 3, dtype=torch.int64)),
+            TypeError,
+            r"input dtype torch.int64 does not match the parameters' torch.float32",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(make, call, error, match):

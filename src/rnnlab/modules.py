@@ -195,6 +195,10 @@ class RecurrentBase(nn.Module):
                 f"{name}: input has {input.shape[-1]} features per step, expected input_size={self.input_size} "
                 f"(input shape {tuple(input.shape)}, layout {layout})"
             )
+        if not bool(torch.isfinite(input).all()):
+            # A NaN or Inf input would silently poison every later step and every gradient.
+            bad = int((~torch.isfinite(input)).sum())
+            raise ValueError(f"{name}: input contains {bad} NaN or infinite value(s); expected finite numbers")
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)  # unbatched (T, I) → (T, 1, I)
         steps = x.shape[1] if self.batch_first and batched else x.shape[0]
@@ -232,6 +236,8 @@ class RecurrentBase(nn.Module):
         param = self.weight_ih_l0
         if state.dtype != param.dtype:
             raise TypeError(f"{name}: {what} dtype {state.dtype} does not match the parameters' {param.dtype}")
+        if not bool(torch.isfinite(state).all()):
+            raise ValueError(f"{name}: {what} contains NaN or infinite values; expected finite numbers")
         if state.device != param.device:
             raise ValueError(f"{name}: {what} is on {state.device} but the parameters are on {param.device}")
         return state if batched else state.unsqueeze(1)
