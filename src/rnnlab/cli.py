@@ -644,6 +644,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
+    except OSError as err:  # e.g. a full disk: not a user mistake, but no traceback either; nothing is half-written
+        if os.environ.get("RNNLAB_TRACEBACK"):
+            raise
+        print(
+            f"rnnlab: error: {err.strerror or err} ({err.filename or 'I/O'}); completed work is kept", file=sys.stderr
+        )
+        return 1
 
 
 if __name__ == "__main__":

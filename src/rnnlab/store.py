@@ -243,10 +243,32 @@ class Store:
             if updated != 1:
                 raise StoreError(f"run {run_id} does not exist in {str(self.path)!r}")
 
-    def restart_run(self, run_id: int) -> None:
-        """Mark an interrupted or failed run as 'running' again (it resumes from its checkpoint)."""
+    def claim_run(
+        self, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
+    ) -> tuple[int, str]:
+        """In one write transaction (so concurrent sweeps on one store serialise here): return the finished
+        run of this config in `study` ('finished'), or re-open an interrupted or failed one ('resumed'), or
+        record a new one ('new'). Returns (run id, which of the three)."""
         with self._transaction() as db:
-            db.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?", (run_id,))
+            rows = db.execute(
+                "SELECT id, status FROM runs WHERE config_hash = ? AND study = ? ORDER BY id DESC",
+                (config_hash, study),
+            ).fetchall()
+            for row in rows:
+                if row["status"] in FINISHED:
+                    return int(row["id"]), "finished"
+            if rows:
+                run_id = int(rows[0]["id"])
+                db.execute(
+                    "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?", (run_id,)
+                )
+                return run_id, "resumed"
+            cursor = db.execute(
+                "INSERT INTO runs (name, study, config_hash, config, status, created_at, environment) "
+                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (name, study, config_hash, json.dumps(config, sort_keys=True), time.time(), json.dumps(environment)),
+            )
+            return int(cursor.lastrowid), "new"
 
     def save_study(self, name: str, claim: str, source: str, description: str = "") -> None:
         """Record (or update) a study's metadata; its runs carry its name."""

