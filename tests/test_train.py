@@ -310,7 +310,10 @@ def test_kill_and_resume_gives_the_same_final_metrics(tmp_path, clean_run):
     expected = Store(clean_run).runs()[0]
     store_path = tmp_path / "killed.db"
     checkpoint = store_path.with_name(store_path.name + ".checkpoints") / "run-1.pt"
-    for delay in (0.0, 0.3):  # two kills at different moments after the first checkpoint
+    import random
+
+    delays = random.Random(7).sample([0.0, 0.1, 0.2, 0.3, 0.45, 0.6], 4)
+    for delay in delays:  # four kills at (seeded) random moments after the first checkpoint
         process = subprocess.Popen(_train_cmd(store_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while not checkpoint.exists() and time.time() < deadline and process.poll() is None:

@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 class RunConfig(BaseModel):
     """Everything that defines a training run. Two configs with the same `hash()` give the same result."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every number finite
 
     name: str | None = None  # label for tables and reports (not part of the hash)
     # --- task
