@@ -19,6 +19,7 @@ import rnnlab.train as train_module
 from rnnlab.config import make_config
 from rnnlab.store import Store
 from rnnlab.train import Trainer, load_checkpoint
+from tests.processes import children, cmdline
 
 TINY = {
     "task": "adding",
@@ -112,9 +113,7 @@ def test_a_killed_worker_is_replaced_and_its_run_resumes(tmp_path):
     deadline = time.time() + 120
     while time.time() < deadline and not (checkpoints.exists() and any(checkpoints.iterdir())):
         time.sleep(0.05)
-    workers = [
-        p for p in _children(driver.pid) if "spawn_main" in _cmdline(p) and "resource_tracker" not in _cmdline(p)
-    ]
+    workers = [p for p in children(driver.pid) if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)]
     assert workers, "the sweep has worker processes"
     os.kill(workers[0], signal.SIGKILL)
     _, err = driver.communicate(timeout=300)
@@ -126,19 +125,3 @@ def test_a_killed_worker_is_replaced_and_its_run_resumes(tmp_path):
     for run in runs:
         expected = Trainer(make_config({**run.config, "name": run.name})).run()
         assert run.final_metric == pytest.approx(expected.final_metric, rel=0, abs=0)
-
-
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
-
-
-def _cmdline(pid):
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""

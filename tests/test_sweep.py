@@ -14,6 +14,7 @@ from rnnlab.config import ConfigError
 from rnnlab.store import Store
 from rnnlab.study import bundled_studies, load_study, make_study
 from rnnlab.sweep import ExecutorUnavailable, run_study
+from tests.processes import alive, children
 
 TINY = {
     "task": "adding",
@@ -137,37 +138,21 @@ def test_killed_sweep_driver_resumes_with_every_run_exactly_once(tmp_path):
         if store_path.exists() and Store(store_path).runs(study="killme", status="completed"):
             break
         time.sleep(0.1)
-    workers = _children(process.pid)
+    workers = children(process.pid)
     process.send_signal(signal.SIGKILL)
     process.wait()
     finished_before = len(Store(store_path).runs(study="killme", status="completed"))
     assert finished_before >= 1
     deadline = time.time() + 30  # the orphaned workers notice that the driver is gone and exit
-    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+    while any(alive(pid) for pid in workers) and time.time() < deadline:
         time.sleep(0.2)
-    assert not any(_alive(pid) for pid in workers), "no worker outlives a killed driver"
+    assert not any(alive(pid) for pid in workers), "no worker outlives a killed driver"
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     runs = Store(store_path).runs(study="killme")
     assert len(runs) == 4 and all(r.status == "completed" for r in runs), [(r.name, r.status) for r in runs]
     assert len({r.config_hash for r in runs}) == 4
     assert Store(store_path).check() == []
-
-
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split()[2] != "Z"
-    except OSError:
-        return False
 
 
 def test_ray_executor_matches_local(tmp_path):

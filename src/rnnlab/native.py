@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ import torch
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"
 ENGINES = ("auto", "cpp", "python")
+STALE_LOCK_S = 300
 
 
 @functools.cache
@@ -31,6 +33,12 @@ def _compile():
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     except ImportError:
         pass
+    # A process killed while building leaves torch's build lock behind, and every later start would wait on
+    # it forever. A build takes about a minute, so a lock older than STALE_LOCK_S is removed.
+    build_dir = Path(cpp_extension._get_build_directory("rnnlab_bptt", verbose=False))
+    lock = build_dir / "lock"
+    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+        lock.unlink(missing_ok=True)
     flags = ["-O3"]
     capability = torch.backends.cpu.get_cpu_capability()
     if capability in ("AVX2", "AVX512"):
