@@ -55,6 +55,7 @@ def test_round_trip(tmp_path):
         assert store.metrics(run_id, "test_metric") == [(250, "test_metric", 0.1), (500, "test_metric", 0.004)]
         assert store.flows(run_id)[0]["profile"] == [1.0, 0.6, 0.36]
         assert store.find("abc").id == run_id and store.find("abd") is None
+        assert store.find("abc", study="other") is None, "a single run is not a study's run"
         assert store.check() == []
         with sqlite3.connect(tmp_path / "s.db") as raw:
             assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

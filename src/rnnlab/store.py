@@ -307,13 +307,11 @@ class Store:
         return _run(row)
 
     def find(self, config_hash: str, study: str | None = None, statuses: tuple[str, ...] = FINISHED) -> Run | None:
-        """The latest run with this config hash (in this study) and one of these statuses, or None."""
+        """The latest run with this config hash and one of these statuses, in `study` — or, with study None,
+        among single runs (`rnnlab train`), never a study's run."""
         marks = ", ".join("?" for _ in statuses)
-        query = f"SELECT * FROM runs WHERE config_hash = ? AND status IN ({marks})"
-        args: list[Any] = [config_hash, *statuses]
-        if study is not None:
-            query += " AND study = ?"
-            args.append(study)
+        query = f"SELECT * FROM runs WHERE config_hash = ? AND status IN ({marks}) AND study IS ?"
+        args: list[Any] = [config_hash, *statuses, study]
         row = self._db.execute(query + " ORDER BY id DESC LIMIT 1", args).fetchone()
         return None if row is None else _run(row)
 

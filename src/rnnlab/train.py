@@ -27,7 +27,7 @@ from rnnlab import init as init_schemes
 from rnnlab.clip import clip_gradients
 from rnnlab.config import RunConfig
 from rnnlab.models import SequenceModel
-from rnnlab.tasks import SequenceTask, StreamTask, Task, make_task
+from rnnlab.tasks import StreamTask, Task, make_task
 
 FLOW_BATCH = 32  # sequences in each gradient-flow snapshot
 FLOW_STREAM_LENGTH = 200  # window of the test stream used for a stream task's snapshot
@@ -574,7 +574,6 @@ __all__ = [
     "CheckpointError",
     "Evaluation",
     "FlowSnapshot",
-    "SequenceTask",
     "TrainResult",
     "Trainer",
     "build_model",
