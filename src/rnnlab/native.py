@@ -19,6 +19,7 @@ import torch
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"
 ENGINES = ("auto", "cpp", "python")
+GEMMS = ("auto", "aten")
 STALE_LOCK_S = 300
 
 
@@ -39,18 +40,33 @@ def _compile():
     lock = build_dir / "lock"
     if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
         lock.unlink(missing_ok=True)
-    flags = ["-O3"]
+    # -fopenmp: ATen's parallel_for is an inline template whose `#pragma omp parallel` compiles to a serial
+    # loop without it (measured: the LSTM pointwise pass ran on one of two cores). The process has one
+    # OpenMP runtime: PyTorch's libgomp is already loaded under the same soname.
+    flags = ["-O3", "-fopenmp"]
     capability = torch.backends.cpu.get_cpu_capability()
     if capability in ("AVX2", "AVX512"):
         # Vectorised exp/tanh come from the Sleef functions libtorch_cpu already exports.
         flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
-    return cpp_extension.load(name="rnnlab_bptt", sources=[str(SOURCE)], extra_cflags=flags, verbose=False)
+    module = cpp_extension.load(
+        name="rnnlab_bptt", sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False
+    )
+    module.set_gemm(gemm_choice())
+    return module
 
 
 def engine_choice() -> str:
     choice = os.environ.get("RNNLAB_ENGINE", "auto")
     if choice not in ENGINES:
         raise ValueError(f"RNNLAB_ENGINE={choice!r} is not valid; choose from: {', '.join(ENGINES)}")
+    return choice
+
+
+def gemm_choice() -> str:
+    """RNNLAB_GEMM: 'auto' (oneDNN for large float32 products where PyTorch has it) or 'aten' (always ATen)."""
+    choice = os.environ.get("RNNLAB_GEMM", "auto")
+    if choice not in GEMMS:
+        raise ValueError(f"RNNLAB_GEMM={choice!r} is not valid; choose from: {', '.join(GEMMS)}")
     return choice
 
 
@@ -66,6 +82,7 @@ def _extension_or_none():
 def extension():
     """The compiled module, or None when the Python time loop is to be used."""
     choice = engine_choice()
+    gemm_choice()  # a bad value is an error here, not a silent fallback inside the build
     if choice == "python":
         return None
     module = _extension_or_none()

@@ -1,0 +1,127 @@
+"""The compiled engine's own numerics (`_ext/bptt.cpp`), beyond the loop-level parity in test_engine.py:
+
+- the float32 tanh and sigmoid it evaluates (cheaper than Sleef's) against float64 torch, over [−12, 12] and
+  at tiny values, where a relative error would show;
+- its GEMM (oneDNN for large float32 products, else ATen) against a float64 product, at shapes on both sides
+  of the oneDNN threshold, with transposed operands, bias and accumulation;
+- a float32 LSTM/GRU large enough that every per-step product goes to oneDNN, against torch.nn, with the
+  GEMM forced both ways.
+Skipped where no C++ compiler exists (the engine then runs its Python loop). Run: `.venv/bin/pytest tests/test_native.py`.
+"""
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from rnnlab import native
+from tests.conftest import make_pair
+
+
+@pytest.fixture
+def ext():
+    module = native.extension()
+    if module is None:
+        pytest.skip("the compiled engine is not in use here")
+    yield module
+    module.set_gemm(native.gemm_choice())
+
+
+def _grid() -> torch.Tensor:
+    dense = torch.linspace(-12, 12, 240_001)
+    tiny = torch.tensor([1e-30, -1e-20, 1e-10, -3e-7, 1e-4, -0.0312, 0.1249, 0.1251])
+    return torch.cat([dense, tiny])
+
+
+def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.double() - want).abs() / want.abs().clamp_min(1e-300)).max().item()
+
+
+def test_float32_tanh_is_accurate_to_a_few_ulp_of_1e_6(ext):
+    x = _grid()
+    batch, hidden = 241, 1000
+    x_pre = torch.zeros(batch * hidden)
+    x_pre[: x.numel()] = x
+    x_pre = x_pre.view(1, batch, hidden)
+    h0, w_hh = torch.zeros(batch, hidden), torch.zeros(hidden, hidden)
+    hs, *_ = ext.forward(0, x_pre.clone(), h0, h0, w_hh, None)  # rnn_tanh: h1 = tanh(x_pre)
+    got = hs[1].reshape(-1)[: x.numel()]
+    want = torch.tanh(x.double())
+    assert _relative_error(got, want) < 2e-6
+    assert (got.double() - want).abs().max().item() < 2e-7
+    assert (got.sign() == x.sign()).all()  # odd, and tiny values are not rounded to zero
+
+
+def test_float32_sigmoid_of_the_lstm_gates_is_accurate(ext):
+    x = _grid()
+    hidden = 1000
+    batch = (x.numel() + hidden - 1) // hidden
+    pre = torch.zeros(batch * hidden)
+    pre[: x.numel()] = x
+    x_pre = torch.zeros(1, batch, 4 * hidden)
+    x_pre[0, :, :hidden] = pre.view(batch, hidden)  # the input gate block
+    h0, w_hh = torch.zeros(batch, hidden), torch.zeros(4 * hidden, hidden)
+    _, _, acts, _ = ext.forward(3, x_pre, h0, h0, w_hh, None)
+    got = acts[0, :, :hidden].reshape(-1)[: x.numel()]
+    assert _relative_error(got, torch.sigmoid(x.double())) < 3e-6
+
+
+@pytest.mark.parametrize("mode", ["auto", "aten"])
+@pytest.mark.parametrize(
+    ("m", "k", "n", "transpose_b", "bias"),
+    [
+        (64, 128, 512, True, False),  # below the oneDNN threshold: ATen either way
+        (64, 512, 2048, True, False),  # a per-step product at H=512
+        (64, 2048, 512, False, False),  # its backward
+        (3000, 40, 700, False, True),  # an input projection with bias
+        (701, 3000, 300, False, False),  # a weight gradient (a transposed view of a contiguous tensor)
+    ],
+)
+def test_gemm_matches_a_float64_product(ext, mode, m, k, n, transpose_b, bias):
+    ext.set_gemm(mode)
+    gen = torch.Generator().manual_seed(m + k + n)
+    a = torch.randn(m, k, generator=gen)
+    b = torch.randn(n, k, generator=gen).t() if transpose_b else torch.randn(k, n, generator=gen)
+    if m == 701:
+        a = torch.randn(k, m, generator=gen).t()
+    c = torch.randn(n, generator=gen) if bias else None
+    got = ext.matmul(a, b, c)
+    want = a.double() @ b.double() + (0 if c is None else c.double())
+    scale = a.double().abs() @ b.double().abs() + 1
+    assert got.shape == (m, n) and got.is_contiguous()
+    assert ((got.double() - want).abs() / scale).max().item() < 1e-6
+
+
+def test_gemm_backend_can_be_chosen_and_refuses_unknown_modes(ext):
+    ext.set_gemm("aten")
+    assert ext.gemm_backend() == "aten"
+    ext.set_gemm("auto")
+    assert ext.gemm_backend() in ("onednn", "aten")
+    with pytest.raises(RuntimeError, match="gemm mode must be 'auto' or 'aten'"):
+        ext.set_gemm("mkl")
+
+
+def test_bad_gemm_environment_variable_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("RNNLAB_GEMM", "fast")
+    with pytest.raises(ValueError, match=r"RNNLAB_GEMM='fast' is not valid; choose from: auto, aten"):
+        native.extension()
+
+
+@pytest.mark.parametrize("mode", ["auto", "aten"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_float32_at_onednn_sizes_matches_torch_nn(ext, cell, mode):
+    """H=256, B=64: every per-step product (64·256·G·256 multiply-adds) is above the oneDNN threshold."""
+    ext.set_gemm(mode)
+    reference, module = make_pair(cell, input_size=48, hidden_size=256, dtype=torch.float32, spread=None)
+    x = torch.randn(12, 64, 48, generator=torch.Generator().manual_seed(5))
+    readout = torch.randn(256, generator=torch.Generator().manual_seed(6))
+    outs = []
+    for net in (reference, module):
+        xi = x.clone().requires_grad_()
+        out, _ = net(xi)
+        (out @ readout).square().mean().backward()
+        outs.append((out.detach(), xi.grad, [p.grad for p in net.parameters()]))
+    (out_ref, dx_ref, grads_ref), (out_new, dx_new, grads_new) = outs
+    assert_close(out_new, out_ref, rtol=1e-4, atol=1e-5)
+    assert_close(dx_new, dx_ref, rtol=1e-4, atol=1e-4 * dx_ref.abs().max().item())
+    for g_new, g_ref in zip(grads_new, grads_ref, strict=True):
+        assert_close(g_new, g_ref, rtol=1e-4, atol=1e-4 * g_ref.abs().max().item())
