@@ -247,3 +247,12 @@ def test_bad_input_is_a_clear_error(make, call, error, match):
 def test_bad_construction_is_a_clear_error(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_huge_finite_inputs_are_accepted_even_when_their_sum_overflows():
+    """The finiteness check sums the input first; an overflowing sum of finite values must not be refused."""
+    module = rnnlab.RNN(2, 3)
+    x = torch.full((4, 1, 2), 3e38)  # the sum is inf in float32, every value is finite
+    h0 = torch.full((1, 1, 3), -3e38)
+    out, _ = module(x, h0)
+    assert torch.isfinite(out).all()

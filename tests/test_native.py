@@ -84,7 +84,7 @@ def test_gemm_matches_a_float64_product(ext, mode, m, k, n, transpose_b, bias):
     if m == 701:
         a = torch.randn(k, m, generator=gen).t()
     c = torch.randn(n, generator=gen) if bias else None
-    got = ext.matmul(a, b, c)
+    got = ext.matmul(a, b, c, False)
     want = a.double() @ b.double() + (0 if c is None else c.double())
     scale = a.double().abs() @ b.double().abs() + 1
     assert got.shape == (m, n) and got.is_contiguous()
@@ -125,3 +125,50 @@ def test_float32_at_onednn_sizes_matches_torch_nn(ext, cell, mode):
     assert_close(dx_new, dx_ref, rtol=1e-4, atol=1e-4 * dx_ref.abs().max().item())
     for g_new, g_ref in zip(grads_new, grads_ref, strict=True):
         assert_close(g_new, g_ref, rtol=1e-4, atol=1e-4 * g_ref.abs().max().item())
+
+
+def _lstm_pair():
+    return make_pair("lstm", input_size=8, hidden_size=128, dtype=torch.float32, spread=None)
+
+
+def test_scratch_buffers_held_by_a_live_graph_are_not_reused(ext):
+    """Two forward passes whose graphs are both alive, backward in the other order: each must still see its
+    own saved states (buffers ≥ 1 MB come from the reuse pool)."""
+    reference, module = _lstm_pair()
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(20, 64, 8, generator=gen) for _ in range(2)]
+    losses = [module(x)[0].square().mean() for x in xs]
+    assert ext.scratch_bytes() > 0
+    grads = []
+    for loss in reversed(losses):
+        module.zero_grad()
+        loss.backward()
+        grads.append([p.grad.clone() for p in module.parameters()])
+    for x, got in zip(reversed(xs), grads, strict=True):
+        reference.zero_grad()
+        reference(x)[0].square().mean().backward()
+        for g, p in zip(got, reference.parameters(), strict=True):
+            assert_close(g, p.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_scratch_pool_is_reused_across_steps_and_can_be_released(ext):
+    _, module = _lstm_pair()
+    x = torch.randn(20, 64, 8)
+    ext.release_scratch()
+    held = []
+    for _ in range(4):
+        module.zero_grad()
+        module(x)[0].square().mean().backward()
+        held.append(ext.scratch_bytes())
+    assert held[0] > 0 and held == [held[0]] * 4  # the same buffers every step, not new ones
+    assert ext.release_scratch() == held[0]
+    assert ext.scratch_bytes() == 0
+
+
+def test_release_buffers_is_public_and_reports_bytes(ext):
+    from rnnlab.engine import release_buffers
+
+    _, module = _lstm_pair()
+    module(torch.randn(20, 64, 8))[0].sum().backward()
+    assert release_buffers() > 0
+    assert release_buffers() == 0

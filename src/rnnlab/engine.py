@@ -77,6 +77,16 @@ def flush_denormals(enabled: bool = True) -> Iterator[None]:
         torch.set_flush_denormal(previous)
 
 
+def release_buffers() -> int:
+    """Free the compiled engine's reusable scratch buffers that no tensor uses any more; returns the bytes freed.
+
+    Why they exist: the engine's large temporaries (pre-activations, states and their gradients, tens of MB per
+    layer) are kept between training steps, because fresh pages from the kernel cost more to fault in than to
+    write (see `_ext/bptt.cpp`). At most 2 GiB are kept; call this after training to give them back."""
+    ext = native.extension()
+    return 0 if ext is None else int(ext.release_scratch())
+
+
 # --------------------------------------------------------------------------------------------- the loop
 
 
@@ -221,13 +231,14 @@ def _weight_grad(d_pre: Tensor, inputs: Tensor) -> Tensor:
     return _matmul(inputs.t(), d_pre).t()
 
 
-def _matmul(a: Tensor, b: Tensor, bias: Tensor | None = None) -> Tensor:
+def _matmul(a: Tensor, b: Tensor, bias: Tensor | None = None, scratch: bool = False) -> Tensor:
     """a · b (+ bias on every row) by the compiled engine's GEMM where it runs (oneDNN for large float32
-    products, see `_ext/bptt.cpp`), else by PyTorch."""
+    products, see `_ext/bptt.cpp`), else by PyTorch. scratch: the result is the engine's own temporary and
+    may live in one of the extension's reused buffers (never for a tensor handed to the caller)."""
     ext = native.extension() if a.device.type == "cpu" else None
     if ext is None:
         return a @ b if bias is None else torch.addmm(bias, a, b)
-    return ext.matmul(a, b, bias)
+    return ext.matmul(a, b, bias, scratch)
 
 
 def _native_for(cell: Cell):
@@ -314,7 +325,7 @@ class _StackBPTT(torch.autograd.Function):
                 w_ih, w_hh, b_ih, b_hh = _layer_weights(spec, weights, layer)
                 bias_x, bias_h = spec.cell.split_bias(b_ih, b_hh)
                 flat = layer_input.reshape(steps * batch, -1)  # (T·B, I)
-                x_pre = _matmul(flat, w_ih.t(), bias_x)
+                x_pre = _matmul(flat, w_ih.t(), bias_x, scratch=True)
                 x_pre = x_pre.view(steps, batch, -1)  # (T, B, G·H)
                 hs, cs, saved = _run_layer_forward(
                     spec.cell, x_pre, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
