@@ -327,3 +327,22 @@ def test_compiled_and_python_loops_agree(cell, monkeypatch):
     assert_close(rec_a.per_sample, rec_b.per_sample, **F64)
     if cell == "lstm":
         assert_close(rec_a.cell_per_sample, rec_b.cell_per_sample, **F64)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_tensors_off_the_cpu_take_the_python_loop(cell):
+    """The compiled loop reads CPU memory; tensors on any other device (CUDA on a GPU machine; here the
+    storage-less 'meta' device stands in for it) must run the Python loop, forward and backward."""
+    from rnnlab.cells import get_cell
+
+    spec_cell = get_cell(cell)
+    gh = spec_cell.gates * 4
+    x = torch.randn(5, 2, 3, device="meta", requires_grad=True)
+    h0 = torch.zeros(1, 2, 4, device="meta")
+    c0 = torch.zeros(1, 2, 4, device="meta") if spec_cell.has_cell_state else None
+    shapes = [(gh, 3), (gh, 4), (gh,), (gh,)]
+    weights = [torch.randn(*s, device="meta", requires_grad=True) for s in shapes]
+    out, hn, _ = run_stack(StackSpec(cell=spec_cell, num_layers=1, bias=True), x, h0, c0, weights)
+    out.sum().backward()
+    assert out.shape == (5, 2, 4) and out.device.type == "meta" and hn.shape == (1, 2, 4)
+    assert x.grad.shape == x.shape and [w.grad.shape for w in weights] == [w.shape for w in weights]

@@ -241,9 +241,10 @@ def _matmul(a: Tensor, b: Tensor, bias: Tensor | None = None, scratch: bool = Fa
     return ext.matmul(a, b, bias, scratch)
 
 
-def _native_for(cell: Cell):
-    """The compiled loop for rnnlab's own cells (a user's Cell subclass keeps the Python loop), or None."""
-    if CELLS.get(cell.name) is not cell:
+def _native_for(cell: Cell, device: torch.device):
+    """The compiled loop for rnnlab's own cells on CPU tensors, or None: a user's Cell subclass, and every
+    other device (CUDA), keep the Python loop."""
+    if CELLS.get(cell.name) is not cell or device.type != "cpu":
         return None
     return native.extension()
 
@@ -261,7 +262,7 @@ class _NativeSaved:
 
 
 def _run_layer_forward(cell: Cell, x_pre: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
-    ext = _native_for(cell)
+    ext = _native_for(cell, x_pre.device)
     if ext is None:
         return _layer_forward(cell, x_pre, h0, c0, w_hh, bias_h)
     c0_arg = c0 if c0 is not None else h0  # ignored for cells without a cell state
@@ -277,7 +278,7 @@ def _run_layer_backward(cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, trun
     record: 0 nothing; 1 per-sample norms; 2 norms and the vectors ∂L/∂h_t. Returns (d_x_pre, d_h_pre, dh0,
     dc0, seen) where seen is None or (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ or None, vectors (T, B, H) or None).
     """
-    ext = _native_for(cell)
+    ext = _native_for(cell, d_out.device)
     if ext is None or not isinstance(saved, _NativeSaved) or (truncate is not None and truncate <= d_out.shape[0]):
         # Truncation keeps one gradient stream per entry step: the Python loop handles it.
         d_x_pre, d_h_pre, dh0, dc0, dh_seen, dc_seen = _layer_backward(

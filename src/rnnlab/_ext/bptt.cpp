@@ -476,6 +476,7 @@ void vanilla_backward_pointwise(int64_t kind, const T* h_new, const T* dh, const
 std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const at::Tensor& h0, const at::Tensor& c0,
                                 const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh) {
   at::NoGradGuard no_grad;
+  TORCH_CHECK(x_pre_in.device().is_cpu(), "the compiled time loop runs on CPU tensors only");
   TORCH_CHECK(x_pre_in.is_contiguous(), "x_pre must be contiguous");
   const at::Tensor x_pre = x_pre_in;
   const int64_t T = x_pre.size(0), B = x_pre.size(1), H = h0.size(-1);
@@ -531,6 +532,7 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
                                  const c10::optional<at::Tensor>& dc_last, int64_t record) {
   // record: 0 nothing, 1 per-sample squared norms (T, B) in double, 2 also the vectors ∂L/∂h_t (T, B, H).
   at::NoGradGuard no_grad;
+  TORCH_CHECK(d_out_in.device().is_cpu(), "the compiled time loop runs on CPU tensors only");
   const at::Tensor d_out = d_out_in.contiguous();
   const int64_t T = d_out.size(0), B = d_out.size(1), H = d_out.size(2);
   const bool lstm = kind == 3, gru = kind == 4;
