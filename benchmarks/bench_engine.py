@@ -9,6 +9,7 @@ I=512, H=512) — it times one training step (zero_grad + forward + loss + backw
   fused+ftz    torch.nn module with torch.set_flush_denormal(True)
   cell-loop    an autograd loop over the torch.nn cell (nn.LSTMCell, …)
 
+With --device cuda the same runs on a GPU against cuDNN ("fused"; rnnlab then runs its Python time loop).
 Variants are interleaved (in short blocks, after an untimed step) within each round, so machine noise hits
 all of them alike; it prints medians,
 the ratio to fused+ftz, achieved GFLOP/s, the fraction of the GEMM throughput measured on the spot for the
@@ -42,6 +43,7 @@ from rnnlab import native
 SHAPES = {"adding": (200, 64, 2, 128), "fastrnns": (100, 64, 512, 512)}
 GATES = {"rnn_tanh": 1, "lstm": 4, "gru": 3}
 VARIANTS = ("rnnlab+rec", "rnnlab", "fused", "fused+ftz", "cell-loop")
+DEVICE = torch.device("cpu")  # --device; on CUDA "fused" is cuDNN and denormal flushing does not apply
 
 
 def step_flops(cell: str, steps: int, batch: int, inputs: int, hidden: int) -> float:
@@ -66,10 +68,10 @@ def _modules(cell: str, inputs: int, hidden: int, seed: int = 0):
 
 def _make_step(variant: str, cell: str, shape: str):
     steps, batch, inputs, hidden = SHAPES[shape]
-    fused, ours, loop = _modules(cell, inputs, hidden)
-    x = torch.randn(steps, batch, inputs, generator=torch.Generator().manual_seed(1))
-    target = torch.rand(batch, generator=torch.Generator().manual_seed(2))
-    readout = torch.randn(hidden, generator=torch.Generator().manual_seed(3)) / hidden**0.5
+    fused, ours, loop = (m.to(DEVICE) for m in _modules(cell, inputs, hidden))
+    x = torch.randn(steps, batch, inputs, generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    target = torch.rand(batch, generator=torch.Generator().manual_seed(2)).to(DEVICE)
+    readout = (torch.randn(hidden, generator=torch.Generator().manual_seed(3)) / hidden**0.5).to(DEVICE)
 
     def loss_of(last):  # a regression on the last step, like the adding task
         return ((last @ readout - target) ** 2).mean()
@@ -100,7 +102,7 @@ def _make_step(variant: str, cell: str, shape: str):
 
     def step():
         loop.zero_grad()
-        h = torch.zeros(batch, hidden)
+        h = torch.zeros(batch, hidden, device=DEVICE)
         state = (h, h) if cell == "lstm" else h
         for t in range(steps):
             state = loop(x[t], state)
@@ -113,8 +115,12 @@ def _make_step(variant: str, cell: str, shape: str):
 def _time(step, flush) -> float:
     if flush is not None:
         torch.set_flush_denormal(flush)
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
     start = time.perf_counter()
     step()
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     torch.set_flush_denormal(False)
     return elapsed
@@ -140,21 +146,21 @@ def gemm_throughput(cell: str, shape: str, repeats: int = 5) -> tuple[float, dic
     Returns (best rate, {backend: rate})."""
     ext = native.extension()
     backends = {"torch.mm": lambda a, b: torch.mm(a, b)}
-    if ext is not None:
+    if ext is not None and DEVICE.type == "cpu":
         backends["engine"] = lambda a, b: ext.matmul(a, b, None, False)
     total_flops, best_time, per_backend = 0.0, 0.0, dict.fromkeys(backends, 0.0)
     for count, (m, k, n) in _gemm_products(cell, shape):
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, device=DEVICE), torch.randn(k, n, device=DEVICE)
         total_flops += 2.0 * m * k * n * count
         times = {}
         for name, mm in backends.items():
             mm(a, b)
-            samples = []
-            for _ in range(repeats):
-                start = time.perf_counter()
+
+            def products(mm=mm, a=a, b=b, count=count):
                 for _ in range(count):
                     mm(a, b)
-                samples.append(time.perf_counter() - start)
+
+            samples = [_time(products, None) for _ in range(repeats)]
             times[name] = statistics.median(samples)
             per_backend[name] += times[name]
         best_time += min(times.values())
@@ -205,10 +211,19 @@ def main(argv=None) -> int:
     parser.add_argument("--block", type=int, default=3, help="timed steps per variant and round (after one untimed)")
     parser.add_argument("--memory", action="store_true", help="also measure peak memory (fresh process each)")
     parser.add_argument("--gemm", choices=native.GEMMS, default="auto", help="the engine's GEMM (RNNLAB_GEMM)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (then the baseline is cuDNN, 'fused')")
     parser.add_argument("--json", default="benchmarks/results/engine.json")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this machine has no usable CUDA device (torch.cuda.is_available() is False)")
     cells, shapes = args.cells.split(","), args.shapes.split(",")
     variants = args.variants.split(",")
+    baseline = "fused+ftz"
+    if DEVICE.type == "cuda":  # flushing denormals is a CPU setting: on CUDA the fused variants are the same
+        variants, baseline = [v for v in variants if v != "fused+ftz"], "fused"
+        args.memory = False  # peak memory below is host memory of a fresh process; not meaningful here
     os.environ["RNNLAB_GEMM"] = args.gemm  # also for the fresh processes of --memory
     if native.extension() is not None:
         native.extension().set_gemm(args.gemm)
@@ -230,14 +245,14 @@ def main(argv=None) -> int:
                     times[v] += [_time(*steps[v]) for _ in range(args.block)]
             gemm, gemm_by_backend = gemm_throughput(cell, shape)
             flops = step_flops(cell, *SHAPES[shape])
-            base = statistics.median(times["fused+ftz"]) if "fused+ftz" in times else None
+            base = statistics.median(times[baseline]) if baseline in times else None
             rates = ", ".join(f"{k} {v:.0f}" for k, v in gemm_by_backend.items())
             print(
                 f"\n{shape} {SHAPES[shape]} {cell}: {flops / 1e9:.2f} GFLOP/step, "
                 f"GEMM rate here {gemm:.0f} GFLOP/s (best per product; {rates})"
             )
             print(
-                f"  {'variant':<11} {'median ms':>10} {'vs fused+ftz':>13} {'GFLOP/s':>8} {'% of GEMM':>10}"
+                f"  {'variant':<11} {'median ms':>10} {'vs ' + baseline:>13} {'GFLOP/s':>8} {'% of GEMM':>10}"
                 + (f" {'peak MB':>8}" if args.memory else "")
             )
             for v in variants:
@@ -247,7 +262,8 @@ def main(argv=None) -> int:
                     "cell": cell,
                     "variant": v,
                     "median_ms": median * 1e3,
-                    "ratio_vs_fused_ftz": median / base if base else None,
+                    "baseline": baseline,
+                    "ratio_vs_baseline": median / base if base else None,
                     "gflops": flops / median / 1e9,
                     "gemm_gflops": gemm,
                     "gemm_gflops_by_backend": gemm_by_backend,
@@ -257,7 +273,7 @@ def main(argv=None) -> int:
                 if args.memory:
                     row["peak_mb"] = peak_memory_mb(cell, shape, v)
                 results.append(row)
-                ratio = f"{row['ratio_vs_fused_ftz']:.2f}×" if base else "-"
+                ratio = f"{row['ratio_vs_baseline']:.2f}×" if base else "-"
                 print(
                     f"  {v:<11} {row['median_ms']:>10.1f} {ratio:>13} {row['gflops']:>8.0f} "
                     f"{row['fraction_of_gemm']:>9.0%}" + (f" {row['peak_mb']:>8.0f}" if args.memory else "")
@@ -270,6 +286,7 @@ def main(argv=None) -> int:
         "engine": native.backend(),
         "gemm": native.extension().gemm_backend() if native.extension() else "torch",
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu",
         "machine": platform.platform(),
         "time": time.time(),
         "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

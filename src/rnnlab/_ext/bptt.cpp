@@ -178,6 +178,7 @@ ScratchPool& scratch() {
 }
 
 int64_t release_scratch() { return scratch().release(); }
+at::Tensor scratch_like(at::IntArrayRef sizes, const at::Tensor& like) { return scratch().get(sizes, like.options()); }
 int64_t scratch_bytes() { return scratch().held(); }
 
 // ---------------------------------------------------------------------------------------------- GEMM
@@ -591,6 +592,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("matmul", &matmul, "a · b (+ bias), by oneDNN for large float32 products; into_scratch: a reused buffer");
   m.def("release_scratch", &release_scratch, "free the reusable buffers nobody holds; returns the bytes freed");
   m.def("scratch_bytes", &scratch_bytes, "bytes held by the reusable buffers");
+  m.def("scratch", &scratch_like, "an uninitialised reusable buffer of this size with like's dtype and device");
   m.def("set_gemm", &set_gemm, "'auto' (oneDNN where it pays) or 'aten'");
   m.def("gemm_backend", &gemm_backend, "'onednn' or 'aten'");
 }
