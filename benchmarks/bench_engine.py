@@ -172,8 +172,9 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def step_peak_mb(step, flush) -> float:
-    """Peak resident memory during one step above the resident memory just before it (sampled every 0.5 ms)."""
+def step_peak_mb(step, flush, steps: int = 2) -> float:
+    """Peak resident memory during `steps` steps above the resident memory before the first (sampled every
+    0.5 ms). Memory kept between steps (rnnlab's reused scratch buffers) counts, as it should."""
     import threading
 
     before, peak, running = _rss_mb(), [0.0], [True]
@@ -185,17 +186,19 @@ def step_peak_mb(step, flush) -> float:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    _time(step, flush)
+    for _ in range(steps):
+        _time(step, flush)
     running[0] = False
     thread.join()
     return max(0.0, max(peak[0], _rss_mb()) - before)
 
 
 def peak_memory_mb(cell: str, shape: str, variant: str) -> float:
-    """Peak memory of one step (after a warm-up step), measured in a fresh process."""
+    """Peak memory of two training steps from the state before the first, in a fresh process (the compiled
+    engine loaded beforehand, so its code is not counted)."""
     code = (
-        "import sys; sys.path.insert(0, 'benchmarks'); import bench_engine as b;"
-        f"s, f = b._make_step({variant!r}, {cell!r}, {shape!r}); b._time(s, f);"
+        "import sys; sys.path.insert(0, 'benchmarks'); import bench_engine as b; b.native.extension();"
+        f"s, f = b._make_step({variant!r}, {cell!r}, {shape!r});"
         "import gc; gc.collect(); print(b.step_peak_mb(s, f))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
