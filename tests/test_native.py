@@ -172,3 +172,22 @@ def test_release_buffers_is_public_and_reports_bytes(ext):
     module(torch.randn(20, 64, 8))[0].sum().backward()
     assert release_buffers() > 0
     assert release_buffers() == 0
+
+
+def test_buffers_first_used_under_inference_mode_serve_training_afterwards(ext):
+    """Found in review: a buffer created inside torch.inference_mode was an inference tensor, and reusing it
+    for the next training step failed ('Inplace update to inference tensor outside InferenceMode')."""
+    reference, module = _lstm_pair()
+    x = torch.randn(20, 64, 8)
+    ext.release_scratch()
+    with torch.inference_mode():
+        first, _ = module(x)
+    out, _ = module(x)
+    out.square().mean().backward()
+    with torch.inference_mode():
+        again, _ = module(x)
+    assert first.is_inference() and again.is_inference()
+    assert_close(again, first)
+    reference(x)[0].square().mean().backward()
+    for p_new, p_ref in zip(module.parameters(), reference.parameters(), strict=True):
+        assert_close(p_new.grad, p_ref.grad, rtol=1e-4, atol=1e-6)

@@ -123,6 +123,9 @@ class ScratchPool {
     for (int64_t s : sizes) numel *= s;
     const int64_t bytes = numel * int64_t(c10::elementSize(c10::typeMetaToScalarType(options.dtype())));
     if (bytes < kMinBytes || options.device().type() != c10::DeviceType::CPU) return at::empty(sizes, options);
+    // Always a normal tensor, even when first asked for inside torch.inference_mode: an inference tensor can
+    // never be written again outside it, and the next training step would fail on the reused buffer.
+    c10::InferenceMode not_inference(false);
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = buffers_.begin(); it != buffers_.end(); ++it) {
       if (it->numel() == numel && it->dtype() == options.dtype() && it->storage().use_count() == 1) {
