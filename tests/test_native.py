@@ -43,7 +43,7 @@ def test_float32_tanh_is_accurate_to_a_few_ulp_of_1e_6(ext):
     x_pre[: x.numel()] = x
     x_pre = x_pre.view(1, batch, hidden)
     h0, w_hh = torch.zeros(batch, hidden), torch.zeros(hidden, hidden)
-    hs, *_ = ext.forward(0, x_pre.clone(), h0, h0, w_hh, None)  # rnn_tanh: h1 = tanh(x_pre)
+    hs, *_ = ext.forward(0, x_pre.clone(), h0, h0, w_hh, None, None)  # rnn_tanh: h1 = tanh(x_pre)
     got = hs[1].reshape(-1)[: x.numel()]
     want = torch.tanh(x.double())
     assert _relative_error(got, want) < 2e-6
@@ -60,7 +60,7 @@ def test_float32_sigmoid_of_the_lstm_gates_is_accurate(ext):
     x_pre = torch.zeros(1, batch, 4 * hidden)
     x_pre[0, :, :hidden] = pre.view(batch, hidden)  # the input gate block
     h0, w_hh = torch.zeros(batch, hidden), torch.zeros(4 * hidden, hidden)
-    _, _, acts, _ = ext.forward(3, x_pre, h0, h0, w_hh, None)
+    _, _, acts, _ = ext.forward(3, x_pre, h0, h0, w_hh, None, None)
     got = acts[0, :, :hidden].reshape(-1)[: x.numel()]
     assert _relative_error(got, torch.sigmoid(x.double())) < 3e-6
 

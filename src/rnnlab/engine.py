@@ -273,12 +273,16 @@ class _NativeSaved:
         return self.acts[t], self.aux[t]
 
 
-def _run_layer_forward(cell: Cell, x_pre: Tensor, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
+def _run_layer_forward(cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
+    """x_pre (T, B, G·H) is the input projection without its bias `bias_x` (G·H,): the compiled loop adds it
+    in its pointwise pass (one pass over x_pre fewer); the Python loop adds it up front."""
     ext = _native_for(cell, x_pre.device)
     if ext is None:
+        if bias_x is not None:
+            x_pre += bias_x
         return _layer_forward(cell, x_pre, h0, c0, w_hh, bias_h)
     c0_arg = c0 if c0 is not None else h0  # ignored for cells without a cell state
-    hs, cs, acts, aux = ext.forward(_NATIVE_KINDS[cell.name], x_pre, h0, c0_arg, w_hh, bias_h)
+    hs, cs, acts, aux = ext.forward(_NATIVE_KINDS[cell.name], x_pre, h0, c0_arg, w_hh, bias_h, bias_x)
     if not (cell.has_cell_state or cell.separate_recurrent_grad):
         acts, aux = None, None
     return hs, (cs if cell.has_cell_state else None), _NativeSaved(cell, hs, acts, aux)
@@ -338,10 +342,9 @@ class _StackBPTT(torch.autograd.Function):
                 w_ih, w_hh, b_ih, b_hh = _layer_weights(spec, weights, layer)
                 bias_x, bias_h = spec.cell.split_bias(b_ih, b_hh)
                 flat = layer_input.reshape(steps * batch, -1)  # (T·B, I)
-                x_pre = _matmul(flat, w_ih.t(), bias_x, scratch=True)
-                x_pre = x_pre.view(steps, batch, -1)  # (T, B, G·H)
+                x_pre = _matmul(flat, w_ih.t(), scratch=True).view(steps, batch, -1)  # (T, B, G·H), no bias
                 hs, cs, saved = _run_layer_forward(
-                    spec.cell, x_pre, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
+                    spec.cell, x_pre, bias_x, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
                 )
                 h_n.append(hs[-1])
                 if cs is not None:

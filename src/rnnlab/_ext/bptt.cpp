@@ -250,9 +250,10 @@ at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, const c10::optional<
 
 // ---------------------------------------------------------------------------------------------- pointwise
 
-// LSTM forward: pre (B, 4H) → activated gates in place, c_new, tanh(c_new), h_new.
+// LSTM forward: pre (B, 4H) without bias, bias (4H) → activated gates in place, c_new, tanh(c_new), h_new.
 template <typename T>
-void lstm_pointwise(T* pre, const T* c_prev, T* c_new, T* tanh_c, T* h_new, int64_t b0, int64_t b1, int64_t H) {
+void lstm_pointwise(T* pre, const T* bias, const T* c_prev, T* c_new, T* tanh_c, T* h_new, int64_t b0, int64_t b1,
+                    int64_t H) {
   using V = Vectorized<T>;
   const int64_t n = V::size();
   for (int64_t b = b0; b < b1; ++b) {
@@ -263,10 +264,10 @@ void lstm_pointwise(T* pre, const T* c_prev, T* c_new, T* tanh_c, T* h_new, int6
     T* hn = h_new + b * H;
     int64_t j = 0;
     for (; j + n <= H; j += n) {
-      V i = vsigmoid(V::loadu(g + j));
-      V f = vsigmoid(V::loadu(g + H + j));
-      V gg = vtanh(V::loadu(g + 2 * H + j));
-      V o = vsigmoid(V::loadu(g + 3 * H + j));
+      V i = vsigmoid(V::loadu(g + j) + V::loadu(bias + j));
+      V f = vsigmoid(V::loadu(g + H + j) + V::loadu(bias + H + j));
+      V gg = vtanh(V::loadu(g + 2 * H + j) + V::loadu(bias + 2 * H + j));
+      V o = vsigmoid(V::loadu(g + 3 * H + j) + V::loadu(bias + 3 * H + j));
       V c = f * V::loadu(cp + j) + i * gg;
       V t = vtanh(c);
       i.store(g + j);
@@ -278,7 +279,8 @@ void lstm_pointwise(T* pre, const T* c_prev, T* c_new, T* tanh_c, T* h_new, int6
       (o * t).store(hn + j);
     }
     for (; j < H; ++j) {
-      T i = ssigmoid(g[j]), f = ssigmoid(g[H + j]), gg = std::tanh(g[2 * H + j]), o = ssigmoid(g[3 * H + j]);
+      T i = ssigmoid(g[j] + bias[j]), f = ssigmoid(g[H + j] + bias[H + j]);
+      T gg = std::tanh(g[2 * H + j] + bias[2 * H + j]), o = ssigmoid(g[3 * H + j] + bias[3 * H + j]);
       T c = f * cp[j] + i * gg;
       T t = std::tanh(c);
       g[j] = i; g[H + j] = f; g[2 * H + j] = gg; g[3 * H + j] = o;
@@ -345,10 +347,11 @@ void lstm_backward_pointwise(const T* acts, const T* tanh_c, const T* c_prev, T*
   }
 }
 
-// GRU forward: x_pre (B, 3H), h_pre = h W_hh^T + b_hh (B, 3H) → acts (r, z, n), aux = h_pre's n part, h_new.
+// GRU forward: x_pre = x W_ih^T (B, 3H) and its bias bx (3H), h_pre = h W_hh^T (B, 3H) and its bias bh (3H)
+// → acts (r, z, n), aux = the recurrent part of n before the reset gate (h W_hn^T + b_hn), h_new.
 template <typename T>
-void gru_pointwise(const T* x_pre, const T* h_pre, const T* h, T* acts, T* aux, T* h_new, int64_t b0, int64_t b1,
-                   int64_t H) {
+void gru_pointwise(const T* x_pre, const T* bx, const T* h_pre, const T* bh, const T* h, T* acts, T* aux, T* h_new,
+                   int64_t b0, int64_t b1, int64_t H) {
   using V = Vectorized<T>;
   const int64_t n = V::size();
   for (int64_t b = b0; b < b1; ++b) {
@@ -360,10 +363,10 @@ void gru_pointwise(const T* x_pre, const T* h_pre, const T* h, T* acts, T* aux, 
     T* hn = h_new + b * H;
     int64_t j = 0;
     for (; j + n <= H; j += n) {
-      V r = vsigmoid(V::loadu(xp + j) + V::loadu(hp + j));
-      V z = vsigmoid(V::loadu(xp + H + j) + V::loadu(hp + H + j));
-      V hpn = V::loadu(hp + 2 * H + j);
-      V nn = vtanh(V::loadu(xp + 2 * H + j) + r * hpn);
+      V r = vsigmoid((V::loadu(xp + j) + V::loadu(bx + j)) + (V::loadu(hp + j) + V::loadu(bh + j)));
+      V z = vsigmoid((V::loadu(xp + H + j) + V::loadu(bx + H + j)) + (V::loadu(hp + H + j) + V::loadu(bh + H + j)));
+      V hpn = V::loadu(hp + 2 * H + j) + V::loadu(bh + 2 * H + j);
+      V nn = vtanh((V::loadu(xp + 2 * H + j) + V::loadu(bx + 2 * H + j)) + r * hpn);
       r.store(a + j);
       z.store(a + H + j);
       nn.store(a + 2 * H + j);
@@ -371,9 +374,11 @@ void gru_pointwise(const T* x_pre, const T* h_pre, const T* h, T* acts, T* aux, 
       (nn + z * (V::loadu(hb + j) - nn)).store(hn + j);
     }
     for (; j < H; ++j) {
-      T r = ssigmoid(xp[j] + hp[j]), z = ssigmoid(xp[H + j] + hp[H + j]);
-      T nn = std::tanh(xp[2 * H + j] + r * hp[2 * H + j]);
-      a[j] = r; a[H + j] = z; a[2 * H + j] = nn; ax[j] = hp[2 * H + j];
+      T r = ssigmoid((xp[j] + bx[j]) + (hp[j] + bh[j]));
+      T z = ssigmoid((xp[H + j] + bx[H + j]) + (hp[H + j] + bh[H + j]));
+      T hpn = hp[2 * H + j] + bh[2 * H + j];
+      T nn = std::tanh((xp[2 * H + j] + bx[2 * H + j]) + r * hpn);
+      a[j] = r; a[H + j] = z; a[2 * H + j] = nn; ax[j] = hpn;
       hn[j] = nn + z * (hb[j] - nn);
     }
   }
@@ -426,21 +431,24 @@ void gru_backward_pointwise(const T* acts, const T* aux, const T* h_prev, T* dh,
   }
 }
 
-// Vanilla RNN: activation in place over (B, H), and its backward.
+// Vanilla RNN: h = activation(pre + bias) for rows b0..b1 of (B, H), and its backward.
 template <typename T>
-void vanilla_pointwise(int64_t kind, const T* pre, T* h, int64_t j0, int64_t count) {
+void vanilla_pointwise(int64_t kind, const T* pre, const T* bias, T* h, int64_t b0, int64_t b1, int64_t H) {
   using V = Vectorized<T>;
   const int64_t n = V::size();
-  int64_t j = j0;
-  if (kind == 0) {
-    for (; j + n <= count; j += n) vtanh(V::loadu(pre + j)).store(h + j);
-    for (; j < count; ++j) h[j] = std::tanh(pre[j]);
-  } else if (kind == 1) {
-    const V zero(T(0));
-    for (; j + n <= count; j += n) at::vec::maximum(V::loadu(pre + j), zero).store(h + j);
-    for (; j < count; ++j) h[j] = pre[j] > T(0) ? pre[j] : T(0);
-  } else {
-    for (; j < count; ++j) h[j] = pre[j];
+  const V zero(T(0));
+  for (int64_t b = b0; b < b1; ++b) {
+    const T* p = pre + b * H;
+    T* o = h + b * H;
+    int64_t j = 0;
+    for (; j + n <= H; j += n) {
+      const V x = V::loadu(p + j) + V::loadu(bias + j);
+      (kind == 0 ? vtanh(x) : (kind == 1 ? at::vec::maximum(x, zero) : x)).store(o + j);
+    }
+    for (; j < H; ++j) {
+      const T x = p[j] + bias[j];
+      o[j] = kind == 0 ? std::tanh(x) : (kind == 1 ? (x > T(0) ? x : T(0)) : x);
+    }
   }
 }
 
@@ -477,8 +485,11 @@ void vanilla_backward_pointwise(int64_t kind, const T* h_new, const T* dh, const
 
 // ---------------------------------------------------------------------------------------------- loops
 
+// x_pre = x W_ih^T without bias: b_x (added to every step's pre-activation) and b_hh (GRU: added to h W_hh^T)
+// are added in the pointwise pass, which saves a pass over the whole (T, B, G·H) projection.
 std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const at::Tensor& h0, const at::Tensor& c0,
-                                const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh) {
+                                const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
+                                const c10::optional<at::Tensor>& b_x) {
   at::NoGradGuard no_grad;
   TORCH_CHECK(x_pre_in.device().is_cpu(), "the compiled time loop runs on CPU tensors only");
   TORCH_CHECK(x_pre_in.is_contiguous(), "x_pre must be contiguous");
@@ -503,6 +514,10 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
     aux = scratch().get({T, B, H}, x_pre.options());
   }
   if (gru) h_pre = at::empty({B, G * H}, x_pre.options());
+  // Missing biases are zeros (x + 0 = x exactly), so the pointwise kernels need no second version.
+  const at::Tensor zeros = at::zeros({G * H}, x_pre.options());
+  const at::Tensor bias_x = b_x.has_value() ? b_x->contiguous() : zeros;
+  const at::Tensor bias_h = b_hh.has_value() ? b_hh->contiguous() : zeros;
   const at::Tensor w_t = w_hh.t();  // (H, G*H)
   AT_DISPATCH_FLOATING_TYPES(x_pre.scalar_type(), "rnnlab_forward", [&] {
     for (int64_t t = 0; t < T; ++t) {
@@ -512,18 +527,22 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
         gemm(h, w_t, pre, true);
         scalar_t *p = pre.data_ptr<scalar_t>(), *c0p = cs[t].data_ptr<scalar_t>(), *c1p = cs[t + 1].data_ptr<scalar_t>();
         scalar_t *ax = aux[t].data_ptr<scalar_t>(), *h1 = hs[t + 1].data_ptr<scalar_t>();
-        for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) { lstm_pointwise<scalar_t>(p, c0p, c1p, ax, h1, b0, b1, H); });
+        const scalar_t* bx = bias_x.data_ptr<scalar_t>();
+        for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) { lstm_pointwise<scalar_t>(p, bx, c0p, c1p, ax, h1, b0, b1, H); });
       } else if (gru) {
-        if (b_hh.has_value()) h_pre.copy_(b_hh->expand_as(h_pre));
-        gemm(h, w_t, h_pre, b_hh.has_value());
+        gemm(h, w_t, h_pre, false);
         scalar_t *xp = x_pre[t].data_ptr<scalar_t>(), *hp = h_pre.data_ptr<scalar_t>(), *h0p = h.data_ptr<scalar_t>();
         scalar_t *a = acts[t].data_ptr<scalar_t>(), *ax = aux[t].data_ptr<scalar_t>(), *h1 = hs[t + 1].data_ptr<scalar_t>();
-        for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) { gru_pointwise<scalar_t>(xp, hp, h0p, a, ax, h1, b0, b1, H); });
+        const scalar_t *bx = bias_x.data_ptr<scalar_t>(), *bh = bias_h.data_ptr<scalar_t>();
+        for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
+          gru_pointwise<scalar_t>(xp, bx, hp, bh, h0p, a, ax, h1, b0, b1, H);
+        });
       } else {
         at::Tensor pre = x_pre[t];
         gemm(h, w_t, pre, true);  // in place: x_pre is the engine's own temporary
         scalar_t *p = pre.data_ptr<scalar_t>(), *o = hs[t + 1].data_ptr<scalar_t>();
-        for_rows(B, H, [&](int64_t b0, int64_t b1) { vanilla_pointwise<scalar_t>(kind, p, o, b0 * H, b1 * H); });
+        const scalar_t* bx = bias_x.data_ptr<scalar_t>();
+        for_rows(B, H, [&](int64_t b0, int64_t b1) { vanilla_pointwise<scalar_t>(kind, p, bx, o, b0, b1, H); });
       }
     }
   });
