@@ -34,5 +34,8 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rnnlab demo
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_engine.py --memory
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -347,7 +347,7 @@ def test_same_config_same_metrics_across_processes(tmp_path, clean_run):
 )
 def test_learning_the_adding_task_at_t100(cell, init, solves):
     """Adam 1e-3, batch 64, H=128, global-norm clip 1, seed 0, test MSE every 250 updates. Measured here: GRU
-    solved at step 1000, LSTM with forget bias 1 at 2750, the tanh RNN stayed at MSE 0.162 (chance 0.167).
+    solved at step 1250, LSTM with forget bias 1 at 2750, the tanh RNN stayed at MSE 0.162 (chance 0.167).
     (An LSTM at PyTorch's default initialisation stayed on the plateau for 4000 updates at this seed.)"""
     config = make_config(
         {
