@@ -229,7 +229,7 @@ def _side_by_side(parts: list[Tensor]) -> Tensor:
     the compiled engine runs (at the fastrnns shape a fresh 26 MB buffer cost ~3 ms of page faults)."""
     if len(parts) == 1:
         return parts[0]
-    ext = native.extension() if parts[0].device.type == "cpu" else None
+    ext = _extension_on(parts[0].device)
     if ext is None:
         return torch.cat(parts, dim=1)
     out = ext.scratch([parts[0].shape[0], sum(p.shape[1] for p in parts)], parts[0])
@@ -243,22 +243,25 @@ def _weight_grad(d_pre: Tensor, inputs: Tensor) -> Tensor:
     return _matmul(inputs.t(), d_pre).t()
 
 
-def _matmul(a: Tensor, b: Tensor, bias: Tensor | None = None, scratch: bool = False) -> Tensor:
-    """a · b (+ bias on every row) by the compiled engine's GEMM where it runs (oneDNN for large float32
-    products, see `_ext/bptt.cpp`), else by PyTorch. scratch: the result is the engine's own temporary and
-    may live in one of the extension's reused buffers (never for a tensor handed to the caller)."""
-    ext = native.extension() if a.device.type == "cpu" else None
-    if ext is None:
-        return a @ b if bias is None else torch.addmm(bias, a, b)
-    return ext.matmul(a, b, bias, scratch)
+def _matmul(a: Tensor, b: Tensor, scratch: bool = False) -> Tensor:
+    """a · b by the compiled engine's GEMM where it runs (oneDNN for large float32 products, see
+    `_ext/bptt.cpp`), else by PyTorch. scratch: the result is the engine's own temporary and may live in one
+    of the extension's reused buffers (never for a tensor handed to the caller)."""
+    ext = _extension_on(a.device)
+    return a @ b if ext is None else ext.matmul(a, b, scratch)
+
+
+def _extension_on(device: torch.device):
+    """The compiled extension for tensors on `device`, or None: it reads CPU memory only."""
+    return native.extension() if device.type == "cpu" else None
 
 
 def _native_for(cell: Cell, device: torch.device):
     """The compiled loop for rnnlab's own cells on CPU tensors, or None: a user's Cell subclass, and every
     other device (CUDA), keep the Python loop."""
-    if CELLS.get(cell.name) is not cell or device.type != "cpu":
+    if CELLS.get(cell.name) is not cell:
         return None
-    return native.extension()
+    return _extension_on(device)
 
 
 class _NativeSaved:

@@ -237,14 +237,13 @@ void gemm(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out, bool 
   }
 }
 
-// For the engine's whole-sequence products in Python: a · b, plus `bias` broadcast over rows when given.
-// into_scratch: the result is an engine temporary (the input projection) and may live in a reused buffer.
-at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, const c10::optional<at::Tensor>& bias, bool into_scratch) {
+// For the engine's whole-sequence products in Python: a · b. into_scratch: the result is an engine temporary
+// (the input projection) and may live in a reused buffer.
+at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, bool into_scratch) {
   at::NoGradGuard no_grad;
   const std::vector<int64_t> sizes{a.size(0), b.size(1)};
   at::Tensor out = into_scratch ? scratch().get(sizes, a.options()) : at::empty(sizes, a.options());
-  if (bias.has_value()) out.copy_(bias->expand(sizes));
-  gemm(a, b, out, bias.has_value());
+  gemm(a, b, out, false);
   return out;
 }
 
@@ -611,7 +610,7 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "time loop forward of one layer");
   m.def("backward", &backward, "full BPTT backward of one layer");
-  m.def("matmul", &matmul, "a · b (+ bias), by oneDNN for large float32 products; into_scratch: a reused buffer");
+  m.def("matmul", &matmul, "a · b, by oneDNN for large float32 products; into_scratch: a reused buffer");
   m.def("release_scratch", &release_scratch, "free the reusable buffers nobody holds; returns the bytes freed");
   m.def("scratch_bytes", &scratch_bytes, "bytes held by the reusable buffers");
   m.def("scratch", &scratch_like, "an uninitialised reusable buffer of this size with like's dtype and device");
