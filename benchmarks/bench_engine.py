@@ -13,8 +13,8 @@ With --device cuda the same runs on a GPU against cuDNN ("fused"; rnnlab then ru
 Variants are interleaved (in short blocks, after an untimed step) within each round, so machine noise hits
 all of them alike; it prints medians,
 the ratio to fused+ftz, achieved GFLOP/s, the fraction of the GEMM throughput measured on the spot for the
-same matrix products (the faster of torch.mm and the engine's GEMM for each), and (with --memory) the peak resident memory one step adds, in a fresh process. Results also go to
-a JSON file so later runs can be compared.
+same matrix products (the faster of torch.mm and the engine's GEMM for each), and (with --memory) the peak
+resident memory two steps add, in a fresh process. Results also go to a JSON file so later runs can be compared.
 
     .venv/bin/python benchmarks/bench_engine.py                  # all cells and shapes
     .venv/bin/python benchmarks/bench_engine.py --cells lstm --shapes adding --repeats 15 --memory
@@ -145,9 +145,9 @@ def gemm_throughput(cell: str, shape: str, repeats: int = 5) -> tuple[float, dic
     (oneDNN where it pays), the faster of the two per product: the best rate this machine reaches on them.
     Returns (best rate, {backend: rate})."""
     ext = native.extension()
-    backends = {"torch.mm": lambda a, b: torch.mm(a, b)}
+    backends = {"torch.mm": torch.mm}
     if ext is not None and DEVICE.type == "cpu":
-        backends["engine"] = lambda a, b: ext.matmul(a, b, None, False)
+        backends["engine"] = lambda a, b: ext.matmul(a, b, False)
     total_flops, best_time, per_backend = 0.0, 0.0, dict.fromkeys(backends, 0.0)
     for count, (m, k, n) in _gemm_products(cell, shape):
         a, b = torch.randn(m, k, device=DEVICE), torch.randn(k, n, device=DEVICE)
@@ -228,12 +228,13 @@ def main(argv=None) -> int:
         variants, baseline = [v for v in variants if v != "fused+ftz"], "fused"
         args.memory = False  # peak memory below is host memory of a fresh process; not meaningful here
     os.environ["RNNLAB_GEMM"] = args.gemm  # also for the fresh processes of --memory
-    if native.extension() is not None:
-        native.extension().set_gemm(args.gemm)
+    ext = native.extension()
+    if ext is not None:
+        ext.set_gemm(args.gemm)
+    gemm_used = ext.gemm_backend() if ext is not None else "torch"
     results = []
     print(
-        f"rnnlab {rnnlab.__version__}, torch {torch.__version__}, engine {native.backend()}, "
-        f"gemm {native.extension().gemm_backend() if native.extension() else 'torch'}, "
+        f"rnnlab {rnnlab.__version__}, torch {torch.__version__}, engine {native.backend()}, gemm {gemm_used}, "
         f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
     )
     for shape in shapes:
@@ -287,7 +288,7 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
         "rnnlab": rnnlab.__version__,
         "engine": native.backend(),
-        "gemm": native.extension().gemm_backend() if native.extension() else "torch",
+        "gemm": gemm_used,
         "threads": torch.get_num_threads(),
         "device": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu",
         "machine": platform.platform(),
