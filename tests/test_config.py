@@ -70,3 +70,26 @@ def test_bad_yaml_files(tmp_path, content, message):
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="does not exist"):
         load_config("/nonexistent/run.yaml")
+
+
+def test_momentum_is_zero_unless_given_and_alpha_is_settable_for_rmsprop():
+    from rnnlab.train import Trainer
+
+    rmsprop = Trainer(make_config({"optimizer": "rmsprop", "alpha": 0.9, "steps": 1})).optimizer
+    assert (rmsprop.defaults["alpha"], rmsprop.defaults["momentum"]) == (0.9, 0.0)
+    sgd = Trainer(make_config({"optimizer": "sgd", "steps": 1})).optimizer
+    assert sgd.defaults["momentum"] == 0.0
+    assert Trainer(make_config({"optimizer": "rmsprop", "steps": 1})).optimizer.defaults["alpha"] == 0.99
+    with pytest.raises(ConfigError, match="alpha is RMSprop's smoothing constant; optimizer 'sgd'"):
+        make_config({"optimizer": "sgd", "alpha": 0.9})
+
+
+def test_hashes_of_configs_written_before_the_new_keys_are_unchanged():
+    # Hashes as computed by the first stores (default Adam config; SGD with the then-default momentum 0.9).
+    assert RunConfig().hash() == "0ca3b76a2c84eae2"
+    assert make_config({"optimizer": "sgd", "momentum": 0.9}).hash() == "9e7f8b2737f7accf"
+    # An unset momentum is now 0 (torch.optim's default), which is a different experiment from 0.9 …
+    assert make_config({"optimizer": "sgd"}).hash() != make_config({"optimizer": "sgd", "momentum": 0.9}).hash()
+    # … and the same one as an explicit 0.
+    assert make_config({"optimizer": "sgd"}).hash() == make_config({"optimizer": "sgd", "momentum": 0.0}).hash()
+    assert make_config({"success": "baseline"}).hash() != RunConfig().hash()

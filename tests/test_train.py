@@ -3,6 +3,7 @@ divergence as a result, checkpoints, kill-and-resume through the CLI, and determ
 Run: `.venv/bin/pytest tests/test_train.py` (learning tests: `-m slow`).
 """
 
+import math
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from rnnlab.config import make_config
 from rnnlab.models import SequenceModel
 from rnnlab.store import Store
 from rnnlab.tasks import Adding, StreamTask
-from rnnlab.train import Callback, CheckpointError, Trainer, load_checkpoint, save_checkpoint
+from rnnlab.train import Callback, CheckpointError, Trainer, load_checkpoint, save_checkpoint, train
 
 
 class TinyStream(StreamTask):
@@ -368,3 +369,36 @@ def test_learning_the_adding_task_at_t100(cell, init, solves):
         assert result.status == "solved", result.final_metric
     else:
         assert result.status == "completed" and result.final_metric > 0.1  # stays near the 0.167 baseline
+
+
+def test_baseline_criterion_against_a_hand_computed_case():
+    from rnnlab.train import solved_below_baseline
+
+    # copy at T = 100: baseline 10·ln 8 / 120 = 0.17329 nats per step; margin 0.1 → solved below 0.15596.
+    baseline = 10 * math.log(8) / 120
+    assert solved_below_baseline(0.1559, baseline, 0.1)
+    assert not solved_below_baseline(0.1560, baseline, 0.1)
+    assert not solved_below_baseline(0.1729, baseline, 0.1)  # below the baseline, but not by the margin
+    assert solved_below_baseline(0.1729, baseline, 0.0)
+    assert not solved_below_baseline(math.nan, baseline, 0.0)
+
+
+def test_a_run_with_the_baseline_criterion_stops_when_its_loss_beats_the_baseline():
+    # Adding task, baseline MSE 1/6; with margin 0.5 a run is solved once test MSE < 1/12.
+    config = make_config(
+        {
+            "task": "adding",
+            "seq_len": 10,
+            "cell": "gru",
+            "hidden_size": 16,
+            "steps": 600,
+            "eval_every": 50,
+            "lr": 0.01,
+            "success": "baseline",
+            "baseline_margin": 0.5,
+        }
+    )
+    result = train(config)
+    assert result.status == "solved"
+    assert result.final_loss < 1 / 12 < result.evaluations[-2].loss
+    assert all(e.loss >= 1 / 12 for e in result.evaluations[:-1])  # it stopped at the first crossing

@@ -20,6 +20,10 @@ from rnnlab.clip import MODES as CLIP_MODES
 from rnnlab.tasks import TASKS, StreamTask, get_task_class, task_options
 
 
+# Keys added after the first stores were written, with their defaults (see RunConfig.canonical).
+LATER_KEYS: dict[str, Any] = {"alpha": None, "success": "task", "baseline_margin": 0.1}
+
+
 class ConfigError(ValueError):
     """A configuration that cannot run; the message is one line."""
 
@@ -44,7 +48,8 @@ class RunConfig(BaseModel):
     # --- optimisation
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     lr: float = Field(1e-3, gt=0)  # learning rate
-    momentum: float = Field(0.9, ge=0.0, lt=1.0)  # SGD and RMSprop momentum
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)  # SGD and RMSprop momentum (unset: 0, as torch.optim)
+    alpha: float | None = Field(None, gt=0.0, lt=1.0)  # RMSprop's smoothing constant (unset: 0.99, as torch.optim)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"  # step: ×0.1 at 50 % and 75 % of steps
     batch_size: int = Field(64, ge=1)
     steps: int = Field(3000, ge=1)  # optimizer updates
@@ -56,7 +61,10 @@ class RunConfig(BaseModel):
     bptt_k2: int | None = Field(None, ge=1)  # … back-propagating over the last k2 steps (default k1)
     # --- evaluation and run control
     eval_every: int = Field(250, ge=1)  # evaluate on the test set (and snapshot gradient flow) every N updates
-    stop_when_solved: bool = True  # stop at the first evaluation that meets the task's criterion
+    stop_when_solved: bool = True  # stop at the first evaluation that meets the success criterion
+    success: Literal["task", "baseline"] = "task"  # solved when: the task's own criterion (e.g. MSE < 0.01), or
+    # the test loss is below the task's memoryless baseline by `baseline_margin` (Arjovsky et al.'s "beats the baseline")
+    baseline_margin: float = Field(0.1, ge=0.0, lt=1.0)  # "baseline": solved when loss < (1 − margin) · baseline
     seed: int = Field(0, ge=0)  # weights, data order, dropout
     checkpoint_every: int | None = Field(None, ge=1)  # updates between checkpoints (default: eval_every)
 
@@ -75,6 +83,8 @@ class RunConfig(BaseModel):
         init_schemes.check_applicable(self.cell, self.init, **self.resolved_init_options())
         if self.clip != "none" and self.clip_threshold is None:
             raise ValueError(f"clip={self.clip!r} needs clip_threshold > 0")
+        if self.alpha is not None and self.optimizer != "rmsprop":
+            raise ValueError(f"alpha is RMSprop's smoothing constant; optimizer {self.optimizer!r} has none")
         if self.clip not in CLIP_MODES:  # pragma: no cover - Literal already guarantees it
             raise ValueError(f"unknown clip mode {self.clip!r}")
         stream = issubclass(get_task_class(self.task), StreamTask)
@@ -95,6 +105,11 @@ class RunConfig(BaseModel):
         """(k1, k2) for stream tasks: defaults k1 = seq_len, k2 = k1."""
         k1 = self.bptt_k1 or self.seq_len or 50
         return k1, self.bptt_k2 or k1
+
+    @property
+    def resolved_momentum(self) -> float:
+        """The momentum the optimizer gets: 0 unless given, as in torch.optim."""
+        return self.momentum or 0.0
 
     def resolved_init_options(self) -> dict[str, Any]:
         """init_options plus what the experiment implies: chrono's t_max is the sequence length."""
@@ -119,8 +134,18 @@ class RunConfig(BaseModel):
         return " ".join(parts)
 
     def canonical(self) -> dict[str, Any]:
-        """The config as plain JSON-able data, without the cosmetic name."""
-        return self.model_dump(mode="json", exclude={"name"})
+        """The config as plain JSON-able data, without the cosmetic name.
+
+        Stores written before a key existed must still find their runs by hash, so keys added later are left
+        out while at their defaults, and the momentum is written as the first stores wrote it: Adam runs
+        carried the old default 0.9 (unused by Adam), SGD/RMSprop runs carry the momentum they ran with.
+        """
+        data = self.model_dump(mode="json", exclude={"name"})
+        for key, default in LATER_KEYS.items():
+            if data[key] == default:
+                del data[key]
+        data["momentum"] = 0.9 if self.optimizer == "adam" else self.resolved_momentum
+        return data
 
     def hash(self) -> str:
         """Stable identity of the experiment: sha256 of the canonical JSON (sorted keys), 16 hex digits."""

@@ -137,9 +137,10 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
 def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
     params = model.parameters()
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.resolved_momentum)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum)
+        alpha = 0.99 if config.alpha is None else config.alpha  # torch.optim's default
+        return torch.optim.RMSprop(params, lr=config.lr, alpha=alpha, momentum=config.resolved_momentum)
     return torch.optim.Adam(params, lr=config.lr)
 
 
@@ -287,7 +288,7 @@ class Trainer:
                 if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
                     evaluation = self._evaluate()
                     bar.update(self.step, evaluation, self.task.metric.name)
-                    if self.config.stop_when_solved and self.task.metric.is_solved(evaluation.metric):
+                    if self.config.stop_when_solved and self.is_solved(evaluation):
                         self._finish("solved", solved_at=self.step)
                         done = True
                 elif self.step % 10 == 0:
@@ -335,6 +336,12 @@ class Trainer:
         self._clipped_total += int(clipped)
         if self.step % self.log_every == 0:
             self.result.train_losses.append((self.step, loss))
+
+    def is_solved(self, evaluation: Evaluation) -> bool:
+        """Whether `evaluation` meets the config's success criterion (see RunConfig.success)."""
+        if self.config.success == "baseline":
+            return solved_below_baseline(evaluation.loss, self.task.baseline_loss, self.config.baseline_margin)
+        return self.task.metric.is_solved(evaluation.metric)
 
     def _finish(self, status: str, solved_at: int | None = None, diverged_at: int | None = None) -> None:
         self.result.status = status
@@ -395,6 +402,11 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_evaluation(self, evaluation)
         return evaluation
+
+
+def solved_below_baseline(loss: float, baseline_loss: float, margin: float) -> bool:
+    """The "beats the memoryless baseline" criterion: test loss < (1 − margin) · baseline loss."""
+    return math.isfinite(loss) and loss < (1.0 - margin) * baseline_loss
 
 
 def environment() -> dict[str, Any]:
