@@ -19,7 +19,6 @@ from rnnlab.cells import CELLS
 from rnnlab.clip import MODES as CLIP_MODES
 from rnnlab.tasks import TASKS, StreamTask, get_task_class, task_options
 
-
 # Keys added after the first stores were written, with their defaults (see RunConfig.canonical).
 LATER_KEYS: dict[str, Any] = {"alpha": None, "success": "task", "baseline_margin": 0.1}
 
