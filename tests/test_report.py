@@ -118,3 +118,40 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "index.html").exists() and (tmp_path / "demo" / "vanishing-gradient.png").exists()
     runs = Store(tmp_path / "s.db").runs(study="demo-quick")
     assert len(runs) == 10 and all(r.status in ("completed", "solved") for r in runs)
+
+
+def test_report_with_several_seeds_shows_success_rates_and_spread(tmp_path):
+    # Three seeds of two variants: the table must count every seed and give the median (min–max).
+    store = Store(tmp_path / "s.db")
+    study = make_study(
+        {
+            "name": "seeds",
+            "defaults": {**TINY, "seq_len": 10, "steps": 40},
+            "grid": {"seed": [0, 1, 2]},
+            "variants": [{"name": "GRU", "cell": "gru"}, {"name": "tanh", "cell": "rnn_tanh"}],
+        }
+    )
+    run_study(study, store, workers=1, progress=False)
+    report = build_report(store, "seeds", tmp_path / "out", command="rnnlab report seeds --store s.db")
+    page = report.html.read_text()
+    assert page.count("/3 solved") == 2, "one cell per variant, each over its three seeds"
+    finals = sorted(r.final_metric for r in store.runs(study="seeds") if r.name.startswith("GRU"))
+    median_range = f"{finals[1]:.4g} ({finals[0]:.4g}–{finals[2]:.4g})"
+    assert median_range in page
+    assert "rnnlab report seeds --store s.db" in page
+    assert {p.name for p in report.images} >= {"learning-curves.png", "success-vs-length.png"}
+
+
+def test_success_cell_counts_seeds_and_reports_updates_to_solve():
+    from rnnlab.report.html import success_cell
+    from rnnlab.store import Run
+
+    def run(status, solved_at, final):
+        return Run(1, "x", "s", "h", {}, status, 0.0, 1.0, 10, "mse", final, final, solved_at, None, 0.0, 1.0, {}, None)
+
+    text, all_solved = success_cell(
+        [run("solved", 500, 0.009), run("solved", 1500, 0.008), run("completed", None, 0.16)]
+    )
+    assert text == "2/3 solved · updates 1000 (500–1500) · unsolved final mse 0.16"
+    assert not all_solved
+    assert success_cell([run("solved", 250, 0.001)]) == ("1/1 solved · updates 250", True)

@@ -463,9 +463,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 (
                     "The vanishing gradient in untrained networks",
                     profile_png,
-                    "‖∂L/∂h_t‖ against lag for untrained models (rnnlab diagnose); the dashed line is the horizon threshold.",
+                    "‖∂L/∂h_t‖ against lag for untrained models (rnnlab diagnose), each relative to its value at "
+                    "lag 0; a curve's horizon is where it crosses the dashed threshold line.",
                 )
             ],
+            command="rnnlab demo" + (" --quick" if args.quick else ""),
         )
         _print_verdict(console, store, study)
     console.print(

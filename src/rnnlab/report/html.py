@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,6 @@ from rnnlab.report.format import fmt
 from rnnlab.store import Run, Store
 from rnnlab.study import check_name
 from rnnlab.tasks import get_task_class
-
-MAX_PROFILE_RUNS = 8  # curves in the profile plot and panels in the heatmap
 
 
 @dataclass
@@ -42,55 +41,93 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def _variant(run: Run) -> str:
+    """The run's name without the grid values: what its seeds and sequence lengths have in common."""
     return run.name.split(" · ")[0]
 
 
-def _flow_runs(runs: list[Run]) -> list[Run]:
-    """The runs whose profiles are drawn: at the longest sequence length, at most MAX_PROFILE_RUNS."""
-    finished = [r for r in runs if r.status != "running"]
-    if not finished:
-        return []
-    longest = max((r.config.get("seq_len") or 0) for r in finished)
-    return [r for r in finished if (r.config.get("seq_len") or 0) == longest][:MAX_PROFILE_RUNS]
+def _seq_len(run: Run) -> int:
+    return run.config.get("seq_len") or 0
 
 
-def build_report(store: Store, study: str, out_dir: str | Path | None = None, extra=()) -> Report:
+def _by_variant_and_length(runs: list[Run]) -> dict[str, dict[int, list[Run]]]:
+    """Finished runs grouped by variant, then sequence length; the list holds one run per seed."""
+    groups: dict[str, dict[int, list[Run]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        if r.status != "running":
+            groups[_variant(r)][_seq_len(r)].append(r)
+    return groups
+
+
+def _median_range(values: list[float]) -> str:
+    """'median (min–max)' of a few numbers, or the single value."""
+    ordered = sorted(values)
+    middle = statistics.median(ordered)
+    if len(ordered) == 1:
+        return _fmt(middle)
+    return f"{_fmt(middle)} ({_fmt(ordered[0])}–{_fmt(ordered[-1])})"
+
+
+def success_cell(group: list[Run]) -> tuple[str, bool]:
+    """A table cell for the seeds of one variant at one T: success rate, median (min–max) updates-to-solve or
+    final metric; and whether every seed solved it."""
+    solved = [r for r in group if r.status == "solved"]
+    text = f"{len(solved)}/{len(group)} solved"
+    if solved:
+        text += f" · updates {_median_range([float(r.solved_at) for r in solved])}"
+    unsolved = [r.final_metric for r in group if r.status != "solved" and r.final_metric is not None]
+    if unsolved:
+        text += f" · unsolved final {group[0].metric_name} {_median_range(unsolved)}"
+    diverged = sum(r.status == "diverged" for r in group)
+    if diverged:
+        text += f" · {diverged} diverged"
+    return text, len(solved) == len(group)
+
+
+def build_report(
+    store: Store, study: str, out_dir: str | Path | None = None, extra=(), command: str | None = None
+) -> Report:
     """Write `<out_dir>/index.html` and its PNGs for `study` (default folder: out/report-<study>).
-    `extra`: more (title, png path, caption) figures to put first."""
+    `extra`: more (title, png path, caption) figures to put first; `command`: the command that regenerates
+    this page, for its footer (default: `rnnlab report <study>`)."""
     check_name(study)
     meta = store.study(study)
     runs = store.runs(study=study)
     out = Path(out_dir) if out_dir is not None else Path("out") / f"report-{study}"
     out.mkdir(parents=True, exist_ok=True)
     images: list[tuple[str, Path, str]] = [(t, Path(p), c) for t, p, c in extra]  # (title, path, caption)
+    groups = _by_variant_and_length(runs)
+    lengths = sorted({t for by_length in groups.values() for t in by_length})
 
-    flow_runs = _flow_runs(runs)
-    flows = {r.id: store.flows(r.id) for r in flow_runs}
-    if flow_runs:
-        seq_len = flow_runs[0].config.get("seq_len")
-        curves = {
-            r.name: (
-                flows[r.id][0]["profile"] if flows[r.id] else [],
-                flows[r.id][-1]["profile"] if flows[r.id] else [],
-            )
-            for r in flow_runs
+    flows = {r.id: store.flows(r.id) for r in runs if r.status != "running"}
+    if any(flows.values()):
+        panels = {
+            t: {
+                variant: [(flows[r.id][0]["profile"], flows[r.id][-1]["profile"]) for r in by_length[t] if flows[r.id]]
+                for variant, by_length in groups.items()
+                if t in by_length
+            }
+            for t in lengths
         }
         path = plots.profiles_before_after(
-            curves, out / "gradient-profiles.png", f"‖∂L/∂h_t‖ against lag, T={seq_len}: the vanishing gradient"
+            panels, out / "gradient-profiles.png", "‖∂L/∂h_t‖ against lag: the vanishing gradient"
         )
         images.append(
             (
                 "Gradient flow before and after training",
                 path,
-                "Each curve is one run's ‖∂L/∂h_t‖ (default probe loss, batch mean) against the lag from the "
-                "loss. A steep fall is a vanishing gradient: the network cannot learn from that far back.",
+                "‖∂L/∂h_t‖ (default probe loss, batch mean) against the lag from the loss, untrained and at the "
+                "last evaluation; one row per sequence length. Lines: median over seeds; bands: min–max over "
+                "seeds. A steep fall is a vanishing gradient: the network cannot learn from that far back.",
             )
         )
-        heat = {
-            r.name: ([f["step"] for f in flows[r.id]], [f["profile"] for f in flows[r.id]])
-            for r in flow_runs
-            if flows[r.id]
-        }
+        # One heatmap per variant (its first seed) at the longest T: how the profile changes over training.
+        longest = lengths[-1]
+        heat = {}
+        for variant, by_length in groups.items():
+            first = min(by_length.get(longest, []), key=lambda r: r.config.get("seed", 0), default=None)
+            if first is not None and flows[first.id]:
+                label = f"{variant} (T = {longest}, seed {first.config.get('seed', 0)})"
+                heat[label] = ([f["step"] for f in flows[first.id]], [f["profile"] for f in flows[first.id]])
         path = plots.flow_heatmaps(
             heat, out / "gradient-heatmaps.png", "log₁₀‖∂L/∂h_t‖ over training: does training keep the gradient alive?"
         )
@@ -98,72 +135,100 @@ def build_report(store: Store, study: str, out_dir: str | Path | None = None, ex
             (
                 "Gradient profile over training",
                 path,
-                "Rows are evaluations during training, columns lags; bright means a gradient that survives.",
+                "Rows are evaluations during training, columns lags; bright means a gradient that survives. "
+                "The colour scale spans the values in the figure.",
             )
         )
 
     task_cls = get_task_class(runs[0].config["task"]) if runs else None
     metric = runs[0].metric_name or (task_cls.metric.name if task_cls else "metric") if runs else "metric"
-    by_length: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
-    for r in runs:
-        points = [(step, value) for step, _, value in store.metrics(r.id, "test_metric") if value is not None]
-        if points:
-            by_length[f"T = {r.config.get('seq_len')}"][_variant(r)] = ([p[0] for p in points], [p[1] for p in points])
-    if by_length:
+    curves: dict[str, dict[str, list[tuple[list[int], list[float]]]]] = defaultdict(dict)
+    for variant, by_length in groups.items():
+        for t, group in by_length.items():
+            seeds = []
+            for r in group:
+                points = [(step, value) for step, _, value in store.metrics(r.id, "test_metric") if value is not None]
+                if points:
+                    seeds.append(([p[0] for p in points], [p[1] for p in points]))
+            if seeds:
+                curves[f"T = {t}"][variant] = seeds
+    if curves:
         lower_better = task_cls is not None and not task_cls.metric.higher_is_better
         chance = _chance(runs[0]) if runs else None
         path = plots.learning_curves(
-            dict(sorted(by_length.items(), key=lambda kv: _length_key(kv[0]))),
+            dict(sorted(curves.items(), key=lambda kv: _length_key(kv[0]))),
             out / "learning-curves.png",
             "Learning curves",
             metric,
             lower_better,
             chance,
         )
-        images.append(("Learning curves", path, f"Test {metric} at each evaluation (dashed: chance level)."))
+        images.append(
+            (
+                "Learning curves",
+                path,
+                f"Test {metric} at each evaluation, one line per seed, one colour per variant (dashed: chance level).",
+            )
+        )
 
-    lengths = sorted({r.config.get("seq_len") for r in runs if r.config.get("seq_len")})
     success_rows = ""
-    solvable = task_cls is not None and task_cls.metric.solved_at is not None
-    if solvable and len(lengths) > 1:
-        series: dict[str, list[tuple[int, int | None]]] = defaultdict(list)
-        table: dict[str, dict[int, Run]] = defaultdict(dict)
-        for r in runs:
-            if r.status in ("solved", "completed", "diverged"):
-                series[_variant(r)].append((r.config["seq_len"], r.solved_at))
-                table[_variant(r)][r.config["seq_len"]] = r
+    solvable = any(r.config.get("success") == "baseline" for r in runs) or (
+        task_cls is not None and task_cls.metric.solved_at is not None
+    )
+    if solvable and groups:
+        series = {
+            variant: [(t, r.solved_at if r.status == "solved" else None) for t in lengths for r in by_length.get(t, [])]
+            for variant, by_length in groups.items()
+        }
         budget = max(r.config.get("steps", 0) for r in runs)
         path = plots.success_vs_length(
-            series, out / "success-vs-length.png", "Which remedies learn longer dependencies?", budget
+            series, out / "success-vs-length.png", "Updates until solved, per seed", budget, lengths
         )
         images.append(
             (
                 "Success against sequence length",
                 path,
-                "Updates until the task's criterion was met; ✗ marks runs that never met it.",
+                "Each dot is one seed's number of updates until the success criterion was met; the bar is the "
+                "median of the solved seeds; ✗ above the dotted budget line marks a seed that never met it.",
             )
         )
         header = "".join(f"<th>T = {_e(t)}</th>" for t in lengths)
         body = ""
-        for variant, cells in table.items():
+        for variant, by_length in groups.items():
             tds = ""
             for t in lengths:
-                r = cells.get(t)
-                if r is None:
+                if t not in by_length:
                     tds += "<td>–</td>"
-                elif r.status == "solved":
-                    tds += f'<td class="ok">✓ step {_e(r.solved_at)}</td>'
-                else:
-                    tds += f'<td class="bad">✗ {_e(r.status)} ({_e(_fmt(r.final_metric))})</td>'
+                    continue
+                text, all_solved = success_cell(by_length[t])
+                tds += f'<td class="{"ok" if all_solved else "bad"}">{_e(text)}</td>'
             body += f"<tr><th>{_e(variant)}</th>{tds}</tr>"
-        success_rows = f"<h2>Solved?</h2><table><tr><th>variant</th>{header}</tr>{body}</table>"
+        criterion = _criterion(runs[0]) if runs else ""
+        success_rows = (
+            f"<h2>Solved?</h2><p>Success criterion: {_e(criterion)}. Over the seeds of each variant: how many "
+            f"solved it, the median (min–max) number of updates they needed, and the final test metric of "
+            f"those that did not.</p><table><tr><th>variant</th>{header}</tr>{body}</table>"
+        )
 
-    page = _page(study, meta, runs, images, success_rows, out)
+    page = _page(study, meta, runs, images, success_rows, command or f"rnnlab report {study}")
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, index)
     return Report(html=index, images=[p for _, p, _ in images], runs=len(runs))
+
+
+def _criterion(run: Run) -> str:
+    """The success criterion of a run, in words."""
+    config = run.config
+    if config.get("success") == "baseline":
+        margin = config.get("baseline_margin", 0.1)
+        return f"test loss below (1 − {margin:g}) × the memoryless baseline's loss"
+    task_cls = get_task_class(config["task"])
+    m = task_cls.metric
+    if m.solved_at is None:
+        return "none (the runs use their whole budget)"
+    return f"test {m.name} {'≥' if m.higher_is_better else '<'} {m.solved_at:g}"
 
 
 def _length_key(label: str) -> int:
@@ -183,7 +248,12 @@ def _chance(run: Run) -> float | None:
     return task.chance
 
 
-def _page(study: str, meta: dict, runs: list[Run], images, success_rows: str, out: Path) -> str:
+def _description(text: str) -> str:
+    """The study's description: one paragraph per line (paper setting, what is run here, deviations)."""
+    return "".join(f"<p>{_e(line)}</p>" for line in text.splitlines() if line.strip())
+
+
+def _page(study: str, meta: dict, runs: list[Run], images, success_rows: str, command: str) -> str:
     figures = ""
     for title, path, caption in images:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -196,7 +266,7 @@ def _page(study: str, meta: dict, runs: list[Run], images, success_rows: str, ou
     for r in runs:
         rows += (
             f"<tr><td>{_e(r.id)}</td><td>{_e(r.name)}</td><td>{_e(r.config.get('cell'))}</td>"
-            f"<td>{_e(r.config.get('init'))}</td><td>{_e(r.config.get('seq_len'))}</td>"
+            f"<td>{_e(r.config.get('init'))}</td><td>{_e(r.config.get('seq_len'))}</td><td>{_e(r.config.get('seed'))}</td>"
             f'<td class="{"ok" if r.status == "solved" else ""}">{_e(r.status)}</td>'
             f"<td>{_e(_fmt(r.solved_at))}</td><td>{_e(_fmt(r.final_metric))}</td>"
             f"<td>{_e('–' if r.wall_time is None else f'{r.wall_time:.1f} s')}</td>"
@@ -216,14 +286,14 @@ figcaption {{ color: #555; font-size: 0.9em; }}
 <h1>Study <code>{_e(study)}</code></h1>
 <blockquote><p><strong>Claim.</strong> {_e(meta.get("claim", ""))}</p>
 <p><strong>Source.</strong> {_e(meta.get("source", ""))}</p></blockquote>
-<p>{_e(meta.get("description", ""))}</p>
+{_description(meta.get("description", ""))}
 {figures}
 {success_rows}
 <h2>Every run</h2>
-<table><tr><th>id</th><th>run</th><th>cell</th><th>init</th><th>T</th><th>status</th><th>solved at step</th>
+<table><tr><th>id</th><th>run</th><th>cell</th><th>init</th><th>T</th><th>seed</th><th>status</th><th>solved at step</th>
 <th>final test metric</th><th>wall time</th><th>clip rate</th></tr>
 {rows}</table>
 <p>Generated by rnnlab from {_e(len(runs))} runs in the results store; regenerate with
-<code>rnnlab report {_e(study)}</code>.</p>
+<code>{_e(command)}</code>.</p>
 </body></html>
 """

@@ -7,6 +7,7 @@ written atomically: to a temporary name in the same folder, then renamed.
 from __future__ import annotations
 
 import os
+import statistics
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,18 +40,23 @@ def gradient_profiles(
     """log‖∂L/∂h_t‖ against lag, one curve per model: the picture of the vanishing gradient.
 
     `profiles[label]` is (T,) by lag (lag 0 = the step the loss reads). Exact zeros (underflow) are not drawn.
+    With a horizon `threshold`, each curve is divided by its value at lag 0 — the horizon is relative to it
+    (see diagnostics.horizon) — so the dashed threshold line meets each curve exactly at its horizon.
     """
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
     for label, profile in profiles.items():
         values = profile.detach().to(torch.float64).cpu()
+        if threshold is not None and values[0] > 0:
+            values = values / values[0]
         values = torch.where(values > 0, values, torch.nan)
         ax.semilogy(range(len(values)), values.numpy(), label=label, linewidth=1.6)
     if threshold is not None:
         ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"horizon threshold ({threshold:g})")
     ax.set_title(title)
     ax.set_xlabel("lag: steps back from the loss (T − 1 − t)")
-    ax.set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
+    relative = "relative to lag 0, " if threshold is not None else ""
+    ax.set_ylabel(f"‖∂L/∂h_t‖₂ ({relative}batch mean, log scale)")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     return save_figure(fig, path)
@@ -60,73 +66,124 @@ def _zeros_to_nan(values) -> list[float]:
     return [v if v and v > 0 else float("nan") for v in values]
 
 
-def profiles_before_after(curves: Mapping[str, tuple[list[float], list[float]]], path, title: str) -> Path:
-    """Two panels: ‖∂L/∂h_t‖ against lag untrained (step 0) and after training, one curve per run."""
-    fig = Figure(figsize=(12, 4.8))
-    axes = fig.subplots(1, 2, sharey=True)
-    for label, (before, after) in curves.items():
-        for ax, profile in zip(axes, (before, after), strict=True):
-            if profile:
-                ax.semilogy(range(len(profile)), _zeros_to_nan(profile), label=label, linewidth=1.5)
-    for ax, when in zip(axes, ("untrained (step 0)", "after training (last evaluation)"), strict=True):
-        ax.set_title(when)
-        ax.set_xlabel("lag: steps back from the loss (T − 1 − t)")
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
-    axes[1].legend(fontsize=7, loc="lower left")
+def _band(profiles: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
+    """Median, min and max by lag over several profiles (cut to the shortest); zeros (underflow) → NaN."""
+    length = min(len(p) for p in profiles)
+    columns = torch.tensor([_zeros_to_nan(p[:length]) for p in profiles], dtype=torch.float64)  # (seeds, lags)
+    return (
+        columns.nanmedian(0).values.tolist(),
+        columns.nan_to_num(float("inf")).min(0).values.tolist(),
+        columns.nan_to_num(0.0).max(0).values.tolist(),
+    )
+
+
+def profiles_before_after(
+    panels: Mapping[int, Mapping[str, list[tuple[list[float], list[float]]]]], path, title: str
+) -> Path:
+    """‖∂L/∂h_t‖ against lag, untrained (left) and after training (right), one row per sequence length T.
+
+    `panels[T][variant]` holds one (before, after) pair of profiles per seed: the line is their median by lag,
+    the band their min–max, so every seed is shown and none hides another.
+    """
+    rows = max(1, len(panels))
+    fig = Figure(figsize=(12, 3.6 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, 2, squeeze=False)
+    colours = _colours({v for variants in panels.values() for v in variants})
+    for row, (length, variants) in zip(axes, panels.items(), strict=False):
+        for column, ax in enumerate(row):
+            for label, seeds in variants.items():
+                profiles = [pair[column] for pair in seeds if pair[column]]
+                if not profiles:
+                    continue
+                middle, low, high = _band(profiles)
+                lags = range(len(middle))
+                ax.semilogy(lags, middle, color=colours[label], linewidth=1.5, label=f"{label} ({len(profiles)} seeds)")
+                if len(profiles) > 1:
+                    ax.fill_between(
+                        lags,
+                        [v if v != float("inf") else float("nan") for v in low],
+                        [v if v > 0 else float("nan") for v in high],
+                        color=colours[label],
+                        alpha=0.15,
+                    )
+            when = "untrained (step 0)" if column == 0 else "after training (last evaluation)"
+            ax.set_title(f"T = {length}: {when}", fontsize=10)
+            ax.set_xlabel("lag: steps back from the loss (T − 1 − t)")
+            ax.grid(True, alpha=0.3)
+        row[0].set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
+        row[1].legend(fontsize=8, loc="lower left")
     fig.suptitle(title)
     return save_figure(fig, path)
 
 
+def _colours(labels) -> dict[str, str]:
+    """A stable colour per label (sorted), from matplotlib's default cycle."""
+    cycle = [f"C{i}" for i in range(10)]
+    return {label: cycle[i % len(cycle)] for i, label in enumerate(sorted(labels))}
+
+
 def flow_heatmaps(runs: Mapping[str, tuple[list[int], list[list[float]]]], path, title: str) -> Path:
-    """One heatmap per run: log10‖∂L/∂h_t‖ by lag (x) and training step (y)."""
+    """One heatmap per run: log10‖∂L/∂h_t‖ by lag (x) and training step (y), on one colour scale that spans
+    the values shown (so a profile that stays flat is not hidden by a scale made for one that vanishes)."""
     import math
 
     count = max(1, len(runs))
-    cols = min(4, count)
+    cols = min(3, count)
     rows = math.ceil(count / cols)
-    fig = Figure(figsize=(4 * cols, 3.4 * rows), layout="constrained")
+    fig = Figure(figsize=(4.6 * cols, 3.8 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
+    data = {
+        label: torch.tensor([[math.log10(v) if v and v > 0 else math.nan for v in p] for p in profiles])
+        for label, (_, profiles) in runs.items()
+    }
+    finite = torch.cat([d[torch.isfinite(d)] for d in data.values()]) if data else torch.zeros(1)
+    low = float(finite.quantile(0.01)) if finite.numel() else -30.0
+    high = float(finite.max()) if finite.numel() else 0.0
     image = None
-    for ax, (label, (steps, profiles)) in zip(axes.flat, runs.items(), strict=False):
-        data = torch.tensor([[math.log10(v) if v and v > 0 else -30.0 for v in p] for p in profiles])
-        data = data.clamp(min=-30.0)
+    for ax, (label, (steps, _)) in zip(axes.flat, runs.items(), strict=False):
+        values = data[label].nan_to_num(low).clamp(min=low)  # underflow (zero gradient) drawn as the lowest colour
         image = ax.imshow(
-            data.numpy(),
+            values.numpy(),
             aspect="auto",
             origin="lower",
             cmap="viridis",
-            vmin=-30,
-            vmax=0,
-            extent=(0, data.shape[1], -0.5, len(steps) - 0.5),
+            vmin=low,
+            vmax=high,
+            extent=(0, values.shape[1], -0.5, len(steps) - 0.5),
         )
-        ax.set_yticks(range(len(steps)), [str(s) for s in steps], fontsize=6)
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel("lag (steps)", fontsize=8)
-        ax.set_ylabel("training step", fontsize=8)
+        shown = range(0, len(steps), max(1, len(steps) // 8))  # at most ~8 labelled rows
+        ax.set_yticks(list(shown), [str(steps[i]) for i in shown], fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("lag (steps)", fontsize=9)
+        ax.set_ylabel("training step", fontsize=9)
     for ax in list(axes.flat)[len(runs) :]:
         ax.axis("off")
     if image is not None:
-        fig.colorbar(image, ax=axes, label="log₁₀ ‖∂L/∂h_t‖ (−30 = underflow to zero)", shrink=0.8)
+        fig.colorbar(image, ax=axes, label=f"log₁₀ ‖∂L/∂h_t‖ (≤ {low:.0f}: at or below the scale, or zero)", shrink=0.8)
     fig.suptitle(title)
     return save_figure(fig, path)
 
 
 def learning_curves(
-    panels: Mapping[str, Mapping[str, tuple[list[int], list[float]]]],
+    panels: Mapping[str, Mapping[str, list[tuple[list[int], list[float]]]]],
     path,
     title: str,
     metric: str,
     log_scale: bool,
     chance: float | None = None,
 ) -> Path:
-    """Test metric against training step; one panel per group (e.g. sequence length), one curve per run."""
+    """Test metric against training step; one panel per group (e.g. sequence length), one colour per variant
+    and one line per seed (`panels[group][variant]` is a list of (steps, values), one per seed)."""
     count = max(1, len(panels))
-    fig = Figure(figsize=(4.5 * count, 4))
+    fig = Figure(figsize=(4.8 * count, 4.2), layout="constrained")
     axes = fig.subplots(1, count, squeeze=False)[0]
+    colours = _colours({v for curves in panels.values() for v in curves})
     for ax, (panel, curves) in zip(axes, panels.items(), strict=False):
-        for label, (steps, values) in curves.items():
-            ax.plot(steps, values, marker=".", label=label, linewidth=1.3)
+        for label, seeds in curves.items():
+            for index, (steps, values) in enumerate(seeds):
+                name = f"{label} ({len(seeds)} seeds)" if index == 0 else None
+                ax.plot(steps, values, color=colours[label], label=name, linewidth=1.1, alpha=0.85)
         if chance is not None:
             ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance level")
         if log_scale:
@@ -135,26 +192,50 @@ def learning_curves(
         ax.set_xlabel("training step (optimizer updates)")
         ax.set_ylabel(f"test {metric}")
         ax.grid(True, alpha=0.3)
-    axes[-1].legend(fontsize=7)
+    axes[-1].legend(fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)
 
 
-def success_vs_length(series: Mapping[str, list[tuple[int, int | None]]], path, title: str, budget: int) -> Path:
-    """Steps to solve against sequence length per variant; unsolved runs are drawn as ✗ at the budget."""
-    fig = Figure(figsize=(7, 4.5))
+def success_vs_length(
+    series: Mapping[str, list[tuple[int, int | None]]], path, title: str, budget: int, lengths: list[int]
+) -> Path:
+    """Updates until solved, one dot per seed, at each sequence length (labelled ticks, one slot per T).
+
+    Variants sit side by side within a slot, so no marker hides another; a bar marks the median of the solved
+    seeds; seeds that never solved are ✗ above the dotted budget line (a run solved exactly at the budget
+    stays on the line, below them).
+    """
+    fig = Figure(figsize=(max(6.5, 2.2 * len(lengths) + 3), 4.8), layout="constrained")
     ax = fig.subplots()
-    for label, points in series.items():
-        solved = [(t, s) for t, s in points if s is not None]
-        failed = [t for t, s in points if s is None]
-        line = ax.plot([t for t, _ in solved], [s for _, s in solved], marker="o", label=label)[0]
-        if failed:
-            ax.scatter(failed, [budget] * len(failed), marker="x", color=line.get_color(), s=60)
+    colours = _colours(series)
+    width = 0.8 / max(1, len(series))
+    failed_at = budget * 1.08
+    for index, (label, points) in enumerate(series.items()):
+        offset = -0.4 + width * (index + 0.5)
+        solved_total = sum(s is not None for _, s in points)
+        for slot, length in enumerate(lengths):
+            here = [s for t, s in points if t == length]
+            solved = sorted(s for s in here if s is not None)
+            x = slot + offset
+            jitter = [x + width * 0.3 * (k / max(1, len(here) - 1) - 0.5) for k in range(len(here))]
+            ax.scatter(jitter[: len(solved)], solved, color=colours[label], s=22, zorder=3)
+            misses = len(here) - len(solved)
+            if misses:
+                ax.scatter(
+                    jitter[len(solved) :], [failed_at] * misses, marker="x", color=colours[label], s=40, zorder=3
+                )
+            if solved:
+                middle = statistics.median(solved)
+                ax.hlines(middle, x - width * 0.4, x + width * 0.4, color=colours[label], linewidth=2.2)
+        ax.scatter([], [], color=colours[label], s=22, label=f"{label}: solved {solved_total}/{len(points)}")
     ax.axhline(budget, color="grey", linestyle=":", linewidth=1, label=f"step budget ({budget}); ✗ = not solved")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("sequence length T (log scale)")
+    ax.set_xticks(range(len(lengths)), [f"T = {t}" for t in lengths])
+    ax.set_xlim(-0.6, len(lengths) - 0.4)
+    ax.set_ylim(0, budget * 1.16)
+    ax.set_xlabel("sequence length")
     ax.set_ylabel("updates until solved")
     ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
