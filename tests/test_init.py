@@ -126,3 +126,17 @@ def test_schemes_apply_to_torch_nn_modules_too():
 def test_errors_for_schemes_that_do_not_apply(module, spec, options, match):
     with pytest.raises(ValueError, match=match):
         init.apply(module, spec, **options)
+
+
+@pytest.mark.parametrize("name", ["torch_default", "xavier_uniform", "orthogonal", "forget_bias"])
+def test_schemes_can_be_called_directly_on_a_module_that_requires_grad(name):
+    lstm = rnnlab.LSTM(3, 8)
+    getattr(init, name)(lstm)
+    assert all(p.requires_grad for p in lstm.parameters())
+
+
+def test_chrono_called_directly_matches_apply():
+    a, b = rnnlab.LSTM(3, 8), rnnlab.LSTM(3, 8)
+    init.chrono(a, t_max=100, generator=torch.Generator().manual_seed(0))
+    init.apply(b, "chrono", seed=0, t_max=100)
+    torch.testing.assert_close(a.bias_ih_l0[:16], b.bias_ih_l0[:16], rtol=0, atol=0)  # input and forget blocks

@@ -68,6 +68,7 @@ def _zero_biases(module: nn.Module) -> None:
 # ------------------------------------------------------------------------------------------------ schemes
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def torch_default(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
     """PyTorch's default: every weight and bias U(−1/√H, 1/√H). Sets all tensors."""
     bound = 1.0 / math.sqrt(module.hidden_size)
@@ -75,6 +76,7 @@ def torch_default(module: nn.Module, *, generator: torch.Generator | None = None
         nn.init.uniform_(p, -bound, bound, generator=generator)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def xavier_uniform(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Glorot & Bengio (2010), uniform: each gate block of weight_ih and weight_hh ~ U(−a, a) with
     a = gain·√(6 / (fan_in + fan_out)), so Var = gain²·2 / (fan_in + fan_out) (fan_out = H per block).
@@ -86,6 +88,7 @@ def xavier_uniform(module: nn.Module, *, gain: float = 1.0, generator: torch.Gen
     _zero_biases(module)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def xavier_normal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Glorot & Bengio (2010), normal: each gate block ~ N(0, gain²·2 / (fan_in + fan_out)).
     Biases are set to zero. Sets every tensor."""
@@ -96,6 +99,7 @@ def xavier_normal(module: nn.Module, *, gain: float = 1.0, generator: torch.Gene
     _zero_biases(module)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def he(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
     """He et al. (2015), Kaiming normal with fan-in: weight_ih and weight_hh ~ N(0, 2 / fan_in), where fan_in
     is the number of columns (I for weight_ih, H for weight_hh); the factor 2 is ReLU's gain.
@@ -106,6 +110,7 @@ def he(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
     _zero_biases(module)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def orthogonal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Saxe et al. (2014): each (H, H) gate block of weight_hh a random orthogonal matrix times `gain`, so
     the linearised recurrence neither shrinks nor grows the state. Sets weight_hh only."""
@@ -115,6 +120,7 @@ def orthogonal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generat
             nn.init.orthogonal_(block, gain=gain, generator=generator)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def identity(module: nn.Module, *, scale: float = 1.0, generator: torch.Generator | None = None) -> None:
     """IRNN, Le, Jaitly & Hinton (2015): weight_hh = scale·I and both biases zero, so a ReLU RNN starts by
     copying its state forward (∂h_t/∂h_{t-1} = scale·I where units are active). Meant for ReLU RNNs;
@@ -129,6 +135,7 @@ def _require_bias(module: nn.Module, scheme: str) -> None:
         raise ValueError(f"init {scheme!r} sets gate biases, but the module was built with bias=False")
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def forget_bias(module: nn.Module, *, value: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Jozefowicz, Zaremba & Sutskever (2015): LSTM forget-gate bias `value` (default 1), so the forget gate
     starts mostly open (σ(1) ≈ 0.73 instead of 0.5). torch.nn has two biases that are summed; the forget
@@ -141,6 +148,7 @@ def forget_bias(module: nn.Module, *, value: float = 1.0, generator: torch.Gener
         b_hh[hidden : 2 * hidden] = 0.0
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def chrono(module: nn.Module, *, t_max: int, generator: torch.Generator | None = None) -> None:
     """Chrono initialisation, Tallec & Ollivier (2018): forget-gate bias log(U(1, T_max − 1)) per unit and
     input-gate bias its negative, so unit j remembers over a characteristic time drawn up to T_max steps.
