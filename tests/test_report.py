@@ -155,3 +155,15 @@ def test_success_cell_counts_seeds_and_reports_updates_to_solve():
     assert text == "2/3 solved · updates 1000 (500–1500) · unsolved final mse 0.16"
     assert not all_solved
     assert success_cell([run("solved", 250, 0.001)]) == ("1/1 solved · updates 250", True)
+
+
+def test_runs_are_grouped_by_everything_but_seed_and_length():
+    from rnnlab.report.html import _variant
+    from rnnlab.store import Run
+
+    def named(name):
+        return Run(1, name, "s", "h", {}, "solved", 0.0, 1.0, 1, "mse", 0.0, 0.0, 1, None, 0.0, 1.0, {}, None)
+
+    assert _variant(named("IRNN · lr=0.001 · seed=2")) == "IRNN · lr=0.001"
+    assert _variant(named("LSTM · seq_len=200 · seed=0")) == "LSTM"
+    assert _variant(named("GRU")) == "GRU"

@@ -42,7 +42,7 @@ def _study(name="tiny", seeds=(0, 1), variants=None):
 
 def test_every_bundled_study_validates():
     names = set(bundled_studies())
-    assert {"vanishing", "remedies", "exploding", "truncation", "copy", "demo"} <= names
+    assert {"vanishing", "truncation", "demo", "adding-t100", "copy-lengths", "temporal-order-clipping"} <= names
     for name in names:
         study = load_study(name)
         assert study.runs and study.claim and study.source, name

@@ -275,9 +275,15 @@ class _Display:
     """One progress bar for the study and one line per worker (rich)."""
 
     def __init__(self, study: Study, summary: SweepSummary, jobs: list[_Job], workers: int):
+        import sys
+
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # In a log file rich would wrap every line at 80 columns; a line per run should stay one line.
+        console = Console(width=None if sys.stdout.isatty() else 200)
         self.progress = Progress(
+            console=console,
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),

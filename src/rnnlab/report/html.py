@@ -41,8 +41,10 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def _variant(run: Run) -> str:
-    """The run's name without the grid values: what its seeds and sequence lengths have in common."""
-    return run.name.split(" · ")[0]
+    """The run's name without its seed and sequence length (e.g. 'IRNN · lr=0.001'): what the runs drawn
+    together in one table row, colour and band have in common."""
+    parts = run.name.split(" · ")
+    return " · ".join([parts[0], *(p for p in parts[1:] if not p.startswith(("seed=", "seq_len=")))])
 
 
 def _seq_len(run: Run) -> int:
