@@ -283,12 +283,12 @@ class _Display:
         # In a log file rich would wrap every line at 80 columns; a line per run should stay one line.
         console = Console(width=None if sys.stdout.isatty() else 200)
         self.progress = Progress(
-            console=console,
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            console=console,
         )
         total = self.total = len(study.runs)
         self.study_task = self.progress.add_task(
