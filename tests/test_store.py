@@ -120,3 +120,23 @@ def test_check_finds_orphans_and_incomplete_runs(tmp_path):
     problems = store.check()
     assert any("run 99, which does not exist" in p for p in problems)
     assert any("summary is incomplete" in p for p in problems)
+
+
+@pytest.mark.parametrize("content", [b"x", b"my notes\n", b"SQLite format 2\x00" + b"\x00" * 200])
+def test_an_existing_file_that_is_not_a_store_is_refused_untouched(tmp_path, content):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(StoreError, match=r"is not an rnnlab store \(not an SQLite database\); it was left untouched"):
+        Store(path)
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"], "no journal or WAL file left beside it"
+
+
+def test_the_cli_refuses_a_text_file_as_store_in_one_line(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    path = tmp_path / "notes.txt"
+    path.write_text("x")
+    assert main(["runs", "list", "--store", str(path)]) == 2
+    assert "not an rnnlab store" in capsys.readouterr().err
+    assert path.read_text() == "x"

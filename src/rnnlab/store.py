@@ -114,6 +114,8 @@ class Store:
         if self.path.is_dir():
             raise StoreError(f"store path {str(self.path)!r} is a folder; give a file path such as runs/rnnlab.db")
         exists = self.path.exists()
+        if exists and self.path.stat().st_size > 0:
+            _refuse_unless_sqlite(self.path)
         if not exists:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,6 +399,24 @@ class Store:
         ):
             problems.append(f"study {r[1]!r} has {r[2]} finished runs of config {r[0]} (expected one)")
         return problems
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
+def _refuse_unless_sqlite(path: Path) -> None:
+    """A non-empty file that is not an SQLite database is someone's data: SQLite would take a file shorter than
+    its header for an empty database and write rnnlab's schema over it. Refuse it, untouched."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise StoreError(f"cannot read store {str(path)!r}: {error.strerror}") from None
+    if head != SQLITE_HEADER:
+        raise StoreError(
+            f"{str(path)!r} exists and is not an rnnlab store (not an SQLite database); it was left untouched — "
+            "give a new file name or an existing store"
+        )
 
 
 def _real(value) -> float | None:
