@@ -82,3 +82,30 @@ def test_diagnose_bad_options_are_one_line_errors(argv, message, capsys, tmp_pat
     assert err.count("\n") == 1 and err.startswith("rnnlab: error: "), err
     assert message in err, err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_bug_in_rnnlab_is_reported_as_an_internal_error_with_its_traceback_kept(monkeypatch, capsys, tmp_path):
+    import rnnlab.cli as cli
+
+    def broken(args):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+
+    monkeypatch.setattr(cli, "_cmd_inits", broken)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    assert cli.main(["inits"]) == cli.INTERNAL_ERROR == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rnnlab: internal error: TypeError: unsupported operand")
+    assert "this is a bug in rnnlab" in err
+    (written,) = tmp_path.glob("rnnlab-traceback-*.txt")
+    assert str(written) in err
+    assert "Traceback (most recent call last)" in written.read_text() and "broken" in written.read_text()
+
+
+def test_user_mistakes_stay_exit_2_without_a_traceback_file(capsys, tmp_path):
+    from rnnlab.cli import main
+
+    assert main(["train", "--set", "hidden_size=many", "--store", str(tmp_path / "s.db")]) == 2
+    assert capsys.readouterr().err.startswith("rnnlab: error: hidden_size")

@@ -18,6 +18,7 @@ from rich.table import Table
 
 import rnnlab
 from rnnlab.report.format import fmt as _fmt
+from rnnlab.train import CheckpointError
 
 
 class UsageError(Exception):
@@ -637,7 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         return args.func(args)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, NotImplementedError, RuntimeError) as err:
+    except (UsageError, ValueError, FileNotFoundError, NotImplementedError, CheckpointError) as err:
+        # What rnnlab raises for a bad value, name, file or config: the user's to fix, in one line.
         if os.environ.get("RNNLAB_TRACEBACK"):
             raise
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -653,6 +655,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"rnnlab: error: {err.strerror or err} ({err.filename or 'I/O'}); completed work is kept", file=sys.stderr
         )
         return 1
+    except Exception as err:  # anything else is a bug in rnnlab, not the user's mistake: say so, keep the traceback
+        if os.environ.get("RNNLAB_TRACEBACK"):
+            raise
+        path = _write_traceback()
+        message = str(err).splitlines()[0] if str(err) else ""
+        print(
+            f"rnnlab: internal error: {type(err).__name__}: {message} — this is a bug in rnnlab, not in how it was "
+            f"called; please report it with the traceback written to {path}",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
+
+
+INTERNAL_ERROR = 3  # exit status of a bug in rnnlab (2: a user mistake, 1: an I/O failure, 130: interrupted)
+
+
+def _write_traceback() -> str:
+    """Write the current exception's traceback to a new file in the temp folder; returns its path."""
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="rnnlab-traceback-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"rnnlab {rnnlab.__version__}, python {sys.version.split()[0]}\n{traceback.format_exc()}")
+    return path
 
 
 if __name__ == "__main__":
