@@ -19,7 +19,7 @@ import rnnlab.train as train_module
 from rnnlab.config import make_config
 from rnnlab.store import Store
 from rnnlab.train import Trainer, load_checkpoint
-from tests.processes import children, cmdline
+from tests.processes import alive, children, cmdline
 
 TINY = {
     "task": "adding",
@@ -125,3 +125,35 @@ def test_a_killed_worker_is_replaced_and_its_run_resumes(tmp_path):
     for run in runs:
         expected = Trainer(make_config({**run.config, "name": run.name})).run()
         assert run.final_metric == pytest.approx(expected.final_metric, rel=0, abs=0)
+
+
+def test_ctrl_c_stops_a_sweep_promptly_and_leaves_the_rest_resumable(tmp_path):
+    """SIGINT to the whole process group (what Ctrl-C in a terminal sends) a few seconds into a sweep of runs
+    that would take minutes: the sweep exits within seconds, says what it kept and how to resume."""
+    study = _study_file(tmp_path, "ctrlc", range(4), steps=100_000)
+    store = tmp_path / "s.db"
+    driver = subprocess.Popen(
+        _sweep(study, store, workers=2),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a shell job
+    )
+    checkpoints = tmp_path / "s.db.checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (checkpoints.exists() and len(list(checkpoints.iterdir())) >= 2):
+        time.sleep(0.05)
+    workers = [p for p in children(driver.pid) if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)]
+    assert len(workers) == 2
+    os.killpg(driver.pid, signal.SIGINT)
+    interrupted = time.time()
+    _, err = driver.communicate(timeout=60)
+    assert time.time() - interrupted < 15, "stopped promptly"
+    assert driver.returncode == 130
+    assert "rnnlab: interrupted: 0 run(s) of this sweep finished" in err and "run the same command again" in err
+    assert err.count("\n") == 1, err
+    runs = Store(store).runs(study="ctrlc")
+    assert len(runs) == 4 and all(r.status == "running" for r in runs), "resumable, nothing marked finished"
+    assert Store(store).check() == []
+    time.sleep(1)
+    assert not any(alive(p) for p in workers), "no worker left behind"

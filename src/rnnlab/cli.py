@@ -645,8 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"rnnlab: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("rnnlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        print(f"rnnlab: {interrupt}" if str(interrupt) else "rnnlab: interrupted", file=sys.stderr)
         return 130
     except OSError as err:  # e.g. a full disk: not a user mistake, but no traceback either; nothing is half-written
         if os.environ.get("RNNLAB_TRACEBACK"):

@@ -31,6 +31,10 @@ from rnnlab.study import Study
 EXECUTORS = ("local", "ray")
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep: finished runs are recorded, the others stay 'running' and resume next time."""
+
+
 class ExecutorUnavailable(ValueError):
     """The requested executor cannot run here (e.g. Ray is not installed); one-line message."""
 
@@ -155,6 +159,12 @@ def run_study(
         if jobs:
             run = _run_local if executor == "local" else _run_ray
             run(jobs, store, summary, workers, threads_per_worker, address, display)
+    except KeyboardInterrupt:
+        left = len(jobs) - summary.ran - summary.failed
+        raise SweepInterrupted(
+            f"interrupted: {summary.ran} run(s) of this sweep finished and are recorded, {left} left unfinished in "
+            f"{str(store.path)!r}; run the same command again to resume them from their checkpoints"
+        ) from None
     finally:
         if display is not None:
             display.stop()
@@ -207,20 +217,37 @@ def _run_local(jobs, store, summary, workers, threads, address, display, restart
         ) as pool:
             futures = {pool.submit(_train_in_worker, j.config, j.checkpoint, threads): j for j in remaining}
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                _drain(updates, display)
-                for future in done:
-                    job = futures[future]
-                    if isinstance(future.exception(), BrokenProcessPool) and attempt < restarts:
-                        broken = True  # not this run's fault: retried in a fresh pool
-                        continue
-                    _record(store, summary, job, future.result, display)
-                    remaining.remove(job)
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                    _drain(updates, display)
+                    for future in done:
+                        job = futures[future]
+                        if isinstance(future.exception(), BrokenProcessPool) and attempt < restarts:
+                            broken = True  # not this run's fault: retried in a fresh pool
+                            continue
+                        _record(store, summary, job, future.result, display)
+                        remaining.remove(job)
+            except KeyboardInterrupt:
+                # Stop now: leaving the `with` block would wait for every running job to finish. The workers
+                # are stopped; their runs stay 'running' in the store, with checkpoints to resume from.
+                _stop_workers(pool)
+                raise
         if not broken or not remaining:
             break
     if updates is not None:
         updates.close()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate a pool's worker processes and drop its queued jobs, without waiting for them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public API lists them
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _train_in_worker(config_data: dict[str, Any], checkpoint: str, threads: int) -> dict[str, Any]:
