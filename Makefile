@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,ray
 
-.PHONY: setup browser test test-slow lint format demo bench clean
+.PHONY: setup browser test test-slow lint format demo study bench clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,14 @@ test-slow: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/rnnlab demo
+
+# One bundled study run to the end and published: make study S=adding-t100 (runs resume if interrupted).
+STUDY_STORE ?= runs/studies.db
+study: $(STAMP)
+	@test -n "$(S)" || { echo "usage: make study S=<study> (see: .venv/bin/rnnlab studies)"; exit 2; }
+	$(BIN)/rnnlab sweep $(S) --workers 2 --store $(STUDY_STORE)
+	$(BIN)/rnnlab report $(S) --store $(STUDY_STORE) --out docs/studies/$(S)
+	$(BIN)/rnnlab runs export docs/studies/$(S)/runs.csv --study $(S) --store $(STUDY_STORE)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py --memory
