@@ -3,6 +3,7 @@ divergence as a result, checkpoints, kill-and-resume through the CLI, and determ
 Run: `.venv/bin/pytest tests/test_train.py` (learning tests: `-m slow`).
 """
 
+import itertools
 import math
 import os
 import signal
@@ -402,3 +403,15 @@ def test_a_run_with_the_baseline_criterion_stops_when_its_loss_beats_the_baselin
     assert result.status == "solved"
     assert result.final_loss < 1 / 12 < result.evaluations[-2].loss
     assert all(e.loss >= 1 / 12 for e in result.evaluations[:-1])  # it stopped at the first crossing
+
+
+def test_training_time_is_recorded_at_every_evaluation_and_stored(tmp_path):
+    config = make_config({"task": "adding", "seq_len": 10, "hidden_size": 8, "steps": 40, "eval_every": 10})
+    result = train(config)
+    times = [e.train_time for e in result.evaluations]
+    assert times[0] == 0.0 and all(b > a for a, b in itertools.pairwise(times))
+    assert times[-1] == result.train_time < result.wall_time, "updates only: evaluations are excluded"
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("r", config.canonical(), config.hash(), {})
+    store.finish_run(run_id, result.to_dict())
+    assert [v for _, _, v in store.metrics(run_id, "train_time")] == pytest.approx(times)

@@ -214,6 +214,8 @@ class Store:
             for key in ("metric", "loss", "train_loss", "grad_norm", "clip_rate"):
                 name = f"test_{key}" if key in ("metric", "loss") else f"window_{key}"
                 metrics.append((run_id, step, name, _real(e[key])))
+            if "train_time" in e:  # seconds of updates before this evaluation (results from rnnlab ≥ 0.2)
+                metrics.append((run_id, step, "train_time", _real(e["train_time"])))
             if e.get("flow"):
                 f = e["flow"]
                 flows.append((run_id, step, f["horizon"], f["decay_rate"], f["r2"], json.dumps(f["profile"])))

@@ -59,6 +59,7 @@ class Evaluation:
     grad_norm: float  # mean pre-clip global gradient norm over the window
     clip_rate: float  # fraction of updates in the window where clipping acted
     flow: FlowSnapshot | None = None
+    train_time: float = 0.0  # seconds spent in updates so far (evaluations excluded), summed over resumes
 
 
 @dataclass
@@ -75,22 +76,9 @@ class TrainResult:
     diverged_at: int | None = None
     clip_rate: float = 0.0  # over the whole run
     wall_time: float = 0.0  # seconds spent training, summed over resumes
+    train_time: float = 0.0  # of which in updates (forward, backward, optimizer step), evaluations excluded
     evaluations: list[Evaluation] = field(default_factory=list)
     train_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every log interval
-
-    def summary(self) -> dict[str, Any]:
-        """The scalar part, as stored in the runs table."""
-        return {
-            "status": self.status,
-            "steps": self.steps,
-            "metric_name": self.metric_name,
-            "final_metric": self.final_metric,
-            "final_loss": self.final_loss,
-            "solved_at": self.solved_at,
-            "diverged_at": self.diverged_at,
-            "clip_rate": self.clip_rate,
-            "wall_time": self.wall_time,
-        }
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,7 +264,9 @@ class Trainer:
             self._evaluate()  # the untrained network: test metric and gradient flow at step 0
         with _progress_bar(self.progress, self.config, self.step) as bar:
             while self.step < self.config.steps:
+                update_started = time.perf_counter()
                 loss, grad_norm, clipped = self._update()
+                self.result.train_time += time.perf_counter() - update_started
                 self.step += 1
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     self._finish("diverged", diverged_at=self.step)
@@ -395,6 +385,7 @@ class Trainer:
             grad_norm=w["norm"] / count,
             clip_rate=w["clipped"] / count,
             flow=self._flow(),
+            train_time=self.result.train_time,
         )
         self._window = {"loss": 0.0, "norm": 0.0, "clipped": 0.0, "count": 0.0}
         self.result.evaluations.append(evaluation)
