@@ -167,3 +167,40 @@ def test_runs_are_grouped_by_everything_but_seed_and_length():
     assert _variant(named("IRNN · lr=0.001 · seed=2")) == "IRNN · lr=0.001"
     assert _variant(named("LSTM · seq_len=200 · seed=0")) == "LSTM"
     assert _variant(named("GRU")) == "GRU"
+
+
+def test_budget_comparison_uses_characters_seen_and_training_time():
+    from rnnlab.report.budgets import Curve, _chars, _seconds, best_within, characters_per_update
+    from rnnlab.store import Run
+
+    run = Run(1, "k", "s", "h", {"seq_len": 20, "batch_size": 32}, "completed", 0, 1, 3, "bpc", 2.0, 1.4, None, None,
+              0.0, 1.0, {}, None)  # fmt: skip
+    assert characters_per_update(run) == 640
+    assert (
+        characters_per_update(Run(**{**run.__dict__, "config": {"seq_len": 20, "bptt_k1": 5, "batch_size": 2}})) == 10
+    )
+    curve = Curve(run, chars=[0, 640, 1280, 1920], seconds=[0.0, 1.0, 2.5, 4.0], values=[4.1, 2.5, 2.2, 2.3])
+    assert best_within(curve, _chars, 1280) == 2.2  # early stopping within the budget
+    assert best_within(curve, _chars, 1000) == 2.5
+    assert best_within(curve, _seconds, 4.0) == 2.2  # the later, worse evaluation is not chosen
+    assert best_within(curve, _seconds, -1) is None
+
+
+def test_report_of_a_stream_study_compares_windows_at_equal_budgets(tmp_path):
+    store = Store(tmp_path / "s.db")
+    study = make_study(
+        {
+            "name": "tbptt",
+            "defaults": {"task": "text", "hidden_size": 8, "batch_size": 4, "cell": "gru"},
+            "variants": [
+                {"name": "k=5", "seq_len": 5, "steps": 8, "eval_every": 4},
+                {"name": "k=10", "seq_len": 10, "steps": 4, "eval_every": 2},
+            ],
+        }
+    )
+    run_study(study, store, workers=1, progress=False)
+    report = build_report(store, "tbptt", tmp_path / "out")
+    page = report.html.read_text()
+    assert "Which variant wins under which budget?" in page
+    assert "<th>40 characters</th>" in page  # 8 updates × 5 × 4 = 40 characters = 4 × 10 × 4: both reached it
+    assert "budget-curves.png" in {p.name for p in report.images}

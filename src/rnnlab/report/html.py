@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnlab.report import plots
+from rnnlab.report.budgets import budget_section
 from rnnlab.report.format import fmt
 from rnnlab.store import Run, Store
 from rnnlab.study import check_name
-from rnnlab.tasks import get_task_class
+from rnnlab.tasks import StreamTask, get_task_class
 
 
 @dataclass
@@ -173,6 +174,12 @@ def build_report(
             )
         )
 
+    if task_cls is not None and issubclass(task_cls, StreamTask):
+        figures, budget_table = budget_section(store, runs, out, _variant, metric)
+        images += figures
+    else:
+        budget_table = ""
+
     success_rows = ""
     solvable = any(r.config.get("success") == "baseline" for r in runs) or (
         task_cls is not None and task_cls.metric.solved_at is not None
@@ -212,7 +219,7 @@ def build_report(
             f"those that did not.</p><table><tr><th>variant</th>{header}</tr>{body}</table>"
         )
 
-    page = _page(study, meta, runs, images, success_rows, command or f"rnnlab report {study}")
+    page = _page(study, meta, runs, images, budget_table + success_rows, command or f"rnnlab report {study}")
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")

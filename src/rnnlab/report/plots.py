@@ -240,3 +240,26 @@ def success_vs_length(
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_figure(fig, path)
+
+
+def budget_curves(
+    variants: Mapping[str, list[tuple[list[float], list[float], list[float]]]], path, title: str, metric: str
+) -> Path:
+    """Held-out metric against characters seen (left) and training seconds (right); `variants[name]` holds one
+    (characters, seconds, values) triple per seed, drawn as one line each in the variant's colour."""
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    colours = _colours(variants)
+    for label, seeds in variants.items():
+        for index, (chars, seconds, values) in enumerate(seeds):
+            name = f"{label} ({len(seeds)} seeds)" if index == 0 else None
+            axes[0].plot([c / 1e6 for c in chars], values, color=colours[label], label=name, linewidth=1.1)
+            axes[1].plot(seconds, values, color=colours[label], linewidth=1.1)
+    axes[0].set_xlabel("characters seen (millions, all streams)")
+    axes[1].set_xlabel("training time (s, updates only)")
+    axes[0].set_ylabel(f"held-out {metric}")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return save_figure(fig, path)
