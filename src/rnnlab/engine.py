@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from rnnlab import native
 from rnnlab.cells import CELLS, Cell
@@ -363,6 +362,9 @@ class _StackBPTT(torch.autograd.Function):
             ctx.spec, ctx.recorder, ctx.name = spec, recorder, name
             ctx.layers = layers
             ctx.weights = weights
+            # Saved through autograd so that an in-place edit of the input or a weight between forward and
+            # backward is an error (as in torch.nn), and so a create_graph backward can differentiate them.
+            ctx.save_for_backward(x, h0, c0, *weights)
             # A copy, so that in-place edits by the caller cannot corrupt the states kept for the backward.
             output = out.clone()
             hn = torch.stack(h_n)
@@ -370,59 +372,126 @@ class _StackBPTT(torch.autograd.Function):
         return output, hn, cn
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_output, d_hn, d_cn):
-        spec: StackSpec = ctx.spec
-        recorder = ctx.recorder
-        with flush_denormals(spec.flush_denormals):
-            weight_grads: list[Tensor | None] = [None] * len(ctx.weights)
-            dh0 = torch.empty_like(d_hn)
-            dc0 = torch.empty_like(d_cn) if d_cn is not None else None
-            seen: list = [None] * spec.num_layers
-            record = 0 if recorder is None else (2 if recorder.keep_vectors else 1)
-            d_out = d_output
-            per_layer = 4 if spec.bias else 2
-            d_x = None
-            for layer in range(spec.num_layers - 1, -1, -1):
-                layer_input, hs, cs, saved, _ = ctx.layers[layer]
-                w_ih, w_hh, _, _ = _layer_weights(spec, ctx.weights, layer)
-                d_x_pre, d_h_pre, dh, dc, seen[layer] = _run_layer_backward(
-                    spec.cell,
-                    hs,
-                    cs,
-                    saved,
-                    w_hh,
-                    d_out,
-                    d_hn[layer],
-                    None if d_cn is None else d_cn[layer],
-                    spec.truncate,
-                    record,
-                )
-                dh0[layer] = dh
-                if dc0 is not None:
-                    dc0[layer] = dc
-                steps, batch, gh = d_x_pre.shape
-                flat_dx = d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
-                flat_dh = d_h_pre.reshape(steps * batch, gh)
-                base = layer * per_layer
-                needs = ctx.needs_input_grad[_FIRST_WEIGHT + base : _FIRST_WEIGHT + base + per_layer]
-                grads = _layer_weight_grads(
-                    flat_dx,
-                    flat_dh if spec.cell.separate_recurrent_grad else flat_dx,
-                    layer_input.reshape(steps * batch, -1),
-                    hs[:-1].reshape(steps * batch, -1),
-                    spec.bias,
-                    needs,
-                )
-                weight_grads[base : base + per_layer] = grads
-                if layer > 0 or ctx.needs_input_grad[3]:
-                    d_x = _matmul(flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)
-                if layer > 0:
-                    mask = ctx.layers[layer - 1][4]
-                    d_out = d_x if mask is None else d_x * mask
-            if recorder is not None:
-                recorder.add_backward(ctx.name, seen)
-        return (None, None, None, d_x, dh0, dc0, *weight_grads)
+        saved_inputs = ctx.saved_tensors  # raises if any was modified in place since the forward
+        if torch.is_grad_enabled():  # backward(create_graph=True): the gradient itself must be differentiable
+            return _differentiable_backward(ctx, saved_inputs, d_output, d_hn, d_cn)
+        return _fast_backward(ctx, d_output, d_hn, d_cn)
+
+
+def _differentiable_backward(ctx, saved_inputs, d_output, d_hn, d_cn):
+    """The backward for create_graph=True (gradient penalties, meta-learning, gradgradcheck).
+
+    The hand-written backward is not differentiable, and a gradient that silently did not depend on the
+    weights would be a wrong number. So the forward is run again with ordinary autograd-tracked ops (the same
+    `cell.step` functions, on the saved inputs and weights, with the same dropout masks) and autograd
+    differentiates it, building the graph that higher derivatives need. Exact, about as slow as plain
+    autograd through a Python loop. A recorder still receives the exact per-step gradients from the fast
+    backward, run once more without a graph.
+    """
+    spec: StackSpec = ctx.spec
+    if spec.truncate is not None:
+        raise NotImplementedError(
+            "backward with create_graph=True through a truncated rnnlab module is not supported: the truncated "
+            "gradient is not the derivative of any forward; use truncate=None for higher-order gradients"
+        )
+    x, h0, c0, *weights = saved_inputs
+    if ctx.recorder is not None:
+        with torch.no_grad():
+            _fast_backward(ctx, d_output.detach(), d_hn.detach(), None if d_cn is None else d_cn.detach())
+    masks = [layer[4] for layer in ctx.layers]
+    needs = ctx.needs_input_grad
+    wanted = [(3, x), (4, h0), (5, c0), *((_FIRST_WEIGHT + i, w) for i, w in enumerate(weights))]
+    wanted = [(i, t) for i, t in wanted if t is not None and needs[i]]
+    with torch.enable_grad(), flush_denormals(spec.flush_denormals):
+        output, hn, cn = _differentiable_stack(spec, x, h0, c0, weights, masks)
+        outputs, grads_out = [output, hn], [d_output, d_hn]
+        if cn is not None and d_cn is not None:
+            outputs.append(cn)
+            grads_out.append(d_cn)
+        found = torch.autograd.grad(outputs, [t for _, t in wanted], grads_out, create_graph=True, allow_unused=True)
+    result: list[Tensor | None] = [None] * (_FIRST_WEIGHT + len(weights))
+    for (i, t), g in zip(wanted, found, strict=True):
+        result[i] = torch.zeros_like(t) if g is None else g
+    return tuple(result)
+
+
+def _differentiable_stack(spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor | None, weights, masks):
+    """The stack's forward with autograd-tracked ops only: x (T, B, I) → (output (T, B, H), h_n, c_n)."""
+    layer_input = x
+    h_n, c_n = [], []
+    for layer in range(spec.num_layers):
+        w_ih, w_hh, b_ih, b_hh = _layer_weights(spec, weights, layer)
+        bias_x, bias_h = spec.cell.split_bias(b_ih, b_hh)
+        x_pre = layer_input @ w_ih.t()  # (T, B, G·H)
+        if bias_x is not None:
+            x_pre = x_pre + bias_x
+        h, c = h0[layer], None if c0 is None else c0[layer]
+        states = []
+        for t in range(x.shape[0]):
+            h, c, _ = spec.cell.step(x_pre[t], h, c, w_hh, bias_h)
+            states.append(h)
+        output = torch.stack(states)  # (T, B, H)
+        h_n.append(h)
+        if c is not None:
+            c_n.append(c)
+        layer_input = output if masks[layer] is None else output * masks[layer]
+    return output, torch.stack(h_n), torch.stack(c_n) if c_n else None
+
+
+def _fast_backward(ctx, d_output, d_hn, d_cn):
+    """The hand-written BPTT backward (compiled or Python loop): first-order gradients, recording, truncation."""
+    spec: StackSpec = ctx.spec
+    recorder = ctx.recorder
+    with flush_denormals(spec.flush_denormals):
+        weight_grads: list[Tensor | None] = [None] * len(ctx.weights)
+        dh0 = torch.empty_like(d_hn)
+        dc0 = torch.empty_like(d_cn) if d_cn is not None else None
+        seen: list = [None] * spec.num_layers
+        record = 0 if recorder is None else (2 if recorder.keep_vectors else 1)
+        d_out = d_output
+        per_layer = 4 if spec.bias else 2
+        d_x = None
+        for layer in range(spec.num_layers - 1, -1, -1):
+            layer_input, hs, cs, saved, _ = ctx.layers[layer]
+            w_ih, w_hh, _, _ = _layer_weights(spec, ctx.weights, layer)
+            d_x_pre, d_h_pre, dh, dc, seen[layer] = _run_layer_backward(
+                spec.cell,
+                hs,
+                cs,
+                saved,
+                w_hh,
+                d_out,
+                d_hn[layer],
+                None if d_cn is None else d_cn[layer],
+                spec.truncate,
+                record,
+            )
+            dh0[layer] = dh
+            if dc0 is not None:
+                dc0[layer] = dc
+            steps, batch, gh = d_x_pre.shape
+            flat_dx = d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
+            flat_dh = d_h_pre.reshape(steps * batch, gh)
+            base = layer * per_layer
+            needs = ctx.needs_input_grad[_FIRST_WEIGHT + base : _FIRST_WEIGHT + base + per_layer]
+            grads = _layer_weight_grads(
+                flat_dx,
+                flat_dh if spec.cell.separate_recurrent_grad else flat_dx,
+                layer_input.reshape(steps * batch, -1),
+                hs[:-1].reshape(steps * batch, -1),
+                spec.bias,
+                needs,
+            )
+            weight_grads[base : base + per_layer] = grads
+            if layer > 0 or ctx.needs_input_grad[3]:
+                d_x = _matmul(flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)
+            if layer > 0:
+                mask = ctx.layers[layer - 1][4]
+                d_out = d_x if mask is None else d_x * mask
+        if recorder is not None:
+            recorder.add_backward(ctx.name, seen)
+    return (None, None, None, d_x, dh0, dc0, *weight_grads)
 
 
 def run_stack(
