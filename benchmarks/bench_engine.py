@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 import rnnlab
-from rnnlab import native
+from rnnlab.recurrent import native
 
 SHAPES = {"adding": (200, 64, 2, 128), "fastrnns": (100, 64, 512, 512)}
 GATES = {"rnn_tanh": 1, "lstm": 4, "gru": 3}

@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from rnnlab.store import Store
-from rnnlab.study import make_study
-from rnnlab.sweep import run_study
+from rnnlab.lab.store import Store
+from rnnlab.lab.study import make_study
+from rnnlab.lab.sweep import run_study
 
 
 def main(argv=None) -> int:

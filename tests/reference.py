@@ -1,4 +1,4 @@
-"""Independent references for the engine tests, built from torch.nn pieces only (never from rnnlab.cells).
+"""Independent references for the engine tests, built from torch.nn pieces only (never from rnnlab.recurrent.cells).
 
 `unrolled` runs a torch.nn.RNN/LSTM/GRU step by step with torch.nn.RNNCell/LSTMCell/GRUCell holding the same
 weights, under plain autograd, and keeps every h_t (and c_t) with `retain_grad`, so that after a backward

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import rnnlab
-import rnnlab.init
+import rnnlab.recurrent.init
 from rnnlab.cli import main
 
 
@@ -25,7 +25,7 @@ def test_help_and_version(capsys):
 def test_inits_lists_every_scheme(capsys):
     assert main(["inits"]) == 0
     out = capsys.readouterr().out
-    for name in rnnlab.init.SCHEMES:
+    for name in rnnlab.recurrent.init.SCHEMES:
         assert name in out
 
 

@@ -5,7 +5,7 @@ Run: `.venv/bin/pytest tests/test_clip.py`.
 import pytest
 import torch
 
-from rnnlab.clip import clip_gradients
+from rnnlab.lab.clip import clip_gradients
 
 
 def _params(scale=1.0, seed=0):

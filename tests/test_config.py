@@ -4,7 +4,7 @@ Run: `.venv/bin/pytest tests/test_config.py`.
 
 import pytest
 
-from rnnlab.config import ConfigError, RunConfig, load_config, make_config
+from rnnlab.lab.config import ConfigError, RunConfig, load_config, make_config
 
 
 def test_defaults_and_overrides_from_yaml(tmp_path):
@@ -73,7 +73,7 @@ def test_missing_config_file():
 
 
 def test_momentum_is_zero_unless_given_and_alpha_is_settable_for_rmsprop():
-    from rnnlab.train import Trainer
+    from rnnlab.lab.trainer import Trainer
 
     rmsprop = Trainer(make_config({"optimizer": "rmsprop", "alpha": 0.9, "steps": 1})).optimizer
     assert (rmsprop.defaults["alpha"], rmsprop.defaults["momentum"]) == (0.9, 0.0)

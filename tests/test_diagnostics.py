@@ -9,7 +9,7 @@ import torch
 from torch.testing import assert_close
 
 import rnnlab
-from rnnlab import diagnostics, init
+from rnnlab.recurrent import diagnostics, init
 from tests.reference import cells_of, unrolled
 
 

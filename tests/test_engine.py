@@ -16,7 +16,7 @@ import torch
 from torch.testing import assert_close
 
 import rnnlab
-from rnnlab.engine import StackSpec, denormals_flushed, run_stack
+from rnnlab.recurrent.engine import StackSpec, denormals_flushed, run_stack
 from tests.conftest import CELL_KINDS, make_pair
 from tests.reference import unrolled
 
@@ -282,7 +282,7 @@ def test_denormal_setting_is_restored_after_forward_and_backward(before):
 def test_engine_flushes_denormals_inside_and_can_be_told_not_to():
     seen = []
 
-    class Spy(rnnlab.cells.VanillaCell):
+    class Spy(rnnlab.recurrent.cells.VanillaCell):
         def step(self, *args):
             seen.append(denormals_flushed())
             return super().step(*args)
@@ -298,7 +298,7 @@ def test_engine_flushes_denormals_inside_and_can_be_told_not_to():
 def test_the_compiled_engine_is_built_where_a_compiler_exists():
     import shutil
 
-    from rnnlab import native
+    from rnnlab.recurrent import native
 
     if shutil.which("c++") is None and shutil.which("g++") is None:
         pytest.skip("no C++ compiler here: the engine runs its Python time loop")
@@ -333,7 +333,7 @@ def test_compiled_and_python_loops_agree(cell, monkeypatch):
 def test_tensors_off_the_cpu_take_the_python_loop(cell):
     """The compiled loop reads CPU memory; tensors on any other device (CUDA on a GPU machine; here the
     storage-less 'meta' device stands in for it) must run the Python loop, forward and backward."""
-    from rnnlab.cells import get_cell
+    from rnnlab.recurrent.cells import get_cell
 
     spec_cell = get_cell(cell)
     gh = spec_cell.gates * 4

@@ -10,7 +10,7 @@ import torch
 from torch.testing import assert_close
 
 import rnnlab
-from rnnlab import init
+from rnnlab.recurrent import init
 
 H, IN = 256, 64  # large blocks, so sample variances are tight (relative error ~0.5 %)
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rnnlab
-from rnnlab.config import ConfigError, RunConfig, make_config
-from rnnlab.study import make_study
+from rnnlab.lab.config import ConfigError, RunConfig, make_config
+from rnnlab.lab.study import make_study
 
 EXAMPLES = 300
 KEYS = [*RunConfig.model_fields, "lerning_rate", "hidden", "", "seq-len", "ray"]
@@ -93,7 +93,7 @@ def test_generated_studies_are_valid_or_a_clean_error(data):
     poison=st.sampled_from([None, float("nan"), float("inf")]),
 )
 def test_generated_inputs_give_an_output_or_a_clean_error(cell, shape, dtype, batch_first, poison):
-    module = rnnlab.modules.make_recurrent(cell, 3, 4, batch_first=batch_first)
+    module = rnnlab.recurrent.modules.make_recurrent(cell, 3, 4, batch_first=batch_first)
     x = torch.zeros(shape, dtype=dtype)
     if poison is not None and x.numel() and dtype.is_floating_point:
         x.view(-1)[0] = poison

@@ -15,10 +15,10 @@ import pytest
 import torch
 import yaml
 
-import rnnlab.train as train_module
-from rnnlab.config import make_config
-from rnnlab.store import Store
-from rnnlab.train import Trainer, load_checkpoint
+import rnnlab.lab.trainer as train_module
+from rnnlab.lab.config import make_config
+from rnnlab.lab.store import Store
+from rnnlab.lab.trainer import Trainer, load_checkpoint
 from tests.processes import alive, children, cmdline
 
 TINY = {

@@ -10,10 +10,10 @@ import subprocess
 import pytest
 
 from rnnlab.cli import main
+from rnnlab.lab.store import Store
+from rnnlab.lab.study import make_study
+from rnnlab.lab.sweep import run_study
 from rnnlab.report.html import build_report
-from rnnlab.store import Store
-from rnnlab.study import make_study
-from rnnlab.sweep import run_study
 
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
 TINY = {"task": "adding", "hidden_size": 8, "steps": 20, "eval_every": 10, "batch_size": 16}
@@ -143,8 +143,8 @@ def test_report_with_several_seeds_shows_success_rates_and_spread(tmp_path):
 
 
 def test_success_cell_counts_seeds_and_reports_updates_to_solve():
+    from rnnlab.lab.store import Run
     from rnnlab.report.html import success_cell
-    from rnnlab.store import Run
 
     def run(status, solved_at, final):
         return Run(1, "x", "s", "h", {}, status, 0.0, 1.0, 10, "mse", final, final, solved_at, None, 0.0, 1.0, {}, None)
@@ -158,8 +158,8 @@ def test_success_cell_counts_seeds_and_reports_updates_to_solve():
 
 
 def test_runs_are_grouped_by_everything_but_seed_and_length():
+    from rnnlab.lab.store import Run
     from rnnlab.report.html import _variant
-    from rnnlab.store import Run
 
     def named(name):
         return Run(1, name, "s", "h", {}, "solved", 0.0, 1.0, 1, "mse", 0.0, 0.0, 1, None, 0.0, 1.0, {}, None)
@@ -170,8 +170,8 @@ def test_runs_are_grouped_by_everything_but_seed_and_length():
 
 
 def test_budget_comparison_uses_characters_seen_and_training_time():
+    from rnnlab.lab.store import Run
     from rnnlab.report.budgets import Curve, _chars, _seconds, best_within, characters_per_update
-    from rnnlab.store import Run
 
     run = Run(1, "k", "s", "h", {"seq_len": 20, "batch_size": 32}, "completed", 0, 1, 3, "bpc", 2.0, 1.4, None, None,
               0.0, 1.0, {}, None)  # fmt: skip

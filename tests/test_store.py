@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from rnnlab.store import SCHEMA_VERSION, Store, StoreError
+from rnnlab.lab.store import SCHEMA_VERSION, Store, StoreError
 
 RESULT = {
     "status": "solved",

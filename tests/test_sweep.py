@@ -10,10 +10,10 @@ import time
 import pytest
 import yaml
 
-from rnnlab.config import ConfigError
-from rnnlab.store import Store
-from rnnlab.study import bundled_studies, load_study, make_study
-from rnnlab.sweep import ExecutorUnavailable, run_study
+from rnnlab.lab.config import ConfigError
+from rnnlab.lab.store import Store
+from rnnlab.lab.study import bundled_studies, load_study, make_study
+from rnnlab.lab.sweep import ExecutorUnavailable, run_study
 from tests.processes import alive, children
 
 TINY = {
@@ -94,7 +94,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.db")
     study = _study(seeds=(0,))
     # A checkpoint that cannot be read makes the first run fail in its worker; the other run is unaffected.
-    from rnnlab.sweep import plan
+    from rnnlab.lab.sweep import plan
 
     _, jobs = plan(study, store)
     (tmp_path / "s.db.checkpoints").mkdir()

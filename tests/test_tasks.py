@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from rnnlab.tasks import TASKS, make_task
-from rnnlab.tasks.copy import BLANK, DELIMITER
-from rnnlab.tasks.temporal_order import END, START, X, Y
+from rnnlab.lab.tasks import TASKS, make_task
+from rnnlab.lab.tasks.copy import BLANK, DELIMITER
+from rnnlab.lab.tasks.temporal_order import END, START, X, Y
 
 
 def _gen(seed=0):

@@ -15,11 +15,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rnnlab.config import make_config
-from rnnlab.models import SequenceModel
-from rnnlab.store import Store
-from rnnlab.tasks import Adding, StreamTask
-from rnnlab.train import Callback, CheckpointError, Trainer, load_checkpoint, save_checkpoint, train
+from rnnlab.lab.config import make_config
+from rnnlab.lab.model import SequenceModel
+from rnnlab.lab.store import Store
+from rnnlab.lab.tasks import Adding, StreamTask
+from rnnlab.lab.trainer import Callback, CheckpointError, Trainer, load_checkpoint, save_checkpoint, train
 
 
 class TinyStream(StreamTask):
@@ -373,7 +373,7 @@ def test_learning_the_adding_task_at_t100(cell, init, solves):
 
 
 def test_baseline_criterion_against_a_hand_computed_case():
-    from rnnlab.train import solved_below_baseline
+    from rnnlab.lab.trainer import solved_below_baseline
 
     # copy at T = 100: baseline 10·ln 8 / 120 = 0.17329 nats per step; margin 0.1 → solved below 0.15596.
     baseline = 10 * math.log(8) / 120

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 import rnnlab
+from rnnlab.lab.trainer import CheckpointError
 from rnnlab.report.format import fmt as _fmt
-from rnnlab.train import CheckpointError
 
 
 class UsageError(Exception):
@@ -41,7 +41,7 @@ def _console() -> Console:
 
 
 def _cmd_inits(args: argparse.Namespace) -> int:
-    from rnnlab.init import SCHEMES
+    from rnnlab.recurrent.init import SCHEMES
 
     table = Table(title="Initialisation schemes (combine with '+', e.g. orthogonal+chrono)")
     table.add_column("name")
@@ -81,7 +81,7 @@ def _fraction(text: str) -> float:
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     import torch
 
-    from rnnlab import diagnostics
+    from rnnlab.recurrent import diagnostics
     from rnnlab.report.plots import gradient_profiles
 
     if args.models is not None and (args.cells is not None or args.init is not None):
@@ -153,7 +153,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace):
-    from rnnlab.store import Store
+    from rnnlab.lab.store import Store
 
     return Store(args.store)
 
@@ -203,8 +203,8 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from rnnlab.config import load_config
-    from rnnlab.train import Trainer, environment
+    from rnnlab.lab.config import load_config
+    from rnnlab.lab.trainer import Trainer, environment
 
     if args.bptt is not None and len(args.bptt) > 2:
         raise UsageError("train: --bptt takes K1 or K1 K2")
@@ -351,7 +351,7 @@ def _cmd_runs_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_studies(args: argparse.Namespace) -> int:
-    from rnnlab.study import bundled_studies, load_study
+    from rnnlab.lab.study import bundled_studies, load_study
 
     table = Table(title="Bundled studies (rnnlab sweep NAME; rnnlab report NAME)")
     for column in ("name", "runs", "claim", "source"):
@@ -364,8 +364,8 @@ def _cmd_studies(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from rnnlab.study import load_study
-    from rnnlab.sweep import run_study
+    from rnnlab.lab.study import load_study
+    from rnnlab.lab.sweep import run_study
 
     study = load_study(args.study)
     console = _console()
@@ -420,12 +420,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import torch
 
-    from rnnlab import diagnostics
-    from rnnlab.config import load_yaml
+    from rnnlab.lab.config import load_yaml
+    from rnnlab.lab.study import bundled_studies, make_study
+    from rnnlab.lab.sweep import run_study
+    from rnnlab.recurrent import diagnostics
     from rnnlab.report.html import build_report
     from rnnlab.report.plots import gradient_profiles
-    from rnnlab.study import bundled_studies, make_study
-    from rnnlab.sweep import run_study
 
     console = _console()
     out = args.out
@@ -539,9 +539,9 @@ def _build_parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--out", default="out/diagnose.png", help="PNG path (default out/diagnose.png)")
     diagnose.set_defaults(func=_cmd_diagnose)
 
-    from rnnlab.cells import CELLS
-    from rnnlab.store import DEFAULT_PATH
-    from rnnlab.tasks import TASKS
+    from rnnlab.lab.store import DEFAULT_PATH
+    from rnnlab.lab.tasks import TASKS
+    from rnnlab.recurrent.cells import CELLS
 
     store_option = argparse.ArgumentParser(add_help=False)
     store_option.add_argument("--store", default=str(DEFAULT_PATH), help=f"results store (default {DEFAULT_PATH})")
@@ -591,7 +591,7 @@ def _build_parser() -> argparse.ArgumentParser:
     runs_check = runs_sub.add_parser("check", parents=[store_option], help="check the store's integrity")
     runs_check.set_defaults(func=_cmd_runs_check)
 
-    from rnnlab.sweep import EXECUTORS
+    from rnnlab.lab.sweep import EXECUTORS
 
     studies = sub.add_parser("studies", help="list the bundled studies and the claims they reproduce")
     studies.set_defaults(func=_cmd_studies)

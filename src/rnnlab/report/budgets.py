@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlab.lab.store import Run, Store
 from rnnlab.report import plots
-from rnnlab.store import Run, Store
 
 
 @dataclass

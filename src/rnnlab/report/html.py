@@ -16,12 +16,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlab.lab.store import Run, Store
+from rnnlab.lab.study import check_name
+from rnnlab.lab.tasks import StreamTask, get_task_class
 from rnnlab.report import plots
 from rnnlab.report.budgets import budget_section
 from rnnlab.report.format import fmt
-from rnnlab.store import Run, Store
-from rnnlab.study import check_name
-from rnnlab.tasks import StreamTask, get_task_class
 
 
 @dataclass
@@ -248,7 +248,7 @@ def _length_key(label: str) -> int:
 
 
 def _chance(run: Run) -> float | None:
-    from rnnlab.tasks import make_task
+    from rnnlab.lab.tasks import make_task
 
     try:
         task = make_task(run.config["task"], seq_len=run.config.get("seq_len"), **run.config.get("task_options", {}))

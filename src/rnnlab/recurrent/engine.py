@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab import native
-from rnnlab.cells import CELLS, Cell
+from rnnlab.recurrent import native
+from rnnlab.recurrent.cells import CELLS, Cell
 
 #: Cell kinds of the compiled time loop (`_ext/bptt.cpp`).
 _NATIVE_KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "rnn_linear": 2, "lstm": 3, "gru": 4}
@@ -63,7 +63,7 @@ def flush_denormals(enabled: bool = True) -> Iterator[None]:
     Why: a vanishing gradient passes through ~1e-38…1e-45 on its way to zero, and x86 CPUs handle such
     denormal numbers in microcode, many times slower. The engine's backward spends most of its time on
     exactly these numbers at long lags, so by default the engine flushes them; the recorded norms then
-    reach exactly zero a few steps earlier, which `rnnlab.diagnostics` handles.
+    reach exactly zero a few steps earlier, which `rnnlab.recurrent.diagnostics` handles.
     """
     if not enabled:
         yield
@@ -506,7 +506,7 @@ def run_stack(
     """Run a stack of recurrent layers with the explicit BPTT engine.
 
     **Arguments**: x (T, B, I) time-major; h0, c0 (L, B, H) (c0 only for LSTMs); `weights` flat in
-    torch.nn's order (w_ih, w_hh[, b_ih, b_hh]) per layer; `recorder` (a `rnnlab.recording.GradientRecorder`)
+    torch.nn's order (w_ih, w_hh[, b_ih, b_hh]) per layer; `recorder` (a `rnnlab.recurrent.recording.GradientRecorder`)
     receives ∂L/∂h_t of every step and layer on backward, under `name`.
 
     **Returns**: output (T, B, H) of the top layer, h_n (L, B, H), c_n (L, B, H) or None.

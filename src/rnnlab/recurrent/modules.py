@@ -2,7 +2,7 @@
 
 A state_dict loads in both directions between rnnlab and torch.nn, and `from_torch` / `to_torch` convert
 with identical numbers. The difference is inside: the time loop runs in rnnlab's explicit BPTT engine
-(`rnnlab.engine`), which can record ‖∂L/∂h_t‖ for every step and truncate the backward pass.
+(`rnnlab.recurrent.engine`), which can record ‖∂L/∂h_t‖ for every step and truncate the backward pass.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from rnnlab.cells import Cell, get_cell
-from rnnlab.engine import StackSpec, run_stack
+from rnnlab.recurrent.cells import Cell, get_cell
+from rnnlab.recurrent.engine import StackSpec, run_stack
 
 NONLINEARITIES = ("tanh", "relu", "linear")
 

@@ -24,9 +24,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnlab.config import make_config
-from rnnlab.store import Store
-from rnnlab.study import Study
+from rnnlab.lab.config import make_config
+from rnnlab.lab.store import Store
+from rnnlab.lab.study import Study
 
 EXECUTORS = ("local", "ray")
 
@@ -68,7 +68,7 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
     environment = None
     for config in study.runs:
         if environment is None:
-            from rnnlab.train import environment as describe  # torch is imported only when planning starts
+            from rnnlab.lab.trainer import environment as describe  # torch is imported only when planning starts
 
             environment = describe()
         run_id, state = store.claim_run(config.label(), config.canonical(), config.hash(), environment, study.name)
@@ -91,7 +91,7 @@ def train_job(config_data: dict[str, Any], checkpoint: str, threads: int, update
     """Train one run in this process and return `TrainResult.to_dict()`. Runs in a worker (or Ray task)."""
     import torch
 
-    from rnnlab.train import Callback, Trainer
+    from rnnlab.lab.trainer import Callback, Trainer
 
     torch.set_num_threads(threads)
     config = make_config(config_data)

@@ -7,7 +7,7 @@ import random
 import torch
 from torch import Tensor
 
-from rnnlab.tasks.base import StreamTask
+from rnnlab.lab.tasks.base import StreamTask
 
 ALPHABET = 'abcdefghijklmnopqrstuvwxyz .,()"\n'
 CONSONANTS, VOWELS = "bcdfghklmnprstvz", "aeiou"

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnlab.tasks.base import Metric, SequenceTask, check_length
+from rnnlab.lab.tasks.base import Metric, SequenceTask, check_length
 
 BLANK, DELIMITER = 0, 9
 CATEGORIES = 8  # symbols 1 … 8

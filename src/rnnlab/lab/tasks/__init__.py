@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import inspect
 
-from rnnlab.tasks.adding import Adding
-from rnnlab.tasks.base import Metric, SequenceTask, StreamTask, Task
-from rnnlab.tasks.copy import Copy
-from rnnlab.tasks.digits import Digits
-from rnnlab.tasks.temporal_order import TemporalOrder
-from rnnlab.tasks.text import Text
+from rnnlab.lab.tasks.adding import Adding
+from rnnlab.lab.tasks.base import Metric, SequenceTask, StreamTask, Task
+from rnnlab.lab.tasks.copy import Copy
+from rnnlab.lab.tasks.digits import Digits
+from rnnlab.lab.tasks.temporal_order import TemporalOrder
+from rnnlab.lab.tasks.text import Text
 
 TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Adding, Copy, TemporalOrder, Digits, Text)}
 

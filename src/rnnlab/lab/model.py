@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rnnlab.modules import RecurrentBase, make_recurrent
+from rnnlab.recurrent.modules import RecurrentBase, make_recurrent
 
 
 class SequenceModel(nn.Module):

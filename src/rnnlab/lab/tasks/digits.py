@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnlab.tasks.base import Metric, SequenceTask
+from rnnlab.lab.tasks.base import Metric, SequenceTask
 
 ORDERS = ("rows", "pixels")
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnlab.tasks.base import Metric, SequenceTask, check_length
+from rnnlab.lab.tasks.base import Metric, SequenceTask, check_length
 
 # Vocabulary: four noise symbols a–d, start marker E, end marker B, relevant symbols X and Y.
 NOISE = (0, 1, 2, 3)

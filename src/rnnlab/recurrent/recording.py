@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnlab.modules import recurrent_modules
+from rnnlab.recurrent.modules import recurrent_modules
 
 
 @dataclass

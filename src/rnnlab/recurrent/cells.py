@@ -1,6 +1,6 @@
 """One step of each recurrent cell: the forward and its hand-written backward.
 
-A cell knows nothing about time: the engine (`rnnlab.engine`) owns the loop over steps, truncation and
+A cell knows nothing about time: the engine (`rnnlab.recurrent.engine`) owns the loop over steps, truncation and
 gradient recording, and calls `step` / `step_backward` once per step.
 
 Layout mirrors `torch.nn` exactly, so a state_dict is a plain copy:
@@ -168,7 +168,7 @@ class GRUCell(Cell):
         return StepGrads(d_x_pre, d_h_pre, dh * z, None, None)
 
 
-#: Every cell by name. `rnnlab.modules` maps (class, nonlinearity) to these names; configs use them directly.
+#: Every cell by name. `rnnlab.recurrent.modules` maps (class, nonlinearity) to these names; configs use them directly.
 CELLS: dict[str, Cell] = {
     "rnn_tanh": VanillaCell("tanh"),
     "rnn_relu": VanillaCell("relu"),

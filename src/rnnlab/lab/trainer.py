@@ -1,6 +1,6 @@
 """The trainer: optimiser steps, clipping, truncated BPTT over streams, evaluation, checkpoints.
 
-The trainer knows tasks only through `rnnlab.tasks.Task` and models only as `nn.Module`s with the
+The trainer knows tasks only through `rnnlab.lab.tasks.Task` and models only as `nn.Module`s with the
 `SequenceModel` call signature; everything it measures comes back as a `TrainResult` (with the full history),
 and callbacks see each update and each evaluation as it happens. It never touches the results store.
 
@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rnnlab import diagnostics
-from rnnlab import init as init_schemes
-from rnnlab.clip import clip_gradients
-from rnnlab.config import RunConfig
-from rnnlab.models import SequenceModel
-from rnnlab.tasks import StreamTask, Task, make_task
+from rnnlab.lab.clip import clip_gradients
+from rnnlab.lab.config import RunConfig
+from rnnlab.lab.model import SequenceModel
+from rnnlab.lab.tasks import StreamTask, Task, make_task
+from rnnlab.recurrent import diagnostics
+from rnnlab.recurrent import init as init_schemes
 
 FLOW_BATCH = 32  # sequences in each gradient-flow snapshot
 FLOW_STREAM_LENGTH = 200  # window of the test stream used for a stream task's snapshot

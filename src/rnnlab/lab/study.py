@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rnnlab.config import ConfigError, RunConfig, load_yaml, make_config
+from rnnlab.lab.config import ConfigError, RunConfig, load_yaml, make_config
 
 STUDY_KEYS = ("name", "claim", "source", "description", "defaults", "grid", "variants")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe as a file name: no '/', no '..'

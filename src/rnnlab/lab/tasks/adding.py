@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnlab.tasks.base import Metric, SequenceTask, check_length
+from rnnlab.lab.tasks.base import Metric, SequenceTask, check_length
 
 
 class Adding(SequenceTask):

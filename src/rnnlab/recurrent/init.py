@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnlab.modules import RecurrentBase
+from rnnlab.recurrent.modules import RecurrentBase
 
 VANILLA = frozenset({"rnn_tanh", "rnn_relu", "rnn_linear"})
 ALL_CELLS = VANILLA | {"lstm", "gru"}

@@ -14,10 +14,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rnnlab import init as init_schemes
-from rnnlab.cells import CELLS
-from rnnlab.clip import MODES as CLIP_MODES
-from rnnlab.tasks import TASKS, StreamTask, get_task_class, task_options
+from rnnlab.lab.clip import MODES as CLIP_MODES
+from rnnlab.lab.tasks import TASKS, StreamTask, get_task_class, task_options
+from rnnlab.recurrent import init as init_schemes
+from rnnlab.recurrent.cells import CELLS
 
 # Keys added after the first stores were written, with their defaults (see RunConfig.canonical).
 LATER_KEYS: dict[str, Any] = {"alpha": None, "success": "task", "baseline_margin": 0.1}
@@ -34,11 +34,11 @@ class RunConfig(BaseModel):
 
     name: str | None = None  # label for tables and reports (not part of the hash)
     # --- task
-    task: str = "adding"  # one of rnnlab.tasks.TASKS
+    task: str = "adding"  # one of rnnlab.lab.tasks.TASKS
     seq_len: int | None = Field(100, ge=1)  # sequence length T (text: the default BPTT window; digits: fixed)
     task_options: dict[str, Any] = {}  # extra task options, e.g. {symbols: 3} or {order: pixels}
     # --- model
-    cell: str = "lstm"  # one of rnnlab.cells.CELLS
+    cell: str = "lstm"  # one of rnnlab.recurrent.cells.CELLS
     hidden_size: int = Field(128, ge=1)  # H
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between layers
@@ -52,7 +52,7 @@ class RunConfig(BaseModel):
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"  # step: ×0.1 at 50 % and 75 % of steps
     batch_size: int = Field(64, ge=1)
     steps: int = Field(3000, ge=1)  # optimizer updates
-    clip: Literal["none", "global_norm", "value", "per_param_norm"] = "none"  # see rnnlab.clip
+    clip: Literal["none", "global_norm", "value", "per_param_norm"] = "none"  # see rnnlab.lab.clip
     clip_threshold: float | None = Field(None, gt=0)  # needed unless clip is none
     # --- truncation
     truncate: int | None = Field(None, ge=1)  # sequence tasks: engine truncation (∂L_s/∂h_t kept for s−t < k)

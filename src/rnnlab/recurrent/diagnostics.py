@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnlab import init
-from rnnlab.cells import get_cell
-from rnnlab.modules import RecurrentBase, from_torch, make_recurrent
-from rnnlab.recording import record_gradients
+from rnnlab.recurrent import init
+from rnnlab.recurrent.cells import get_cell
+from rnnlab.recurrent.modules import RecurrentBase, from_torch, make_recurrent
+from rnnlab.recurrent.recording import record_gradients
 
 #: `jacobian_norms` runs H gradient streams per sample and keeps T·H·H numbers per layer and sample.
 MAX_JACOBIAN_HIDDEN = 512
