@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 import rnnlab
-from rnnlab.lab.trainer import CheckpointError
+from rnnlab.lab.checkpoints import CheckpointError
 from rnnlab.report.format import fmt as _fmt
 
 
@@ -204,7 +204,8 @@ def _train_overrides(args: argparse.Namespace) -> dict:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rnnlab.lab.config import load_config
-    from rnnlab.lab.trainer import Trainer, environment
+    from rnnlab.lab.environment import environment
+    from rnnlab.lab.trainer import Trainer
 
     if args.bptt is not None and len(args.bptt) > 2:
         raise UsageError("train: --bptt takes K1 or K1 K2")

@@ -41,10 +41,14 @@ class SequenceModel(nn.Module):
         )
         self.readout = nn.Linear(hidden_size, output_size)
 
-    def forward(self, x: Tensor, state=None):
+    def encode(self, x: Tensor) -> Tensor:
+        """What the recurrent stack reads: symbols (B, T) int64 → one-hot (B, T, V); real inputs unchanged."""
         if self.symbols:
-            x = nn.functional.one_hot(x, self.vocabulary).to(self.readout.weight.dtype)  # (B, T, V)
-        output, state = self.rnn(x, state)  # (B, T, H)
+            return nn.functional.one_hot(x, self.vocabulary).to(self.readout.weight.dtype)  # (B, T, V)
+        return x
+
+    def forward(self, x: Tensor, state=None):
+        output, state = self.rnn(self.encode(x), state)  # (B, T, H)
         if self.readout_mode == "last":
             return self.readout(output[:, -1]), state  # (B, O)
         return self.readout(output), state  # (B, T, O)

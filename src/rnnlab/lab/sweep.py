@@ -68,7 +68,7 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
     environment = None
     for config in study.runs:
         if environment is None:
-            from rnnlab.lab.trainer import environment as describe  # torch is imported only when planning starts
+            from rnnlab.lab.environment import environment as describe  # torch is imported only when planning starts
 
             environment = describe()
         run_id, state = store.claim_run(config.label(), config.canonical(), config.hash(), environment, study.name)

@@ -1,0 +1,38 @@
+"""Checkpoints: written atomically, read back with `weights_only=True` (tensors and plain data, no pickled code)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write atomically: a temporary file in the same folder, fsync, then rename over the old checkpoint.
+    A crash (or a full disk) at any moment leaves either the old checkpoint or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used (corrupt, truncated, or from another run)."""
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load with `weights_only=True`: tensors and plain data only, never arbitrary pickled objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or corrupt files
+        raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({type(error).__name__})") from None

@@ -1,0 +1,65 @@
+"""What a training run produces: evaluations with their gradient-flow snapshots, and the run's result.
+
+Plain dataclasses, so a result can go into a checkpoint (as a dict), into the store, or into a user's table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class FlowSnapshot:
+    """Gradient flow of the recurrent layers at one evaluation (default loss: see diagnostics)."""
+
+    step: int
+    horizon: int
+    decay_rate: float
+    r2: float
+    profile: list[float]  # ‖∂L/∂h‖ of the top layer by lag (lag 0 first)
+
+
+@dataclass
+class Evaluation:
+    """Test-set scores after `step` updates, with the training statistics since the previous evaluation."""
+
+    step: int
+    metric: float  # the task's metric on the test set
+    loss: float  # the task's loss on the test set
+    train_loss: float  # mean training loss over the window
+    grad_norm: float  # mean pre-clip global gradient norm over the window
+    clip_rate: float  # fraction of updates in the window where clipping acted
+    flow: FlowSnapshot | None = None
+    train_time: float = 0.0  # seconds spent in updates so far (evaluations excluded), summed over resumes
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. status: 'solved' (criterion met), 'completed' (step budget used), or
+    'diverged' (non-finite loss or gradient at `diverged_at`; everything measured before is kept)."""
+
+    status: str
+    steps: int  # updates performed
+    metric_name: str
+    final_metric: float | None
+    final_loss: float | None
+    solved_at: int | None = None
+    diverged_at: int | None = None
+    clip_rate: float = 0.0  # over the whole run
+    wall_time: float = 0.0  # seconds spent training, summed over resumes
+    train_time: float = 0.0  # of which in updates (forward, backward, optimizer step), evaluations excluded
+    evaluations: list[Evaluation] = field(default_factory=list)
+    train_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every log interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def result_from_dict(data: dict[str, Any]) -> TrainResult:
+    evaluations = []
+    for e in data["evaluations"]:
+        flow = FlowSnapshot(**e["flow"]) if e.get("flow") else None
+        evaluations.append(Evaluation(**{**e, "flow": flow}))
+    train_losses = [(int(s), float(v)) for s, v in data["train_losses"]]
+    return TrainResult(**{**data, "evaluations": evaluations, "train_losses": train_losses})
