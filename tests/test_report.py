@@ -204,3 +204,25 @@ def test_report_of_a_stream_study_compares_windows_at_equal_budgets(tmp_path):
     assert "Which variant wins under which budget?" in page
     assert "<th>40 characters</th>" in page  # 8 updates × 5 × 4 = 40 characters = 4 × 10 × 4: both reached it
     assert "budget-curves.png" in {p.name for p in report.images}
+
+
+def test_the_tasks_memoryless_levels_are_stored_with_each_run_and_read_from_the_store(tmp_path):
+    import math
+
+    store = Store(tmp_path / "s.db")
+    study = make_study({"name": "levels", "defaults": {**TINY, "task": "copy", "seq_len": 10, "steps": 10}})
+    run_study(study, store, workers=1, progress=False)
+    (run,) = store.runs(study="levels")
+    assert store.metrics(run.id, "baseline_loss") == [(0, "baseline_loss", pytest.approx(10 * math.log(8) / 30))]
+    assert store.metrics(run.id, "chance") == [(0, "chance", pytest.approx(1 / 8))]
+
+
+def test_a_baseline_study_reports_unsolved_losses_relative_to_the_baseline():
+    from rnnlab.report.html import success_cell
+    from rnnlab.lab.store import Run
+
+    def run(loss):
+        return Run(1, "x", "s", "h", {}, "completed", 0, 1, 10, "copy_accuracy", 0.13, loss, None, None, 0, 1, {}, None)
+
+    text, _ = success_cell([run(0.1733), run(0.1656), run(0.1559)], baseline_loss=0.1733)
+    assert text == "0/3 solved · unsolved final loss/baseline 0.9556 (0.8996–1)"

@@ -51,6 +51,8 @@ class TrainResult:
     train_time: float = 0.0  # of which in updates (forward, backward, optimizer step), evaluations excluded
     evaluations: list[Evaluation] = field(default_factory=list)
     train_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every log interval
+    chance: float | None = None  # the task's metric for a memoryless predictor (for reports)
+    baseline_loss: float | None = None  # the task's loss for that predictor
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -208,6 +208,9 @@ class Store:
         if result["status"] not in FINISHED:
             raise ValueError(f"finish_run needs a finished status {FINISHED}, got {result['status']!r}")
         metrics = [(run_id, int(step), "train_loss", _real(v)) for step, v in result["train_losses"]]
+        for level in ("chance", "baseline_loss"):  # the task's memoryless levels, so reports need no task
+            if result.get(level) is not None:
+                metrics.append((run_id, 0, level, _real(result[level])))
         flows = []
         for e in result["evaluations"]:
             step = int(e["step"])

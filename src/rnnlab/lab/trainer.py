@@ -131,7 +131,15 @@ class Trainer:
             self.callbacks.append(ProgressBar())
         self.generator = torch.Generator().manual_seed(config.seed + 1)  # data order
         self.step = 0
-        self.result = TrainResult("running", 0, self.task.metric.name, None, None)
+        self.result = TrainResult(
+            "running",
+            0,
+            self.task.metric.name,
+            None,
+            None,
+            chance=self.task.chance,
+            baseline_loss=self.task.baseline_loss,
+        )
         self._window: dict[str, float] = {"loss": 0.0, "norm": 0.0, "clipped": 0.0, "count": 0.0}
         self._clipped_total = 0
         self._stream: StreamWindows | None = None

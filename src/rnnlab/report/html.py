@@ -70,15 +70,20 @@ def _median_range(values: list[float]) -> str:
     return f"{_fmt(middle)} ({_fmt(ordered[0])}–{_fmt(ordered[-1])})"
 
 
-def success_cell(group: list[Run]) -> tuple[str, bool]:
-    """A table cell for the seeds of one variant at one T: success rate, median (min–max) updates-to-solve or
-    final metric; and whether every seed solved it."""
+def success_cell(group: list[Run], baseline_loss: float | None = None) -> tuple[str, bool]:
+    """A table cell for the seeds of one variant at one T: success rate, median (min–max) updates-to-solve,
+    and the final test metric of the unsolved seeds — or, given the task's `baseline_loss` (the "beats the
+    baseline" criterion), their final loss as a fraction of it; and whether every seed solved it."""
     solved = [r for r in group if r.status == "solved"]
     text = f"{len(solved)}/{len(group)} solved"
     if solved:
         text += f" · updates {_median_range([float(r.solved_at) for r in solved])}"
+    if baseline_loss:
+        ratios = [r.final_loss / baseline_loss for r in group if r.status != "solved" and r.final_loss is not None]
+        if ratios:
+            text += f" · unsolved final loss/baseline {_median_range(ratios)}"
     unsolved = [r.final_metric for r in group if r.status != "solved" and r.final_metric is not None]
-    if unsolved:
+    if unsolved and not baseline_loss:
         text += f" · unsolved final {group[0].metric_name} {_median_range(unsolved)}"
     diverged = sum(r.status == "diverged" for r in group)
     if diverged:
@@ -157,7 +162,7 @@ def build_report(
                 curves[f"T = {t}"][variant] = seeds
     if curves:
         lower_better = task_cls is not None and not task_cls.metric.higher_is_better
-        chance = _chance(runs[0]) if runs else None
+        chance = _level(store, runs[0], "chance") if runs else None
         path = plots.learning_curves(
             dict(sorted(curves.items(), key=lambda kv: _length_key(kv[0]))),
             out / "learning-curves.png",
@@ -209,7 +214,9 @@ def build_report(
                 if t not in by_length:
                     tds += "<td>–</td>"
                     continue
-                text, all_solved = success_cell(by_length[t])
+                group = by_length[t]
+                baseline = _level(store, group[0], "baseline_loss") if _criterion_is_baseline(group[0]) else None
+                text, all_solved = success_cell(group, baseline)
                 tds += f'<td class="{"ok" if all_solved else "bad"}">{_e(text)}</td>'
             body += f"<tr><th>{_e(variant)}</th>{tds}</tr>"
         criterion = _criterion(runs[0]) if runs else ""
@@ -225,6 +232,10 @@ def build_report(
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, index)
     return Report(html=index, images=[p for _, p, _ in images], runs=len(runs))
+
+
+def _criterion_is_baseline(run: Run) -> bool:
+    return run.config.get("success") == "baseline"
 
 
 def _criterion(run: Run) -> str:
@@ -247,14 +258,19 @@ def _length_key(label: str) -> int:
         return 0
 
 
-def _chance(run: Run) -> float | None:
+def _level(store: Store, run: Run, name: str) -> float | None:
+    """The task's memoryless 'chance' (metric) or 'baseline_loss' recorded with the run. Runs stored before
+    rnnlab recorded them fall back to asking the task (which for some tasks means generating its data)."""
+    recorded = [value for _, _, value in store.metrics(run.id, name)]
+    if recorded:
+        return recorded[0]
     from rnnlab.lab.tasks import make_task
 
     try:
         task = make_task(run.config["task"], seq_len=run.config.get("seq_len"), **run.config.get("task_options", {}))
     except Exception:  # a report must render even for runs of a task that changed since
         return None
-    return task.chance
+    return getattr(task, name, None)
 
 
 def _description(text: str) -> str:
