@@ -90,7 +90,7 @@ def test_a_bug_in_rnnlab_is_reported_as_an_internal_error_with_its_traceback_kep
     def broken(args):
         raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
 
-    monkeypatch.setattr(cli, "_cmd_inits", broken)
+    monkeypatch.setattr(cli.inits, "run", broken)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
 
@@ -109,3 +109,61 @@ def test_user_mistakes_stay_exit_2_without_a_traceback_file(capsys, tmp_path):
 
     assert main(["train", "--set", "hidden_size=many", "--store", str(tmp_path / "s.db")]) == 2
     assert capsys.readouterr().err.startswith("rnnlab: error: hidden_size")
+
+
+def test_a_mistyped_option_or_config_key_gets_the_nearest_name(capsys, tmp_path):
+    assert main(["train", "--sqe-len", "50", "--store", str(tmp_path / "s.db")]) == 2
+    assert "did you mean --seq-len?" in capsys.readouterr().err
+    assert main(["train", "--set", "hiden_size=8", "--store", str(tmp_path / "s.db")]) == 2
+    assert "unknown config key 'hiden_size'; did you mean 'hidden_size'?" in capsys.readouterr().err
+
+
+TINY_TRAIN = [
+    "--task",
+    "adding",
+    "--seq-len",
+    "8",
+    "--hidden",
+    "4",
+    "--steps",
+    "4",
+    "--eval-every",
+    "2",
+    "--no-progress",
+]
+
+
+def test_rerunning_a_finished_train_command_shows_the_run_instead_of_recording_a_duplicate(capsys, tmp_path):
+    from rnnlab.lab.store import Store
+
+    store = ["--store", str(tmp_path / "s.db")]
+    assert main(["train", *TINY_TRAIN, "--lr", "0.01", "--threads", "1", *store]) == 0
+    assert main(["train", *TINY_TRAIN, "--lr", "0.01", *store]) == 0
+    out = capsys.readouterr().out
+    assert "Already in" in out and "run 1 has this config" in out
+    assert len(Store(tmp_path / "s.db").runs()) == 1
+    assert main(["train", *TINY_TRAIN, "--lr", "0.01", "--again", *store]) == 0
+    assert len(Store(tmp_path / "s.db").runs()) == 2
+
+
+def test_runs_show_gives_the_settings_and_runs_delete_and_prune_clean_up(capsys, tmp_path):
+    from rnnlab.lab.store import Store
+
+    store = ["--store", str(tmp_path / "s.db")]
+    assert main(["train", *TINY_TRAIN, "--optimizer", "rmsprop", "--lr", "0.003", "--clip-norm", "0.5", *store]) == 0
+    assert main(["train", *TINY_TRAIN, "--seed", "1", *store]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "1", *store]) == 0
+    out = capsys.readouterr().out
+    assert "rmsprop lr 0.003, alpha 0.99" in out and "global_norm at 0.5" in out and "batch size" in out
+    checkpoints = tmp_path / "s.db.checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["run-1.pt", "run-2.pt"]
+    assert main(["runs", "delete", "2", *store]) == 0
+    assert [r.id for r in Store(tmp_path / "s.db").runs()] == [1]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["run-1.pt"]
+    assert main(["runs", "delete", "7", *store]) == 2
+    assert "no run 7" in capsys.readouterr().err
+    assert main(["runs", "prune", *store]) == 0
+    assert "Deleted 1 checkpoint(s) of finished runs" in capsys.readouterr().out
+    assert list(checkpoints.iterdir()) == []
+    assert Store(tmp_path / "s.db").check() == []

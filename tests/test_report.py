@@ -218,8 +218,8 @@ def test_the_tasks_memoryless_levels_are_stored_with_each_run_and_read_from_the_
 
 
 def test_a_baseline_study_reports_unsolved_losses_relative_to_the_baseline():
-    from rnnlab.report.html import success_cell
     from rnnlab.lab.store import Run
+    from rnnlab.report.html import success_cell
 
     def run(loss):
         return Run(1, "x", "s", "h", {}, "completed", 0, 1, 10, "copy_accuracy", 0.13, loss, None, None, 0, 1, {}, None)

@@ -6,6 +6,7 @@ Validation happens here, before any work starts: an unknown key, a wrong type or
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -158,6 +159,9 @@ def _describe(error: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"]) or "config"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(where, list(RunConfig.model_fields), n=1, cutoff=0.6)
+        if close:
+            return f"unknown config key {where!r}; did you mean {close[0]!r}?"
         known = ", ".join(RunConfig.model_fields)
         return f"unknown config key {where!r}; valid keys: {known}"
     if first["type"] in ("model_type", "dict_type") and not first["loc"]:

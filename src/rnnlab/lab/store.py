@@ -295,6 +295,40 @@ class Store:
                 (time.time(), error[:2000], run_id),
             )
 
+    def delete_runs(self, run_ids: list[int]) -> int:
+        """Delete runs with their metrics and flows (one transaction), then their checkpoints. A run that does
+        not exist is an error and nothing is deleted. Returns the number of runs deleted."""
+        ids = sorted(set(run_ids))
+        with self._transaction() as db:
+            marks = ", ".join("?" for _ in ids)
+            found = {r[0] for r in db.execute(f"SELECT id FROM runs WHERE id IN ({marks})", ids)}
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise StoreError(f"no run {missing[0]} in {str(self.path)!r}; nothing was deleted")
+            for table in ("metrics", "flows"):
+                db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
+            db.execute(f"DELETE FROM runs WHERE id IN ({marks})", ids)
+        for run_id in ids:  # after the commit: a kill in between leaves a stray checkpoint, never a lost run
+            self.checkpoint_path(run_id).unlink(missing_ok=True)
+        return len(ids)
+
+    def prune_checkpoints(self) -> tuple[int, int]:
+        """Delete the checkpoints of finished runs and of runs no longer in the store; a 'running' run keeps its
+        own (it may resume from it). Returns (files deleted, bytes freed)."""
+        folder = self.path.with_name(self.path.name + ".checkpoints")
+        if not folder.is_dir():
+            return 0, 0
+        keep = {
+            self.checkpoint_path(r[0]).name for r in self._db.execute("SELECT id FROM runs WHERE status = 'running'")
+        }
+        count = size = 0
+        for path in folder.glob("run-*.pt"):
+            if path.name not in keep:
+                size += path.stat().st_size
+                path.unlink(missing_ok=True)
+                count += 1
+        return count, size
+
     # ------------------------------------------------------------------------------------------ reads
 
     def runs(self, study: str | None = None, status: str | None = None) -> list[Run]:

@@ -10,3 +10,8 @@ def fmt(value, digits: int = 4, missing: str = "-") -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def fmt_rate(value: float | None, missing: str = "-") -> str:
+    """A fraction as a percentage with one decimal ('99.8%'): the one way clip rates are shown everywhere."""
+    return missing if value is None else f"{value:.1%}"

@@ -1,0 +1,101 @@
+"""What every command shares: the parser class that turns argparse errors into one-line usage errors (with
+"did you mean" for a mistyped option), the console, argument types, the --store option, and formatting."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+
+from rich.console import Console
+
+from rnnlab.report.format import fmt, fmt_rate
+
+__all__ = [
+    "Parser",
+    "UsageError",
+    "console",
+    "fmt",
+    "fmt_rate",
+    "fraction",
+    "open_store",
+    "positive_int",
+    "store_option",
+]
+
+
+class UsageError(Exception):
+    """A mistake in how rnnlab was called: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the whole usage block first
+        command = self.prog.removeprefix("rnnlab").strip()
+        message += _suggestion(self, message)
+        raise UsageError(f"{command}: {message}" if command else message)
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    """'; did you mean --seq-len?' for an unrecognised option close to a real one (Python 3.11's argparse
+    has no suggestions of its own)."""
+    if not message.startswith("unrecognized arguments:"):
+        return ""
+    options = _options(parser)
+    for word in message.removeprefix("unrecognized arguments:").split():
+        close = difflib.get_close_matches(word.split("=")[0], options, n=1, cutoff=0.6)
+        if word.startswith("-") and close:
+            return f"; did you mean {close[0]}?"
+    return ""
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option string of `parser` and of its subcommands (argparse rejects a subcommand's unknown options
+    at the top level, so the top level must know theirs). argparse has no public list of either."""
+    found = []
+    for action in parser._actions:
+        found += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found += _options(child)
+    return found
+
+
+def console() -> Console:
+    # Tables stay readable when the output is a file or a pipe (rich would assume 80 columns).
+    width = None if sys.stdout.isatty() else 120
+    return Console(highlight=False, width=width)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def store_option() -> argparse.ArgumentParser:
+    """The --store option, as a parent parser for every command that reads or writes the results store."""
+    from rnnlab.lab.store import DEFAULT_PATH
+
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--store", default=str(DEFAULT_PATH), help=f"results store (default {DEFAULT_PATH})")
+    return parent
+
+
+def open_store(args: argparse.Namespace):
+    from rnnlab.lab.store import Store
+
+    return Store(args.store)

@@ -1,0 +1,144 @@
+"""rnnlab runs: list, show, export, check and delete stored runs, and prune checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.table import Table
+
+from rnnlab.cli.common import Parser, console, fmt, fmt_rate, open_store, positive_int, store_option
+from rnnlab.cli.train import print_run
+
+
+def register(sub) -> None:
+    runs = sub.add_parser("runs", help="list, show, export, check and delete stored runs; prune checkpoints")
+    actions = runs.add_subparsers(dest="runs_command", metavar="ACTION", parser_class=Parser, required=True)
+    store = store_option()
+    parser = actions.add_parser("list", parents=[store], help="a table of runs")
+    parser.add_argument("--study", help="only the runs of this study")
+    parser.set_defaults(func=list_runs)
+    parser = actions.add_parser("show", parents=[store], help="one run: its settings and evaluations")
+    parser.add_argument("id", type=positive_int, help="run id (see runs list)")
+    parser.set_defaults(func=show)
+    parser = actions.add_parser("export", parents=[store], help="write the runs as CSV")
+    parser.add_argument("path", help="CSV file to write")
+    parser.add_argument("--study", help="only the runs of this study")
+    parser.set_defaults(func=export)
+    parser = actions.add_parser("check", parents=[store], help="check the store's integrity")
+    parser.set_defaults(func=check)
+    parser = actions.add_parser("delete", parents=[store], help="delete runs (their metrics, flows and checkpoints)")
+    parser.add_argument("ids", type=positive_int, nargs="+", metavar="ID", help="run ids (see runs list)")
+    parser.set_defaults(func=delete)
+    parser = actions.add_parser(
+        "prune", parents=[store], help="delete the checkpoints of finished runs (a running run keeps its own)"
+    )
+    parser.set_defaults(func=prune)
+
+
+def list_runs(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        runs = store.runs(study=args.study)
+    table = Table(title=f"Runs in {args.store}" + (f" (study {args.study})" if args.study else ""))
+    for column in (
+        "id",
+        "name",
+        "study",
+        "task",
+        "T",
+        "status",
+        "steps",
+        "metric",
+        "final",
+        "solved at",
+        "clip",
+        "time",
+    ):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(
+            str(r.id),
+            r.name,
+            r.study or "-",
+            r.config.get("task", "?"),
+            fmt(r.config.get("seq_len")),
+            r.status,
+            fmt(r.steps),
+            r.metric_name or "-",
+            fmt(r.final_metric),
+            fmt(r.solved_at),
+            fmt_rate(r.clip_rate),
+            "-" if r.wall_time is None else f"{r.wall_time:.0f} s",
+        )
+    console().print(table)
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    out = console()
+    with open_store(args) as store:
+        run = store.run(args.id)
+        print_run(out, run)
+        evaluations = Table(title="Evaluations")
+        for column in (
+            "step",
+            f"test {run.metric_name or 'metric'}",
+            "test loss",
+            "train loss",
+            "grad norm",
+            "clip rate",
+            "horizon",
+            "decay/step",
+        ):
+            evaluations.add_column(column, justify="right")
+        metrics: dict[int, dict[str, float | None]] = {}
+        for step, name, value in store.metrics(run.id):
+            metrics.setdefault(step, {})[name] = value
+        flows = {f["step"]: f for f in store.flows(run.id)}
+        for step in sorted(flows):
+            m, f = metrics.get(step, {}), flows[step]
+            evaluations.add_row(
+                str(step),
+                fmt(m.get("test_metric")),
+                fmt(m.get("test_loss")),
+                fmt(m.get("window_train_loss")),
+                fmt(m.get("window_grad_norm")),
+                fmt_rate(m.get("window_clip_rate")),
+                str(f["horizon"]),
+                f"{f['decay_rate']:.3f}",
+            )
+    out.print(evaluations)
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        count = store.export_csv(args.path, study=args.study)
+    console().print(f"Wrote {count} runs to {args.path}")
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        problems = store.check()
+        count = len(store.runs())
+    if problems:
+        for p in problems:
+            print(f"rnnlab: store problem: {p}", file=sys.stderr)
+        return 1
+    console().print(f"Store {args.store} is consistent ({count} runs).")
+    return 0
+
+
+def delete(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        removed = store.delete_runs(args.ids)
+    console().print(f"Deleted {removed} run(s) from {args.store}")
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        count, size = store.prune_checkpoints()
+    console().print(f"Deleted {count} checkpoint(s) of finished runs ({size / 1e6:.1f} MB) beside {args.store}")
+    return 0

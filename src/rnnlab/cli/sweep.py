@@ -1,0 +1,74 @@
+"""rnnlab sweep: run a study's runs in parallel, skipping those already stored."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from rnnlab.cli.common import console, fmt, fmt_rate, open_store, positive_int, store_option
+
+
+def register(sub) -> None:
+    from rnnlab.lab.sweep import EXECUTORS
+
+    parser = sub.add_parser(
+        "sweep",
+        parents=[store_option()],
+        help="run a study's runs in parallel, skipping those already stored",
+        description="Run every run of a study (a bundled name or a YAML file) that the store does not have yet. "
+        "A killed or interrupted sweep resumes where it stopped when run again.",
+    )
+    parser.add_argument("study", help="bundled study name (rnnlab studies) or path to a study YAML file")
+    parser.add_argument("--workers", type=positive_int, default=1, help="parallel worker processes (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="PyTorch threads per worker (default 1)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes or a Ray cluster")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local cluster)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rnnlab.lab.study import load_study
+    from rnnlab.lab.sweep import run_study
+
+    study = load_study(args.study)
+    out = console()
+    out.print(f"Study {study.name}: {len(study.runs)} runs, {args.workers} worker(s), executor {args.executor}")
+    with open_store(args) as store:
+        summary = run_study(
+            study,
+            store,
+            workers=args.workers,
+            executor=args.executor,
+            address=args.address,
+            threads_per_worker=args.threads,
+            progress=not args.no_progress,
+        )
+        print_study_table(out, store, study.name)
+    out.print(
+        f"{summary.ran} run(s) trained, {summary.skipped} already in the store, {summary.failed} failed, "
+        f"in {summary.wall_time:.0f} s. Report: rnnlab report {study.name} --store {args.store}"
+    )
+    return 1 if summary.failed else 0
+
+
+def print_study_table(out: Console, store, study: str) -> None:
+    runs = store.runs(study=study)
+    table = Table(title=f"Study {study}")
+    for column in ("run", "status", "solved at", "final metric", "horizon start → end", "clip", "time"):
+        table.add_column(column)
+    for r in runs:
+        flows = store.flows(r.id)
+        horizon = f"{flows[0]['horizon']} → {flows[-1]['horizon']}" if flows else "-"
+        table.add_row(
+            r.name,
+            r.status,
+            fmt(r.solved_at),
+            f"{r.metric_name or ''} {fmt(r.final_metric)}",
+            horizon,
+            fmt_rate(r.clip_rate),
+            "-" if r.wall_time is None else f"{r.wall_time:.0f} s",
+        )
+    out.print(table)
