@@ -36,9 +36,13 @@ class StepGrads(NamedTuple):
 class Cell:
     """Base class: the math of one step. Subclasses are stateless singletons held in `CELLS`."""
 
+    # Every fact about a cell kind lives here; the engine, init, modules, diagnostics and CLI read it.
     name: str
     gates: int  # G: number of gate blocks stacked in weight_ih / weight_hh
     has_cell_state: bool = False  # LSTM carries (h, c)
+    torch_module: str  # the torch.nn class with this cell's math: "RNN", "LSTM" or "GRU"
+    nonlinearity: str | None = None  # torch.nn.RNN's nonlinearity (vanilla cells only)
+    native_kind: int  # the cell's code in the compiled time loop (_ext/bptt.cpp: `kind`)
     # Whether the recurrent projection's gradient differs from the input projection's (GRU: r scales h W_hnᵀ).
     separate_recurrent_grad: bool = False
 
@@ -64,10 +68,14 @@ class VanillaCell(Cell):
     """Elman RNN: h_t = φ(x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh), φ ∈ {tanh, relu, identity}."""
 
     gates = 1
+    torch_module = "RNN"
+
+    native_kinds = {"tanh": 0, "relu": 1, "linear": 2}  # codes in the compiled loop (_ext/bptt.cpp: `kind`)
 
     def __init__(self, nonlinearity: str):
         self.nonlinearity = nonlinearity
         self.name = f"rnn_{nonlinearity}"
+        self.native_kind = self.native_kinds[nonlinearity]
 
     def step(self, x_pre, h, c, weight_hh, bias_h):
         pre = torch.addmm(x_pre, h, weight_hh.t())  # (B, H)
@@ -100,6 +108,8 @@ class LSTMCell(Cell):
     name = "lstm"
     gates = 4
     has_cell_state = True
+    torch_module = "LSTM"
+    native_kind = 3
 
     def step(self, x_pre, h, c, weight_hh, bias_h):
         hidden = h.shape[-1]
@@ -141,6 +151,8 @@ class GRUCell(Cell):
     name = "gru"
     gates = 3
     separate_recurrent_grad = True
+    torch_module = "GRU"
+    native_kind = 4
 
     def split_bias(self, bias_ih, bias_hh):
         return bias_ih, bias_hh
@@ -176,6 +188,21 @@ CELLS: dict[str, Cell] = {
     "lstm": LSTMCell(),
     "gru": GRUCell(),
 }
+
+
+#: The vanilla (Elman) cells: one gate block, no cell state; what identity (IRNN) initialisation applies to.
+VANILLA = frozenset(name for name, cell in CELLS.items() if cell.torch_module == "RNN")
+
+
+def cell_of_torch(module) -> Cell:
+    """The cell of a torch.nn.RNN/LSTM/GRU module (by its class and nonlinearity)."""
+    from torch import nn
+
+    kind = next((name for name in ("RNN", "LSTM", "GRU") if isinstance(module, getattr(nn, name))), None)
+    for cell in CELLS.values():
+        if cell.torch_module == kind and (kind != "RNN" or cell.nonlinearity == module.nonlinearity):
+            return cell
+    raise TypeError(f"expected a torch.nn RNN, LSTM or GRU module, got {type(module).__name__}")
 
 
 def get_cell(name: str) -> Cell:

@@ -27,9 +27,6 @@ from torch import Tensor
 from rnnlab.recurrent import native
 from rnnlab.recurrent.cells import CELLS, Cell
 
-#: Cell kinds of the compiled time loop (`_ext/bptt.cpp`).
-_NATIVE_KINDS = {"rnn_tanh": 0, "rnn_relu": 1, "rnn_linear": 2, "lstm": 3, "gru": 4}
-
 
 @dataclass(frozen=True)
 class StackSpec:
@@ -284,7 +281,7 @@ def _run_layer_forward(cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor
             x_pre += bias_x
         return _layer_forward(cell, x_pre, h0, c0, w_hh, bias_h)
     c0_arg = c0 if c0 is not None else h0  # ignored for cells without a cell state
-    hs, cs, acts, aux = ext.forward(_NATIVE_KINDS[cell.name], x_pre, h0, c0_arg, w_hh, bias_h, bias_x)
+    hs, cs, acts, aux = ext.forward(cell.native_kind, x_pre, h0, c0_arg, w_hh, bias_h, bias_x)
     if not (cell.has_cell_state or cell.separate_recurrent_grad):
         acts, aux = None, None
     return hs, (cs if cell.has_cell_state else None), _NativeSaved(cell, hs, acts, aux)
@@ -308,7 +305,7 @@ def _run_layer_backward(cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, trun
             seen = (_row_norms(dh_seen), c_norms, dh_seen if record == 2 else None)
         return d_x_pre, d_h_pre, dh0, dc0, seen
     d_x_pre, d_h_pre, dh0, dc0, sq_h, sq_c, vectors = ext.backward(
-        _NATIVE_KINDS[cell.name], hs, cs, saved.acts, saved.aux, w_hh, d_out, dh_last, dc_last, record
+        cell.native_kind, hs, cs, saved.acts, saved.aux, w_hh, d_out, dh_last, dc_last, record
     )
     seen = None
     if record:

@@ -19,27 +19,28 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from rnnlab.recurrent.cells import CELLS, VANILLA, Cell, cell_of_torch
 from rnnlab.recurrent.modules import RecurrentBase
 
-VANILLA = frozenset({"rnn_tanh", "rnn_relu", "rnn_linear"})
-ALL_CELLS = VANILLA | {"lstm", "gru"}
+ALL_CELLS = frozenset(CELLS)
+
+
+def _cell(module: nn.Module) -> Cell:
+    if isinstance(module, RecurrentBase):
+        return module.cell
+    try:
+        return cell_of_torch(module)
+    except TypeError:
+        raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU, got {type(module).__name__}") from None
 
 
 def cell_name(module: nn.Module) -> str:
     """The rnnlab cell name of an rnnlab or torch.nn recurrent module (e.g. 'lstm', 'rnn_relu')."""
-    if isinstance(module, RecurrentBase):
-        return module.cell.name
-    if isinstance(module, nn.LSTM):
-        return "lstm"
-    if isinstance(module, nn.GRU):
-        return "gru"
-    if isinstance(module, nn.RNN):
-        return f"rnn_{module.nonlinearity}"
-    raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU, got {type(module).__name__}")
+    return _cell(module).name
 
 
 def _gates(module: nn.Module) -> int:
-    return {"lstm": 4, "gru": 3}.get(cell_name(module), 1)
+    return _cell(module).gates
 
 
 def _layers(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:

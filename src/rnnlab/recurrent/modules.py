@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from rnnlab.recurrent.cells import Cell, get_cell
+from rnnlab.recurrent.cells import Cell, cell_of_torch, get_cell
 from rnnlab.recurrent.engine import StackSpec, run_stack
 
 NONLINEARITIES = ("tanh", "relu", "linear")
@@ -388,10 +388,11 @@ def from_torch(module: nn.Module) -> RecurrentBase:
     """An rnnlab copy of a `torch.nn.RNN/LSTM/GRU` with identical parameters; the original is untouched."""
     if isinstance(module, RecurrentBase):
         raise TypeError("from_torch: the module is already an rnnlab module")
-    kinds = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}
-    target = kinds.get(type(module))
-    if target is None:
-        raise TypeError(f"from_torch: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}")
+    try:
+        cell = cell_of_torch(module)
+    except TypeError:
+        raise TypeError(f"from_torch: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}") from None
+    target = _MODULES[cell.torch_module]
     if module.bidirectional:
         raise NotImplementedError("from_torch: bidirectional modules are not supported yet")
     if getattr(module, "proj_size", 0):
@@ -415,6 +416,9 @@ def from_torch(module: nn.Module) -> RecurrentBase:
     return copy
 
 
+_MODULES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}  # rnnlab's module for each torch.nn class name
+
+
 def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
     """Every rnnlab recurrent module inside `model` (itself included), with its qualified name."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
@@ -422,9 +426,7 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
 
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
     """Build the rnnlab module for a cell name ('rnn_tanh', 'rnn_relu', 'rnn_linear', 'lstm', 'gru')."""
-    get_cell(cell)  # the error for an unknown name lists the choices
-    if cell == "lstm":
-        return LSTM(input_size, hidden_size, num_layers, **kwargs)
-    if cell == "gru":
-        return GRU(input_size, hidden_size, num_layers, **kwargs)
-    return RNN(input_size, hidden_size, num_layers, nonlinearity=cell.removeprefix("rnn_"), **kwargs)
+    facts = get_cell(cell)  # the error for an unknown name lists the choices
+    if facts.nonlinearity is not None:
+        kwargs["nonlinearity"] = facts.nonlinearity
+    return _MODULES[facts.torch_module](input_size, hidden_size, num_layers, **kwargs)
