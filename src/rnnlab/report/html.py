@@ -61,13 +61,14 @@ def _by_variant_and_length(runs: list[Run]) -> dict[str, dict[int, list[Run]]]:
     return groups
 
 
-def _median_range(values: list[float]) -> str:
-    """'median (min–max)' of a few numbers, or the single value."""
+def _median_range(values: list[float], counts: bool = False) -> str:
+    """'median (min–max)' of a few numbers, or the single value; `counts` (updates) are written in full."""
     ordered = sorted(values)
     middle = statistics.median(ordered)
+    show = (lambda v: f"{v:.0f}") if counts else _fmt
     if len(ordered) == 1:
-        return _fmt(middle)
-    return f"{_fmt(middle)} ({_fmt(ordered[0])}–{_fmt(ordered[-1])})"
+        return show(middle)
+    return f"{show(middle)} ({show(ordered[0])}–{show(ordered[-1])})"
 
 
 def success_cell(group: list[Run], baseline_loss: float | None = None) -> tuple[str, bool]:
@@ -77,7 +78,7 @@ def success_cell(group: list[Run], baseline_loss: float | None = None) -> tuple[
     solved = [r for r in group if r.status == "solved"]
     text = f"{len(solved)}/{len(group)} solved"
     if solved:
-        text += f" · updates {_median_range([float(r.solved_at) for r in solved])}"
+        text += f" · updates {_median_range([float(r.solved_at) for r in solved], counts=True)}"
     if baseline_loss:
         ratios = [r.final_loss / baseline_loss for r in group if r.status != "solved" and r.final_loss is not None]
         if ratios:
