@@ -180,3 +180,28 @@ def test_ray_missing_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ExecutorUnavailable, match=r"needs Ray, which is not installed: pip install 'rnnlab\[ray\]'"):
         run_study(_study(), Store(tmp_path / "s.db"), executor="ray", progress=False)
+
+
+def test_an_executor_that_cannot_start_releases_the_runs_it_claimed(tmp_path, monkeypatch):
+    """A failed executor start (a Ray address that does not answer) leaves the store as it found it: new runs are
+    not left 'running' forever, a failed run is failed again, an interrupted one stays resumable."""
+    import rnnlab.lab.sweep as sweep_module
+    from rnnlab.lab.sweep import ExecutorUnavailable
+
+    store = Store(tmp_path / "s.db")
+    study = make_study({"name": "claims", "defaults": TINY, "grid": {"seed": [0, 1, 2]}})
+    first, second, _ = study.runs
+    env = {}
+    interrupted, _ = store.claim_run(first.label(), first.canonical(), first.hash(), env, "claims")
+    failed, _ = store.claim_run(second.label(), second.canonical(), second.hash(), env, "claims")
+    store.fail_run(failed, "RuntimeError: boom")
+
+    def cannot_start(*args, **kwargs):
+        raise ExecutorUnavailable("the ray executor could not start on ray://127.0.0.1:1: connection refused")
+
+    monkeypatch.setattr(sweep_module, "_run_local", cannot_start)
+    with pytest.raises(ExecutorUnavailable, match="could not start"):
+        run_study(study, store, workers=1, progress=False)
+    statuses = {r.id: r.status for r in store.runs(study="claims")}
+    assert statuses == {interrupted: "running", failed: "failed"}, "the new run was removed, the others restored"
+    assert store.check() == []

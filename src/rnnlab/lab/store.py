@@ -254,8 +254,8 @@ class Store:
         self, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
     ) -> tuple[int, str]:
         """In one write transaction (so concurrent sweeps on one store serialise here): return the finished
-        run of this config in `study` ('finished'), or re-open an interrupted or failed one ('resumed'), or
-        record a new one ('new'). Returns (run id, which of the three)."""
+        run of this config in `study` ('finished'), or re-open an interrupted one ('resumed') or a failed one
+        ('resumed-failed'), or record a new one ('new'). Returns (run id, which of these)."""
         with self._transaction() as db:
             rows = db.execute(
                 "SELECT id, status FROM runs WHERE config_hash = ? AND study = ? ORDER BY id DESC",
@@ -269,13 +269,26 @@ class Store:
                 db.execute(
                     "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?", (run_id,)
                 )
-                return run_id, "resumed"
+                return run_id, "resumed" if rows[0]["status"] == "running" else "resumed-failed"
             cursor = db.execute(
                 "INSERT INTO runs (name, study, config_hash, config, status, created_at, environment) "
                 "VALUES (?, ?, ?, ?, 'running', ?, ?)",
                 (name, study, config_hash, json.dumps(config, sort_keys=True), time.time(), json.dumps(environment)),
             )
             return int(cursor.lastrowid), "new"
+
+    def release_claims(self, claims: list[tuple[int, str]]) -> None:
+        """Undo `claim_run` for runs no executor ever started (e.g. the executor could not start): a new run is
+        deleted, a re-opened failed run is failed again, an interrupted one stays 'running'. One transaction."""
+        with self._transaction() as db:
+            for run_id, state in claims:
+                if state == "new":
+                    db.execute("DELETE FROM runs WHERE id = ? AND status = 'running'", (run_id,))
+                elif state == "resumed-failed":
+                    db.execute(
+                        "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ? AND status = 'running'",
+                        (time.time(), "not run: the executor could not start", run_id),
+                    )
 
     def save_study(self, name: str, claim: str, source: str, description: str = "") -> None:
         """Record (or update) a study's metadata; its runs carry its name."""

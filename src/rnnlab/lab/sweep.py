@@ -58,6 +58,7 @@ class _Job:
     config: dict[str, Any]
     checkpoint: str
     steps: int
+    claim: str = "new"  # how plan() claimed it (Store.claim_run), so a failed executor start can undo it
 
 
 def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
@@ -76,11 +77,8 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
         if state == "finished":
             summary.skipped += 1
             continue
-        jobs.append(
-            _Job(
-                run_id, config.label(), config.model_dump(mode="json"), str(store.checkpoint_path(run_id)), config.steps
-            )
-        )
+        checkpoint = str(store.checkpoint_path(run_id))
+        jobs.append(_Job(run_id, config.label(), config.model_dump(mode="json"), checkpoint, config.steps, state))
     return summary, jobs
 
 
@@ -159,6 +157,9 @@ def run_study(
         if jobs:
             run = _run_local if executor == "local" else _run_ray
             run(jobs, store, summary, workers, threads_per_worker, address, display)
+    except ExecutorUnavailable:
+        store.release_claims([(job.run_id, job.claim) for job in jobs])  # nothing ran: leave the store as it was
+        raise
     except KeyboardInterrupt:
         left = len(jobs) - summary.ran - summary.failed
         raise SweepInterrupted(
@@ -269,7 +270,12 @@ def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
     started_here = not ray.is_initialized()
     if started_here:
         kwargs = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
-        ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+        try:
+            ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+        except Exception as error:  # Ray raises many types (ConnectionError, RuntimeError, grpc errors, …)
+            where = address or "a local Ray cluster"
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ExecutorUnavailable(f"the ray executor could not start on {where}: {message}") from None
     try:
         task = ray.remote(num_cpus=threads)(train_job)
         refs = {task.remote(j.config, j.checkpoint, threads, None): j for j in jobs}

@@ -17,7 +17,7 @@ streams (truncated BPTT) through one call.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -70,7 +70,7 @@ class VanillaCell(Cell):
     gates = 1
     torch_module = "RNN"
 
-    native_kinds = {"tanh": 0, "relu": 1, "linear": 2}  # codes in the compiled loop (_ext/bptt.cpp: `kind`)
+    native_kinds: ClassVar[dict[str, int]] = {"tanh": 0, "relu": 1, "linear": 2}  # _ext/bptt.cpp `kind` codes
 
     def __init__(self, nonlinearity: str):
         self.nonlinearity = nonlinearity
