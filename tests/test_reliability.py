@@ -6,10 +6,12 @@ Run: `.venv/bin/pytest tests/test_reliability.py`.
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -157,3 +159,60 @@ def test_ctrl_c_stops_a_sweep_promptly_and_leaves_the_rest_resumable(tmp_path):
     assert Store(store).check() == []
     time.sleep(1)
     assert not any(alive(p) for p in workers), "no worker left behind"
+
+
+def _as_nobody(action, stderr: Path) -> int:
+    """Run `action()` in a forked child with uid/gid 65534 (tests run as root, which no permission stops), its
+    stderr going to `stderr`; the child's exit status is action's return value. Everything it needs must be
+    imported before the fork."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        status = 99
+        try:
+            sys.stderr = open(stderr, "w", buffering=1)  # noqa: SIM115 - as root, before dropping privileges
+            os.setgid(65534)
+            os.setuid(65534)
+            status = action()
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges to another user needs root")
+def test_a_read_only_store_can_be_read_refuses_writes_in_one_line_and_is_not_modified(tmp_path):
+    import hashlib
+    import tempfile
+
+    import rnnlab.cli.runs
+    import rnnlab.cli.train  # noqa: F401 - imported before the fork: the child may not read this checkout
+    from rnnlab.cli import main
+
+    folder = Path(tempfile.mkdtemp(prefix="rnnlab-readonly-", dir="/tmp"))  # pytest's tmp_path is root-only
+    try:
+        folder.chmod(0o755)
+        path = folder / "s.db"
+        train = ["train", "--task", "adding", "--seq-len", "8", "--hidden", "4", "--steps", "4", "--no-progress"]
+        assert main([*train, "--store", str(path)]) == 0
+        path.chmod(0o444)
+        folder.chmod(0o555)
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        err = tmp_path / "err.txt"
+
+        def read_then_write() -> int:
+            listed = main(["runs", "list", "--store", str(path)])
+            written = main([*train, "--seed", "7", "--store", str(path)])
+            return 10 * listed + written
+
+        assert _as_nobody(read_then_write, err) == 2, "runs list exits 0, train exits 2"
+        message = err.read_text()
+        assert message.count("\n") == 1 and "is read-only here: nothing can be written to it" in message
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before, "the store is unchanged"
+        assert sorted(p.name for p in folder.iterdir()) == ["s.db", "s.db.checkpoints"], "no -wal or -shm left"
+    finally:
+        folder.chmod(0o755)
+        shutil.rmtree(folder)

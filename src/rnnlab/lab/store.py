@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,14 +122,30 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 raise StoreError(f"cannot create the folder for store {str(self.path)!r}: {error.strerror}") from None
+        # A store this process may not write (file or folder read-only) is opened for reading only: it can be
+        # listed, shown, exported and reported, and any write is refused in one line, leaving the file as it is.
+        self.read_only = exists and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))
         try:
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self._db = self._connect()
             self._db.row_factory = sqlite3.Row
             self._check_or_create(exists)
         except sqlite3.DatabaseError as error:
             with contextlib.suppress(Exception):
                 self._db.close()
             raise StoreError(f"{str(self.path)!r} is not an rnnlab store ({error})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
+        try:
+            db = sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            # A WAL database in a read-only folder has no shared-memory file and cannot get one: read it as an
+            # immutable file (correct unless another process writes it meanwhile, which it cannot do here either).
+            return sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60, isolation_level=None)
 
     def _check_or_create(self, exists: bool) -> None:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -144,7 +161,8 @@ class Store:
                     f"store {str(self.path)!r} has schema version {version}, newer than this rnnlab's "
                     f"{SCHEMA_VERSION}; upgrade rnnlab to read it"
                 )
-            self._db.execute("PRAGMA journal_mode = WAL")
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode = WAL")
             return
         if exists and os.path.getsize(self.path) > 0 and not os.access(self.path, os.W_OK):
             raise StoreError(f"store {str(self.path)!r} is read-only")
@@ -160,6 +178,8 @@ class Store:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: all of it is committed, or none of it."""
+        if self.read_only:
+            raise StoreError(f"store {str(self.path)!r} is read-only here: nothing can be written to it")
         try:
             self._db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
