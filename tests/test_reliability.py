@@ -216,3 +216,81 @@ def test_a_read_only_store_can_be_read_refuses_writes_in_one_line_and_is_not_mod
     finally:
         folder.chmod(0o755)
         shutil.rmtree(folder)
+
+
+def _kill_loop(tmp_path, kills: int, seed: int) -> dict:
+    """Sweep a study of 3 runs with 2 workers, killing (SIGKILL) the driver or one of its workers at a random
+    moment, then starting the same sweep again, until `kills` kills have landed; then let it finish.
+    Returns what was killed, by kind."""
+    import random
+
+    rng = random.Random(seed)
+    study = _study_file(tmp_path, "killloop", range(3), steps=400)
+    store = tmp_path / "s.db"
+    landed = {"driver": 0, "worker": 0}
+    while sum(landed.values()) < kills:
+        driver = subprocess.Popen(_sweep(study, store, workers=2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.5, 6.0))  # spawn + import take ~1.5 s; the kill then falls during training,
+        # checkpoint writes or store commits
+        workers = [
+            p for p in children(driver.pid) if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)
+        ]
+        if driver.poll() is not None:
+            break  # the sweep finished before this kill
+        target = rng.choice(["driver", "worker"]) if workers else "driver"
+        os.kill(driver.pid if target == "driver" else rng.choice(workers), signal.SIGKILL)
+        landed[target] += 1
+        if target == "driver":
+            driver.wait(timeout=60)
+            deadline = time.time() + 30
+            while any(alive(p) for p in workers) and time.time() < deadline:
+                time.sleep(0.1)  # orphaned workers exit once they see the driver gone
+            assert not any(alive(p) for p in workers), "orphaned workers exited"
+        else:
+            assert driver.wait(timeout=300) == 0, "the driver replaced the killed worker and finished"
+    final = subprocess.run(_sweep(study, store, workers=2), capture_output=True, text=True, timeout=600, check=False)
+    assert final.returncode == 0, final.stderr
+    runs = Store(store).runs(study="killloop")
+    assert len(runs) == 3 and all(r.status == "completed" for r in runs), [(r.name, r.status) for r in runs]
+    assert Store(store).check() == [], "nothing lost, duplicated or half-written"
+    for run in runs:  # and the results are those of uninterrupted runs, bit for bit
+        expected = Trainer(make_config({**run.config, "name": run.name})).run()
+        assert run.final_metric == expected.final_metric and run.final_loss == expected.final_loss
+    return landed
+
+
+def test_kills_at_random_moments_of_a_sweep_lose_nothing(tmp_path):
+    landed = _kill_loop(tmp_path, kills=3, seed=1)
+    assert sum(landed.values()) >= 1
+
+
+@pytest.mark.slow
+def test_twenty_four_kills_of_drivers_and_workers_lose_nothing(tmp_path):
+    landed = _kill_loop(tmp_path, kills=24, seed=2)
+    assert sum(landed.values()) == 24 and min(landed.values()) >= 6, landed
+
+
+def test_two_sweep_drivers_and_a_report_on_one_store_at_once(tmp_path):
+    study = _study_file(tmp_path, "together", range(4), steps=120)
+    store = tmp_path / "s.db"
+    drivers = [
+        subprocess.Popen(_sweep(study, store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    reports = 0
+    while any(d.poll() is None for d in drivers):  # report repeatedly while both drivers write
+        if store.exists():
+            done = subprocess.run(
+                [sys.executable, "-m", "rnnlab", "report", "together", "--store", str(store), "--out",
+                 str(tmp_path / "report")],
+                capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0 or "no study 'together'" in done.stderr, done.stderr
+            reports += done.returncode == 0
+    for driver in drivers:
+        _, err = driver.communicate(timeout=300)
+        assert driver.returncode == 0, err
+    runs = Store(store).runs(study="together")
+    assert len(runs) == 4 and all(r.status == "completed" for r in runs)
+    assert Store(store).check() == []
+    assert reports >= 1, "at least one report was written while the sweeps ran"
