@@ -9,6 +9,8 @@
 Skipped where no C++ compiler exists (the engine then runs its Python loop). Run: `.venv/bin/pytest tests/test_native.py`.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -188,3 +190,35 @@ def test_buffers_first_used_under_inference_mode_serve_training_afterwards(ext):
     reference(x)[0].square().mean().backward()
     for p_new, p_ref in zip(module.parameters(), reference.parameters(), strict=True):
         assert_close(p_new.grad, p_ref.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_the_build_is_named_by_everything_it_depends_on(tmp_path, monkeypatch):
+    """Two checkouts with different sources must not rebuild each other's copy; equal ones share it."""
+    flags = ["-O3", "-fopenmp"]
+    name = native.build_name(flags)
+    assert name == native.build_name(list(flags)), "same source, torch, python and flags: same build"
+    assert name != native.build_name([*flags, "-mavx2"])
+    changed = tmp_path / "bptt.cpp"
+    changed.write_text(native.SOURCE.read_text() + "\n// another checkout's edit\n")
+    monkeypatch.setattr(native, "SOURCE", changed)
+    assert native.build_name(flags) != name
+
+
+def test_a_lock_left_by_a_killed_build_does_not_block_the_next_start(tmp_path):
+    """torch's build lock, left behind by a process killed mid-build, is removed under rnnlab's own lock
+    (which dies with its process) instead of being waited on."""
+    import subprocess
+    import sys
+
+    from torch.utils import cpp_extension
+
+    if native.backend() != "cpp":
+        pytest.skip("the compiled engine is not in use here")
+    code = "from rnnlab.recurrent import native; print(native.backend())"
+    names = [p for p in Path(cpp_extension._get_build_directory("x", verbose=False)).parent.glob("rnnlab_bptt_*")]
+    for build_dir in names:
+        (build_dir / "lock").write_text("")  # as a killed build leaves it
+    # torch alone would wait for the lock file to disappear, forever: the timeout is the failure.
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "cpp", done.stderr
+    assert not any((build_dir / "lock").exists() for build_dir in names)

@@ -1,16 +1,19 @@
 """The compiled fast path of the BPTT engine (`_ext/bptt.cpp`), built on first use and cached.
 
-`torch.utils.cpp_extension.load` compiles the extension once per source version (~1 minute) into PyTorch's
-extension cache (`~/.cache/torch_extensions`, or `$TORCH_EXTENSIONS_DIR`); later imports load it in
-milliseconds. If no C++ compiler is available, or `RNNLAB_ENGINE=python` is set, the engine uses its pure-
+`torch.utils.cpp_extension.load` compiles the extension once per source, PyTorch, Python and flags (~1 minute,
+announced on stderr) into PyTorch's extension cache (`~/.cache/torch_extensions`, or `$TORCH_EXTENSIONS_DIR`),
+under a name that hashes all four; later imports load it in milliseconds. If no C++ compiler is available, or `RNNLAB_ENGINE=python` is set, the engine uses its pure-
 PyTorch time loop instead — same numbers (tested), more per-step overhead.
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
+import hashlib
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +23,6 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"
 ENGINES = ("auto", "cpp", "python")
 GEMMS = ("auto", "aten")
-STALE_LOCK_S = 300
 
 
 @functools.cache
@@ -34,12 +36,6 @@ def _compile():
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     except ImportError:
         pass
-    # A process killed while building leaves torch's build lock behind, and every later start would wait on
-    # it forever. A build takes about a minute, so a lock older than STALE_LOCK_S is removed.
-    build_dir = Path(cpp_extension._get_build_directory("rnnlab_bptt", verbose=False))
-    lock = build_dir / "lock"
-    if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
-        lock.unlink(missing_ok=True)
     # -fopenmp: ATen's parallel_for is an inline template whose `#pragma omp parallel` compiles to a serial
     # loop without it (measured: the LSTM pointwise pass ran on one of two cores). The process has one
     # OpenMP runtime: PyTorch's libgomp is already loaded under the same soname.
@@ -48,11 +44,34 @@ def _compile():
     if capability in ("AVX2", "AVX512"):
         # Vectorised exp/tanh come from the Sleef functions libtorch_cpu already exports.
         flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
-    module = cpp_extension.load(
-        name="rnnlab_bptt", sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False
-    )
+    name = build_name(flags)
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+    # One build at a time per version, under an OS lock that dies with its process: a build killed midway
+    # leaves torch's own lock file behind, which every later start would wait on; under our lock any such
+    # file is stale and removed.
+    with open(build_dir / "rnnlab.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        (build_dir / "lock").unlink(missing_ok=True)
+        fresh = not any(build_dir.glob(f"{name}*.so"))
+        if fresh:
+            print("rnnlab: building the compiled BPTT engine for this source and PyTorch version (once; about a "
+                  "minute)…", file=sys.stderr, flush=True)  # fmt: skip
+        started = time.perf_counter()
+        module = cpp_extension.load(
+            name=name, sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False
+        )
+        if fresh:
+            print(f"rnnlab: engine built in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     module.set_gemm(gemm_choice())
     return module
+
+
+def build_name(flags: list[str]) -> str:
+    """The extension's name, unique to what the build depends on — the source, PyTorch's version, Python's and
+    the flags — so checkouts or virtual environments with different sources never rebuild each other's copy
+    (they share one where everything is equal)."""
+    key = "\n".join([SOURCE.read_text(encoding="utf-8"), torch.__version__, sys.version, *flags])
+    return f"rnnlab_bptt_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def engine_choice() -> str:
