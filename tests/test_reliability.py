@@ -218,14 +218,14 @@ def test_a_read_only_store_can_be_read_refuses_writes_in_one_line_and_is_not_mod
         shutil.rmtree(folder)
 
 
-def _kill_loop(tmp_path, kills: int, seed: int) -> dict:
+def _kill_loop(tmp_path, kills: int, seed: int, steps: int = 400) -> dict:
     """Sweep a study of 3 runs with 2 workers, killing (SIGKILL) the driver or one of its workers at a random
     moment, then starting the same sweep again, until `kills` kills have landed; then let it finish.
     Returns what was killed, by kind."""
     import random
 
     rng = random.Random(seed)
-    study = _study_file(tmp_path, "killloop", range(3), steps=400)
+    study = _study_file(tmp_path, "killloop", range(3), steps=steps)
     store = tmp_path / "s.db"
     landed = {"driver": 0, "worker": 0}
     while sum(landed.values()) < kills:
@@ -266,7 +266,7 @@ def test_kills_at_random_moments_of_a_sweep_lose_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_twenty_four_kills_of_drivers_and_workers_lose_nothing(tmp_path):
-    landed = _kill_loop(tmp_path, kills=24, seed=2)
+    landed = _kill_loop(tmp_path, kills=24, seed=2, steps=12_000)  # long enough that 24 kills land
     assert sum(landed.values()) == 24 and min(landed.values()) >= 6, landed
 
 
