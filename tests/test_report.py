@@ -159,14 +159,14 @@ def test_success_cell_counts_seeds_and_reports_updates_to_solve():
 
 def test_runs_are_grouped_by_everything_but_seed_and_length():
     from rnnlab.lab.store import Run
-    from rnnlab.report.html import _variant
+    from rnnlab.lab.study import variant_name
 
     def named(name):
         return Run(1, name, "s", "h", {}, "solved", 0.0, 1.0, 1, "mse", 0.0, 0.0, 1, None, 0.0, 1.0, {}, None)
 
-    assert _variant(named("IRNN · lr=0.001 · seed=2")) == "IRNN · lr=0.001"
-    assert _variant(named("LSTM · seq_len=200 · seed=0")) == "LSTM"
-    assert _variant(named("GRU")) == "GRU"
+    assert variant_name(named("IRNN · lr=0.001 · seed=2").name) == "IRNN · lr=0.001"
+    assert variant_name(named("LSTM · seq_len=200 · seed=0").name) == "LSTM"
+    assert variant_name(named("GRU").name) == "GRU"
 
 
 def test_budget_comparison_uses_characters_seen_and_training_time():

@@ -87,15 +87,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_verdict(out: Console, store, study) -> None:
+    from rnnlab.lab.study import variant_name
+    from rnnlab.report.html import criterion_text, task_level
+
     runs = store.runs(study=study.name)
     lengths = sorted({r.config["seq_len"] for r in runs})
-    table = Table(title="Verdict: who learns the adding task? (solved = test MSE < 0.01; chance 0.167)")
+    first = runs[0]
+    chance = task_level(store, first, "chance")
+    table = Table(
+        title=f"Verdict: who learns the {first.config['task']} task? (solved = {criterion_text(first)}; "
+        f"chance {fmt(chance, 3)})"
+    )
     table.add_column("model")
     for t in lengths:
         table.add_column(f"T = {t}")
     by_variant: dict[str, dict[int, object]] = {}
     for r in runs:
-        by_variant.setdefault(r.name.split(" · ")[0], {})[r.config["seq_len"]] = r
+        by_variant.setdefault(variant_name(r.name), {})[r.config["seq_len"]] = r
     for variant, cells in by_variant.items():
         row = [variant]
         for t in lengths:
@@ -105,6 +113,6 @@ def print_verdict(out: Console, store, study) -> None:
             elif r.status == "solved":
                 row.append(f"[green]✓ solved at step {r.solved_at}[/green]")
             else:
-                row.append(f"[red]✗ {r.status}, MSE {fmt(r.final_metric, 3)}[/red]")
+                row.append(f"[red]✗ {r.status}, {r.metric_name} {fmt(r.final_metric, 3)}[/red]")
         table.add_row(*row)
     out.print(table)

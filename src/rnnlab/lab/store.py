@@ -212,12 +212,7 @@ class Store:
     ) -> int:
         """Record a new run as 'running'; returns its id."""
         with self._transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO runs (name, study, config_hash, config, status, created_at, environment) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                (name, study, config_hash, json.dumps(config, sort_keys=True), time.time(), json.dumps(environment)),
-            )
-            return int(cursor.lastrowid)
+            return _insert_run(db, name, config, config_hash, environment, study)
 
     def finish_run(self, run_id: int, result: dict[str, Any]) -> None:
         """Write a finished run — summary, metrics over steps and flow snapshots — in one transaction.
@@ -290,12 +285,7 @@ class Store:
                     "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?", (run_id,)
                 )
                 return run_id, "resumed" if rows[0]["status"] == "running" else "resumed-failed"
-            cursor = db.execute(
-                "INSERT INTO runs (name, study, config_hash, config, status, created_at, environment) "
-                "VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                (name, study, config_hash, json.dumps(config, sort_keys=True), time.time(), json.dumps(environment)),
-            )
-            return int(cursor.lastrowid), "new"
+            return _insert_run(db, name, config, config_hash, environment, study), "new"
 
     def release_claims(self, claims: list[tuple[int, str]]) -> None:
         """Undo `claim_run` for runs no executor ever started (e.g. the executor could not start): a new run is
@@ -489,6 +479,16 @@ def _refuse_unless_sqlite(path: Path) -> None:
             f"{str(path)!r} exists and is not an rnnlab store (not an SQLite database); it was left untouched — "
             "give a new file name or an existing store"
         )
+
+
+def _insert_run(db: sqlite3.Connection, name: str, config: dict, config_hash: str, environment: dict, study) -> int:
+    """Record a new run as 'running' (inside the caller's transaction); returns its id."""
+    cursor = db.execute(
+        "INSERT INTO runs (name, study, config_hash, config, status, created_at, environment) "
+        "VALUES (?, ?, ?, ?, 'running', ?, ?)",
+        (name, study, config_hash, json.dumps(config, sort_keys=True), time.time(), json.dumps(environment)),
+    )
+    return int(cursor.lastrowid)
 
 
 def _real(value) -> float | None:

@@ -43,9 +43,12 @@ class Study:
     path: Path | None = None
     grid: dict[str, list[Any]] = field(default_factory=dict)
 
-    def variant_of(self, run: RunConfig) -> str:
-        """The variant part of a run's name (before the grid values)."""
-        return (run.name or "").split(" · ")[0]
+
+def variant_name(run_name: str) -> str:
+    """A study run's name without its seed and sequence length ('IRNN · lr=0.001 · seed=2' → 'IRNN · lr=0.001'):
+    what the runs that reports and verdicts draw together have in common."""
+    parts = run_name.split(" · ")
+    return " · ".join([parts[0], *(p for p in parts[1:] if not p.startswith(("seed=", "seq_len=")))])
 
 
 def check_name(name: Any, what: str = "study name") -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnlab.lab.store import Run, Store
-from rnnlab.lab.study import check_name
+from rnnlab.lab.study import check_name, variant_name
 from rnnlab.lab.tasks import StreamTask, get_task_class
 from rnnlab.report import plots
 from rnnlab.report.budgets import budget_section
@@ -42,10 +42,7 @@ def _fmt(value, digits: int = 4) -> str:
 
 
 def _variant(run: Run) -> str:
-    """The run's name without its seed and sequence length (e.g. 'IRNN · lr=0.001'): what the runs drawn
-    together in one table row, colour and band have in common."""
-    parts = run.name.split(" · ")
-    return " · ".join([parts[0], *(p for p in parts[1:] if not p.startswith(("seed=", "seq_len=")))])
+    return variant_name(run.name)
 
 
 def _seq_len(run: Run) -> int:
@@ -163,7 +160,7 @@ def build_report(
                 curves[f"T = {t}"][variant] = seeds
     if curves:
         lower_better = task_cls is not None and not task_cls.metric.higher_is_better
-        chance = _level(store, runs[0], "chance") if runs else None
+        chance = task_level(store, runs[0], "chance") if runs else None
         path = plots.learning_curves(
             dict(sorted(curves.items(), key=lambda kv: _length_key(kv[0]))),
             out / "learning-curves.png",
@@ -216,11 +213,11 @@ def build_report(
                     tds += "<td>–</td>"
                     continue
                 group = by_length[t]
-                baseline = _level(store, group[0], "baseline_loss") if _criterion_is_baseline(group[0]) else None
+                baseline = task_level(store, group[0], "baseline_loss") if _criterion_is_baseline(group[0]) else None
                 text, all_solved = success_cell(group, baseline)
                 tds += f'<td class="{"ok" if all_solved else "bad"}">{_e(text)}</td>'
             body += f"<tr><th>{_e(variant)}</th>{tds}</tr>"
-        criterion = _criterion(runs[0]) if runs else ""
+        criterion = criterion_text(runs[0]) if runs else ""
         success_rows = (
             f"<h2>Solved?</h2><p>Success criterion: {_e(criterion)}. Over the seeds of each variant: how many "
             f"solved it, the median (min–max) number of updates they needed, and the final test metric of "
@@ -239,7 +236,7 @@ def _criterion_is_baseline(run: Run) -> bool:
     return run.config.get("success") == "baseline"
 
 
-def _criterion(run: Run) -> str:
+def criterion_text(run: Run) -> str:
     """The success criterion of a run, in words."""
     config = run.config
     if config.get("success") == "baseline":
@@ -259,7 +256,7 @@ def _length_key(label: str) -> int:
         return 0
 
 
-def _level(store: Store, run: Run, name: str) -> float | None:
+def task_level(store: Store, run: Run, name: str) -> float | None:
     """The task's memoryless 'chance' (metric) or 'baseline_loss' recorded with the run. Runs stored before
     rnnlab recorded them fall back to asking the task (which for some tasks means generating its data)."""
     recorded = [value for _, _, value in store.metrics(run.id, name)]
