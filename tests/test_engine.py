@@ -291,7 +291,7 @@ def test_engine_flushes_denormals_inside_and_can_be_told_not_to():
     x, h0 = torch.randn(3, 1, 2), torch.zeros(1, 1, 4)
     weights = [torch.randn(4, 2), torch.randn(4, 4)]
     run_stack(StackSpec(cell=Spy("tanh"), num_layers=1, bias=False), x, h0, None, weights)
-    run_stack(StackSpec(cell=Spy("tanh"), num_layers=1, bias=False, flush_denormals=False), x, h0, None, weights)
+    run_stack(StackSpec(cell=Spy("tanh"), num_layers=1, bias=False, flush=False), x, h0, None, weights)
     assert seen == [True] * 3 + [False] * 3
 
 

@@ -18,14 +18,42 @@ optimisers and `clip_grad_norm_` work unchanged. Double backward is not supporte
 from __future__ import annotations
 
 import contextlib
+import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from rnnlab.recurrent import native
 from rnnlab.recurrent.cells import CELLS, Cell
+
+
+class Record(enum.IntEnum):
+    """What the backward records per step (the compiled loop takes the same codes)."""
+
+    NOTHING = 0
+    NORMS = 1  # ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) per sample
+    VECTORS = 2  # the norms and ∂L/∂h_t itself
+
+
+class LayerGrads(NamedTuple):
+    """One layer's backward: the gradients of its pre-activations (T, B, G·H) through the input projection and
+    the recurrent one (the same tensor unless GRU), of its initial states (B, H), and what was recorded."""
+
+    d_x_pre: Tensor
+    d_h_pre: Tensor
+    dh0: Tensor
+    dc0: Tensor | None
+    seen: tuple | None  # (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ or None, vectors (T, B, H) or None)
+
+
+# Positions of the tensors among _StackBPTT.forward's arguments (spec, recorder, name, x, h0, c0, *weights),
+# which is how autograd's needs_input_grad and backward's return value are indexed.
+_X, _H0, _C0, _FIRST_WEIGHT = 3, 4, 5, 6
+# Positions of a layer's tensors among its weights (torch.nn's order).
+_W_IH, _W_HH, _B_IH, _B_HH = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -38,7 +66,7 @@ class StackSpec:
     dropout: float = 0.0  # probability of zeroing a layer's output before the next layer (training only)
     training: bool = False
     truncate: int | None = None  # keep ∂L_s/∂h_t only for s − t < truncate (None: full BPTT)
-    flush_denormals: bool = True  # see `flush_denormals`
+    flush: bool = True  # flush denormal floats to zero inside forward and backward (see `flush_denormals`)
 
 
 # --------------------------------------------------------------------------------------------- denormals
@@ -187,24 +215,27 @@ def _layer_backward(
     return d_x_pre, d_h_pre, dh_slots.sum(0), dc0, dh_seen, dc_seen
 
 
-def _layer_weight_grads(d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bias: bool, needs) -> list:
-    """Weight gradients of one layer for all steps at once.
+def _layer_weight_grads(d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bias: bool, needs, shared: bool) -> list:
+    """Weight gradients of one layer for all steps at once, in torch.nn's order (w_ih, w_hh[, b_ih, b_hh]).
 
-    d_x, d_h (T·B, G·H): gradients of the input and recurrent projections (the same tensor unless GRU);
-    x (T·B, I) the layer's inputs, h (T·B, H) the states h_{t−1}. Each gradient is d_preᵀ · operand; where
-    several share d_pre they come from one GEMM against the operands side by side ([h, x, 1] for vanilla and
-    LSTM cells), so the large d_pre is read once instead of once per weight and bias (measured at the adding
-    shape: ~7 ms saved of ~100).
+    d_x, d_h (T·B, G·H): gradients of the input and recurrent projections — one tensor when `shared` (every cell
+    but the GRU); x (T·B, I) the layer's inputs, h (T·B, H) the states h_{t−1}. Each gradient is d_preᵀ ·
+    operand; where several share d_pre they come from one GEMM against the operands side by side ([h, x, 1]
+    for vanilla and LSTM cells), so the large d_pre is read once instead of once per weight and bias (measured
+    at the adding shape: ~7 ms saved of ~100).
     """
     ones = x.new_ones((x.shape[0], 1))
-    if d_h is d_x:
-        parts = [(h, 1), (x, 0)] + ([(ones, 2)] if bias else [])
-        groups = [(d_x, parts)]
+    if shared:
+        groups = [(d_x, [(h, _W_HH), (x, _W_IH)] + ([(ones, _B_IH)] if bias else []))]
     else:
-        groups = [(d_x, [(x, 0)] + ([(ones, 2)] if bias else [])), (d_h, [(h, 1)] + ([(ones, 3)] if bias else []))]
+        groups = [
+            (d_x, [(x, _W_IH)] + ([(ones, _B_IH)] if bias else [])),
+            (d_h, [(h, _W_HH)] + ([(ones, _B_HH)] if bias else [])),
+        ]
     grads: list = [None] * (4 if bias else 2)
     for d_pre, operands in groups:
-        wanted = [(m, k) for m, k in operands if needs[k] or (k == 2 and bias and d_h is d_x and needs[3])]
+        # With shared d_pre both biases get the one bias gradient, computed in the b_ih slot.
+        wanted = [(m, k) for m, k in operands if needs[k] or (k == _B_IH and shared and needs[_B_HH])]
         if not wanted:
             continue
         product = _weight_grad(d_pre, _side_by_side([m for m, _ in wanted]))
@@ -212,11 +243,11 @@ def _layer_weight_grads(d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bias: bo
         for m, k in wanted:
             block = product[:, col : col + m.shape[1]]
             col += m.shape[1]
-            grads[k] = block.squeeze(1).contiguous() if k >= 2 else block.contiguous()
-    if bias and d_h is d_x:  # vanilla and LSTM cells add both biases to one pre-activation: same gradient
-        shared = grads[2]
-        grads[2] = shared if needs[2] else None
-        grads[3] = shared.clone() if needs[3] and shared is not None else None
+            grads[k] = block.squeeze(1).contiguous() if k >= _B_IH else block.contiguous()
+    if bias and shared:  # vanilla and LSTM cells add both biases to one pre-activation: same gradient
+        both = grads[_B_IH]
+        grads[_B_IH] = both if needs[_B_IH] else None
+        grads[_B_HH] = both.clone() if needs[_B_HH] and both is not None else None
     return [g if needs[k] else None for k, g in enumerate(grads)]
 
 
@@ -287,30 +318,30 @@ def _run_layer_forward(cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor
     return hs, (cs if cell.has_cell_state else None), _NativeSaved(cell, hs, acts, aux)
 
 
-def _run_layer_backward(cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record: int):
-    """Backward of one layer by the compiled loop when it applies, else the Python loop.
-
-    record: 0 nothing; 1 per-sample norms; 2 norms and the vectors ∂L/∂h_t. Returns (d_x_pre, d_h_pre, dh0,
-    dc0, seen) where seen is None or (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ or None, vectors (T, B, H) or None).
-    """
+def _run_layer_backward(cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record: Record) -> LayerGrads:
+    """Backward of one layer by the compiled loop when it applies, else the Python loop."""
     ext = _native_for(cell, d_out.device)
     if ext is None or not isinstance(saved, _NativeSaved) or (truncate is not None and truncate <= d_out.shape[0]):
         # Truncation keeps one gradient stream per entry step: the Python loop handles it.
         d_x_pre, d_h_pre, dh0, dc0, dh_seen, dc_seen = _layer_backward(
-            cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record > 0
+            cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record != Record.NOTHING
         )
         seen = None
-        if record:
+        if record != Record.NOTHING:
             c_norms = None if dc_seen is None else _row_norms(dc_seen)
-            seen = (_row_norms(dh_seen), c_norms, dh_seen if record == 2 else None)
-        return d_x_pre, d_h_pre, dh0, dc0, seen
+            seen = (_row_norms(dh_seen), c_norms, dh_seen if record == Record.VECTORS else None)
+        return LayerGrads(d_x_pre, d_h_pre, dh0, dc0, seen)
     d_x_pre, d_h_pre, dh0, dc0, sq_h, sq_c, vectors = ext.backward(
-        cell.native_kind, hs, cs, saved.acts, saved.aux, w_hh, d_out, dh_last, dc_last, record
+        cell.native_kind, hs, cs, saved.acts, saved.aux, w_hh, d_out, dh_last, dc_last, int(record)
     )
     seen = None
-    if record:
-        seen = (sq_h.sqrt(), sq_c.sqrt() if cell.has_cell_state else None, vectors if record == 2 else None)
-    return d_x_pre, d_h_pre, dh0, dc0 if cell.has_cell_state else None, seen
+    if record != Record.NOTHING:
+        seen = (
+            sq_h.sqrt(),
+            sq_c.sqrt() if cell.has_cell_state else None,
+            vectors if record == Record.VECTORS else None,
+        )
+    return LayerGrads(d_x_pre, d_h_pre, dh0, dc0 if cell.has_cell_state else None, seen)
 
 
 def _row_norms(x: Tensor) -> Tensor:
@@ -324,15 +355,12 @@ def _layer_weights(spec: StackSpec, weights: tuple, layer: int):
     return (w[0], w[1], w[2], w[3]) if spec.bias else (w[0], w[1], None, None)
 
 
-_FIRST_WEIGHT = 6  # position of the first weight among forward's arguments (after ctx)
-
-
 class _StackBPTT(torch.autograd.Function):
     """forward(spec, recorder, name, x (T, B, I), h0 (L, B, H), c0 (L, B, H) | None, *weights) → (out, hn, cn)."""
 
     @staticmethod
     def forward(ctx, spec: StackSpec, recorder, name: str, x, h0, c0, *weights):
-        with flush_denormals(spec.flush_denormals):
+        with flush_denormals(spec.flush):
             steps, batch, _ = x.shape
             layer_input = x
             layers = []
@@ -398,9 +426,9 @@ def _differentiable_backward(ctx, saved_inputs, d_output, d_hn, d_cn):
             _fast_backward(ctx, d_output.detach(), d_hn.detach(), None if d_cn is None else d_cn.detach())
     masks = [layer[4] for layer in ctx.layers]
     needs = ctx.needs_input_grad
-    wanted = [(3, x), (4, h0), (5, c0), *((_FIRST_WEIGHT + i, w) for i, w in enumerate(weights))]
+    wanted = [(_X, x), (_H0, h0), (_C0, c0), *((_FIRST_WEIGHT + i, w) for i, w in enumerate(weights))]
     wanted = [(i, t) for i, t in wanted if t is not None and needs[i]]
-    with torch.enable_grad(), flush_denormals(spec.flush_denormals):
+    with torch.enable_grad(), flush_denormals(spec.flush):
         output, hn, cn = _differentiable_stack(spec, x, h0, c0, weights, masks)
         outputs, grads_out = [output, hn], [d_output, d_hn]
         if cn is not None and d_cn is not None:
@@ -440,19 +468,19 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
     """The hand-written BPTT backward (compiled or Python loop): first-order gradients, recording, truncation."""
     spec: StackSpec = ctx.spec
     recorder = ctx.recorder
-    with flush_denormals(spec.flush_denormals):
+    with flush_denormals(spec.flush):
         weight_grads: list[Tensor | None] = [None] * len(ctx.weights)
         dh0 = torch.empty_like(d_hn)
         dc0 = torch.empty_like(d_cn) if d_cn is not None else None
         seen: list = [None] * spec.num_layers
-        record = 0 if recorder is None else (2 if recorder.keep_vectors else 1)
+        record = Record.NOTHING if recorder is None else (Record.VECTORS if recorder.keep_vectors else Record.NORMS)
         d_out = d_output
         per_layer = 4 if spec.bias else 2
         d_x = None
         for layer in range(spec.num_layers - 1, -1, -1):
             layer_input, hs, cs, saved, _ = ctx.layers[layer]
             w_ih, w_hh, _, _ = _layer_weights(spec, ctx.weights, layer)
-            d_x_pre, d_h_pre, dh, dc, seen[layer] = _run_layer_backward(
+            grads = _run_layer_backward(
                 spec.cell,
                 hs,
                 cs,
@@ -464,24 +492,25 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
                 spec.truncate,
                 record,
             )
-            dh0[layer] = dh
+            seen[layer] = grads.seen
+            dh0[layer] = grads.dh0
             if dc0 is not None:
-                dc0[layer] = dc
-            steps, batch, gh = d_x_pre.shape
-            flat_dx = d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
-            flat_dh = d_h_pre.reshape(steps * batch, gh)
+                dc0[layer] = grads.dc0
+            steps, batch, gh = grads.d_x_pre.shape
+            flat_dx = grads.d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
+            flat_dh = grads.d_h_pre.reshape(steps * batch, gh)
             base = layer * per_layer
             needs = ctx.needs_input_grad[_FIRST_WEIGHT + base : _FIRST_WEIGHT + base + per_layer]
-            grads = _layer_weight_grads(
+            weight_grads[base : base + per_layer] = _layer_weight_grads(
                 flat_dx,
-                flat_dh if spec.cell.separate_recurrent_grad else flat_dx,
+                flat_dh,
                 layer_input.reshape(steps * batch, -1),
                 hs[:-1].reshape(steps * batch, -1),
                 spec.bias,
                 needs,
+                shared=not spec.cell.separate_recurrent_grad,
             )
-            weight_grads[base : base + per_layer] = grads
-            if layer > 0 or ctx.needs_input_grad[3]:
+            if layer > 0 or ctx.needs_input_grad[_X]:
                 d_x = _matmul(flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)
             if layer > 0:
                 mask = ctx.layers[layer - 1][4]
