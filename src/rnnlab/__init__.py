@@ -17,7 +17,7 @@ from rnnlab.lab.clip import clip_gradients
 from rnnlab.recurrent import diagnostics, init
 from rnnlab.recurrent.diagnostics import GradientFlow, gradient_flow, jacobian_norms, spectral_radius
 from rnnlab.recurrent.engine import flush_denormals, release_buffers
-from rnnlab.recurrent.modules import GRU, LSTM, RNN, from_torch, make_recurrent
+from rnnlab.recurrent.modules import GRU, LSTM, RNN, convert, from_torch, make_recurrent, to_torch
 from rnnlab.recurrent.recording import GradientRecorder, record_gradients
 
 try:
@@ -33,6 +33,7 @@ __all__ = [
     "GradientRecorder",
     "__version__",
     "clip_gradients",
+    "convert",
     "diagnostics",
     "flush_denormals",
     "from_torch",
@@ -43,4 +44,5 @@ __all__ = [
     "record_gradients",
     "release_buffers",
     "spectral_radius",
+    "to_torch",
 ]

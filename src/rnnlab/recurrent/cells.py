@@ -46,6 +46,13 @@ class Cell:
     # Whether the recurrent projection's gradient differs from the input projection's (GRU: r scales h W_hnᵀ).
     separate_recurrent_grad: bool = False
 
+    def __reduce__(self):
+        # A saved module's cell loads back as the registry's own instance (which the compiled loop serves),
+        # not as a copy; a user's Cell subclass pickles as usual.
+        if CELLS.get(self.name) is self:
+            return get_cell, (self.name,)
+        return super().__reduce__()
+
     def split_bias(self, bias_ih: Tensor | None, bias_hh: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
         """Return (input bias, recurrent bias): what is added to the input projection once for all steps,
         and what must be added to h @ W_hh.T at every step. Only the GRU needs the latter."""

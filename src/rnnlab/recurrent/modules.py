@@ -430,3 +430,41 @@ def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int
     if facts.nonlinearity is not None:
         kwargs["nonlinearity"] = facts.nonlinearity
     return _MODULES[facts.torch_module](input_size, hidden_size, num_layers, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ whole models
+
+
+def _replace_children(model: nn.Module, convert_one, wanted) -> nn.Module:
+    """Replace, in place, every submodule for which `wanted(m)` holds by `convert_one(m)`; `model` itself too."""
+    if wanted(model):
+        return convert_one(model)
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if wanted(child):
+                setattr(parent, child_name, convert_one(child))
+    return model
+
+
+def convert(model: nn.Module) -> nn.Module:
+    """Replace every `torch.nn.RNN/LSTM/GRU` inside `model` by rnnlab's equivalent, in place, and return the
+    model (a bare torch.nn recurrent module is returned converted). Parameters are copied, so outputs,
+    gradients and state_dict keys stay the same; `record_gradients(model)` and the diagnostics then see the real
+    model with its real loss. Bidirectional layers and LSTM `proj_size` are not supported yet (clear error)."""
+    return _replace_children(model, from_torch, lambda m: isinstance(m, nn.RNN | nn.LSTM | nn.GRU))
+
+
+def _register_safe_globals() -> None:
+    """Let `torch.load(weights_only=True)` — PyTorch's default — load whole saved rnnlab modules: the classes
+    (and the cell lookup that restores a module's cell) are plain data holders, safe to allow."""
+    serialization = getattr(torch, "serialization", None)
+    if serialization is not None and hasattr(serialization, "add_safe_globals"):  # torch ≥ 2.4
+        serialization.add_safe_globals([RNN, LSTM, GRU, get_cell])
+
+
+_register_safe_globals()
+
+
+def to_torch(model: nn.Module) -> nn.Module:
+    """The reverse of `convert`: every rnnlab RNN/LSTM/GRU inside `model` back to torch.nn's, in place."""
+    return _replace_children(model, lambda m: m.to_torch(), lambda m: isinstance(m, RecurrentBase))
