@@ -228,26 +228,37 @@ def _kill_loop(tmp_path, kills: int, seed: int, steps: int = 400) -> dict:
     study = _study_file(tmp_path, "killloop", range(3), steps=steps)
     store = tmp_path / "s.db"
     landed = {"driver": 0, "worker": 0}
+    driver, worker_kills = None, 0
     while sum(landed.values()) < kills:
-        driver = subprocess.Popen(_sweep(study, store, workers=2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if driver is None:
+            driver = subprocess.Popen(
+                _sweep(study, store, workers=2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            worker_kills = 0
         time.sleep(rng.uniform(1.5, 6.0))  # spawn + import take ~1.5 s; the kill then falls during training,
         # checkpoint writes or store commits
         workers = [
             p for p in children(driver.pid) if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)
         ]
         if driver.poll() is not None:
+            assert driver.returncode == 0
             break  # the sweep finished before this kill
-        target = rng.choice(["driver", "worker"]) if workers else "driver"
+        # A driver replaces a dead worker's pool at most 3 times (a run that kills its worker every time must
+        # end as failed, not loop forever): after that, the driver is the one killed.
+        target = rng.choice(["driver", "worker"]) if workers and worker_kills < 3 else "driver"
         os.kill(driver.pid if target == "driver" else rng.choice(workers), signal.SIGKILL)
         landed[target] += 1
-        if target == "driver":
-            driver.wait(timeout=60)
-            deadline = time.time() + 30
-            while any(alive(p) for p in workers) and time.time() < deadline:
-                time.sleep(0.1)  # orphaned workers exit once they see the driver gone
-            assert not any(alive(p) for p in workers), "orphaned workers exited"
-        else:
-            assert driver.wait(timeout=300) == 0, "the driver replaced the killed worker and finished"
+        if target == "worker":
+            worker_kills += 1
+            continue
+        driver.wait(timeout=60)
+        driver = None
+        deadline = time.time() + 30
+        while any(alive(p) for p in workers) and time.time() < deadline:
+            time.sleep(0.1)  # orphaned workers exit once they see the driver gone
+        assert not any(alive(p) for p in workers), "orphaned workers exited"
+    if driver is not None:
+        assert driver.wait(timeout=900) == 0, "the driver replaced the killed workers and finished"
     final = subprocess.run(_sweep(study, store, workers=2), capture_output=True, text=True, timeout=600, check=False)
     assert final.returncode == 0, final.stderr
     runs = Store(store).runs(study="killloop")
@@ -266,7 +277,7 @@ def test_kills_at_random_moments_of_a_sweep_lose_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_twenty_four_kills_of_drivers_and_workers_lose_nothing(tmp_path):
-    landed = _kill_loop(tmp_path, kills=24, seed=2, steps=12_000)  # long enough that 24 kills land
+    landed = _kill_loop(tmp_path, kills=24, seed=2, steps=30_000)  # long enough that 24 kills land
     assert sum(landed.values()) == 24 and min(landed.values()) >= 6, landed
 
 
