@@ -18,6 +18,7 @@ from rnnlab.recurrent import diagnostics, init
 from rnnlab.recurrent.diagnostics import GradientFlow, gradient_flow, jacobian_norms, spectral_radius
 from rnnlab.recurrent.engine import flush_denormals, release_buffers
 from rnnlab.recurrent.modules import GRU, LSTM, RNN, convert, from_torch, make_recurrent, to_torch
+from rnnlab.recurrent.monitor import Monitor, monitor
 from rnnlab.recurrent.recording import GradientRecorder, record_gradients
 
 try:
@@ -31,6 +32,7 @@ __all__ = [
     "RNN",
     "GradientFlow",
     "GradientRecorder",
+    "Monitor",
     "__version__",
     "clip_gradients",
     "convert",
@@ -41,6 +43,7 @@ __all__ = [
     "init",
     "jacobian_norms",
     "make_recurrent",
+    "monitor",
     "record_gradients",
     "release_buffers",
     "spectral_radius",

@@ -96,7 +96,7 @@ def record_gradients(
     if not found:
         raise TypeError(
             f"record_gradients: {type(model).__name__} contains no rnnlab RNN/LSTM/GRU; "
-            "convert torch.nn recurrent modules with rnnlab.from_torch"
+            "convert the torch.nn ones inside it with rnnlab.convert(model)"
         )
     recorder = GradientRecorder(per_sample=per_sample, keep_vectors=keep_vectors)
     previous = [m._recording for _, m in found]

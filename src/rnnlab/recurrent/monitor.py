@@ -1,0 +1,205 @@
+"""Watch the gradient's reach in your own training loop: `rnnlab.monitor(model, every=N)`.
+
+    monitor = rnnlab.monitor(model, every=50)      # converts model's nn.RNN/LSTM/GRU in place
+    for x, y in data:                               # your loop, your loss: nothing else changes
+        loss = loss_fn(model(x), y)
+        loss.backward(); optimizer.step(); optimizer.zero_grad()
+    monitor.table()                                 # one row per recorded step, layer: horizon, decay, …
+    monitor.plot()                                  # a matplotlib Figure (shows inline in Jupyter)
+
+Every `every`-th training forward of the model is recorded: its backward hands ‖∂L/∂h_t‖ of every step and
+layer to the monitor, computed by the BPTT engine from the user's real loss (no probe loss, no extra pass).
+The other forwards run with recording off, exactly as without a monitor. From each recorded profile the
+monitor derives the gradient horizon (the largest lag at which ‖∂L/∂h_t‖ is still ≥ `threshold` × its value
+at the last step) and the per-step decay rate, and warns once per layer, in words, when the horizon is far
+shorter than the sequences the layer sees.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnlab.recurrent.diagnostics import fit_decay, horizon
+from rnnlab.recurrent.modules import convert, recurrent_modules
+from rnnlab.recurrent.recording import GradientRecorder
+
+FAR_SHORTER = 0.25  # warn when a layer's horizon is below this fraction of its sequence length
+
+
+class HorizonWarning(UserWarning):
+    """A recurrent layer learns from much less of the past than its sequences hold."""
+
+
+@dataclass
+class MonitorRow:
+    """One recorded backward of one layer."""
+
+    step: int  # the training forward it belongs to (0-based)
+    module: str  # the recurrent module's name inside the model
+    layer: int
+    seq_len: int
+    horizon: int  # steps back the gradient still reaches (≥ threshold × its value at the last step)
+    decay_rate: float  # per-step factor of the fitted geometric decay
+    profile: list[float] = field(repr=False)  # ‖∂L/∂h‖ (batch mean) by lag, lag 0 = the last step
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("step", "module", "layer", "seq_len", "horizon", "decay_rate")}
+
+
+_ADVICE = {
+    "LSTM": "chrono initialisation (rnnlab.init.apply(lstm, 'chrono', t_max=T)) or a forget-gate bias of 1 "
+    "(rnnlab.init.apply(lstm, 'forget_bias'))",
+    "GRU": "orthogonal recurrent weights (rnnlab.init.apply(gru, 'orthogonal')) or an LSTM with chrono initialisation",
+    "RNN": "a gated cell (LSTM with chrono initialisation, or GRU), identity initialisation with ReLU (IRNN: "
+    "rnnlab.init.apply(rnn, 'identity')) or orthogonal recurrent weights",
+}
+
+
+class Monitor:
+    """Records the gradient's reach every `every` training forwards of `model`; see the module docstring.
+
+    **Arguments**: `model` any nn.Module holding torch.nn or rnnlab RNN/LSTM/GRU layers (torch.nn ones are
+    converted in place, with identical numbers); `every` record one training forward in this many;
+    `threshold` the horizon's relative threshold; `warn` warn once per layer when its horizon is below a
+    quarter of its sequence length.
+    """
+
+    def __init__(self, model: nn.Module, every: int = 10, threshold: float = 1e-3, warn: bool = True):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"monitor: every must be a positive integer, got {every!r}")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"monitor: threshold must be in (0, 1], got {threshold!r}")
+        self.model = convert(model)
+        self.modules = recurrent_modules(self.model)
+        if not self.modules:
+            raise TypeError(f"monitor: {type(model).__name__} holds no RNN, LSTM or GRU layer to watch")
+        self.every, self.threshold, self.warn = every, threshold, warn
+        self.forwards = 0  # training forwards seen
+        self.rows: list[MonitorRow] = []
+        # One recorder per recorded forward, until its backward has reported for every module: a recorded
+        # forward without a backward (or one whose backward comes late) never mixes with another step.
+        self._pending: dict[int, GradientRecorder] = {}
+        self._warned: set[tuple[str, int]] = set()
+        self._hooks = [
+            self.model.register_forward_pre_hook(self._before_forward),
+            self.model.register_forward_hook(self._after_forward),
+        ]
+
+    # ------------------------------------------------------------------------------------------ hooks
+
+    def _before_forward(self, module, args) -> None:
+        self._consume()
+        if not (self.model.training and torch.is_grad_enabled()):
+            return
+        if self.forwards % self.every == 0:
+            recorder = self._pending[self.forwards] = GradientRecorder()
+            for name, m in self.modules:
+                m._recording = (recorder, name or type(m).__name__)
+        self.forwards += 1
+
+    def _after_forward(self, module, args, output) -> None:
+        # The engine took the recorder when the forward ran; the backward of this forward will use it.
+        for _, m in self.modules:
+            m._recording = None
+
+    def close(self) -> None:
+        """Stop watching (the model stays converted)."""
+        for hook in self._hooks:
+            hook.remove()
+        for _, m in self.modules:
+            m._recording = None
+
+    # ------------------------------------------------------------------------------------------ results
+
+    def _consume(self) -> None:
+        """Turn the records of finished backwards into rows (and warnings), oldest step first."""
+        for step in sorted(self._pending):
+            records = self._pending[step].records
+            if len(records) < len(self.modules):
+                continue  # its backward has not run (yet) for every module
+            del self._pending[step]
+            for record in records[: len(self.modules)]:
+                for layer, norms in enumerate(record.norms):
+                    profile = norms.flip(0)  # (T,) by lag: lag 0 is the last step
+                    row = MonitorRow(
+                        step=step,
+                        module=record.module,
+                        layer=layer,
+                        seq_len=len(profile),
+                        horizon=horizon(profile, self.threshold),
+                        decay_rate=fit_decay(profile).rate,
+                        profile=[float(v) for v in profile],
+                    )
+                    self.rows.append(row)
+                    self._maybe_warn(row)
+
+    def _maybe_warn(self, row: MonitorRow) -> None:
+        key = (row.module, row.layer)
+        if not self.warn or key in self._warned or row.horizon >= FAR_SHORTER * row.seq_len:
+            return
+        self._warned.add(key)
+        kind = next(m for n, m in self.modules if (n or type(m).__name__) == row.module)._kind
+        warnings.warn(
+            f"rnnlab.monitor: {row.module} layer {row.layer} sees about {row.horizon} steps back (its gradient "
+            f"falls below {self.threshold:g} of its value at the last step); its sequences are {row.seq_len} "
+            f"long, so it cannot learn dependencies longer than that. Try: {_ADVICE[kind]}.",
+            HorizonWarning,
+            stacklevel=4,
+        )
+
+    @property
+    def history(self) -> list[MonitorRow]:
+        """Every recorded (step, module, layer) so far, oldest first."""
+        self._consume()
+        return list(self.rows)
+
+    def table(self) -> list[dict[str, Any]]:
+        """The history as plain rows (`pandas.DataFrame(monitor.table())` makes a data frame of it)."""
+        return [row.as_dict() for row in self.history]
+
+    def horizon(self, module: str | None = None, layer: int = 0) -> int | None:
+        """The most recent horizon of a layer (default: the first recurrent module), or None before any record."""
+        name = module if module is not None else (self.modules[0][0] or type(self.modules[0][1]).__name__)
+        rows = [r for r in self.history if r.module == name and r.layer == layer]
+        return rows[-1].horizon if rows else None
+
+    def plot(self, module: str | None = None, layer: int = 0):
+        """A matplotlib Figure: ‖∂L/∂h_t‖ against lag at each recorded step (left) and the horizon over training
+        (right), for one layer. Displays inline in Jupyter."""
+        from matplotlib.figure import Figure
+
+        name = module if module is not None else (self.modules[0][0] or type(self.modules[0][1]).__name__)
+        rows = [r for r in self.history if r.module == name and r.layer == layer]
+        fig = Figure(figsize=(11, 4), layout="constrained")
+        left, right = fig.subplots(1, 2)
+        cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
+        for index, row in enumerate(rows):
+            colour = cmap(index / max(1, len(rows) - 1)) if cmap else None
+            values = [v if v > 0 else float("nan") for v in row.profile]
+            left.semilogy(range(len(values)), values, color=colour, linewidth=1.2, label=f"step {row.step}")
+        if rows:
+            left.axvline(rows[-1].horizon, color="grey", linestyle="--", linewidth=1,
+                         label=f"horizon at step {rows[-1].step}: {rows[-1].horizon}")  # fmt: skip
+            right.plot([r.step for r in rows], [r.horizon for r in rows], marker="o")
+            right.axhline(rows[-1].seq_len - 1, color="grey", linestyle=":", linewidth=1, label="whole sequence")
+            right.legend(fontsize=8)
+            left.legend(fontsize=7, loc="lower left")
+        left.set_title(f"{name} layer {layer}: ‖∂L/∂h_t‖ of your loss against lag")
+        left.set_xlabel("lag: steps back from the last step")
+        left.set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
+        right.set_title(f"gradient horizon (threshold {self.threshold:g} of lag 0)")
+        right.set_xlabel("training step (forwards of the model)")
+        right.set_ylabel("horizon (steps)")
+        for ax in (left, right):
+            ax.grid(True, alpha=0.3)
+        return fig
+
+
+def monitor(model: nn.Module, every: int = 10, threshold: float = 1e-3, warn: bool = True) -> Monitor:
+    """Watch the gradient's reach in `model` during your own training loop; see `Monitor`."""
+    return Monitor(model, every=every, threshold=threshold, warn=warn)
