@@ -171,15 +171,16 @@ class Monitor:
     def plot(self, module: str | None = None, layer: int = 0):
         """A matplotlib Figure: ‖∂L/∂h_t‖ against lag at each recorded step (left) and the horizon over training
         (right), for one layer. Displays inline in Jupyter."""
+        from matplotlib import colormaps
         from matplotlib.figure import Figure
 
         name = module if module is not None else (self.modules[0][0] or type(self.modules[0][1]).__name__)
         rows = [r for r in self.history if r.module == name and r.layer == layer]
         fig = Figure(figsize=(11, 4), layout="constrained")
         left, right = fig.subplots(1, 2)
-        cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
+        cmap = colormaps["viridis"]  # early steps dark, late steps bright
         for index, row in enumerate(rows):
-            colour = cmap(index / max(1, len(rows) - 1)) if cmap else None
+            colour = cmap(index / max(1, len(rows) - 1))
             values = [v if v > 0 else float("nan") for v in row.profile]
             left.semilogy(range(len(values)), values, color=colour, linewidth=1.2, label=f"step {row.step}")
         if rows:
