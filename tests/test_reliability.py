@@ -263,7 +263,7 @@ def _kill_one_study(rng, study, store, landed: dict, kills: int) -> None:
             continue
         driver.wait(timeout=60)
         driver = None
-        deadline = time.time() + 30
+        deadline = time.time() + 120  # a worker still importing torch on a loaded machine checks only after
         while any(alive(p) for p in workers) and time.time() < deadline:
             time.sleep(0.1)  # orphaned workers exit once they see the driver gone
         assert not any(alive(p) for p in workers), "orphaned workers exited"
