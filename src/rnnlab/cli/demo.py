@@ -87,13 +87,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_verdict(out: Console, store, study) -> None:
+    from rnnlab.lab.store import MetricName
     from rnnlab.lab.study import variant_name
     from rnnlab.report.html import criterion_text, task_level
 
     runs = store.runs(study=study.name)
     lengths = sorted({r.config["seq_len"] for r in runs})
     first = runs[0]
-    chance = task_level(store, first, "chance")
+    chance = task_level(store, first, MetricName.CHANCE)
     table = Table(
         title=f"Verdict: who learns the {first.config['task']} task? (solved = {criterion_text(first)}; "
         f"chance {fmt(chance, 3)})"

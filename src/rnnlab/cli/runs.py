@@ -9,6 +9,7 @@ from rich.table import Table
 
 from rnnlab.cli.common import Parser, console, fmt, fmt_rate, open_store, positive_int, store_option
 from rnnlab.cli.train import print_run
+from rnnlab.lab.store import MetricName
 
 
 def register(sub) -> None:
@@ -99,11 +100,11 @@ def show(args: argparse.Namespace) -> int:
             m, f = metrics.get(step, {}), flows[step]
             evaluations.add_row(
                 str(step),
-                fmt(m.get("test_metric")),
-                fmt(m.get("test_loss")),
-                fmt(m.get("window_train_loss")),
-                fmt(m.get("window_grad_norm")),
-                fmt_rate(m.get("window_clip_rate")),
+                fmt(m.get(MetricName.TEST_METRIC)),
+                fmt(m.get(MetricName.TEST_LOSS)),
+                fmt(m.get(MetricName.WINDOW_TRAIN_LOSS)),
+                fmt(m.get(MetricName.WINDOW_GRAD_NORM)),
+                fmt_rate(m.get(MetricName.WINDOW_CLIP_RATE)),
                 str(f["horizon"]),
                 f"{f['decay_rate']:.3f}",
             )

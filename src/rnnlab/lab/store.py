@@ -78,6 +78,20 @@ CREATE TABLE IF NOT EXISTS flows (
 """
 
 
+class MetricName:
+    """The names of the metrics the store records per run and step — the one place they are spelled."""
+
+    TRAIN_LOSS = "train_loss"  # training loss, every log interval
+    TEST_METRIC = "test_metric"  # the task's metric on the test set, at each evaluation
+    TEST_LOSS = "test_loss"  # the task's loss on the test set, at each evaluation
+    WINDOW_TRAIN_LOSS = "window_train_loss"  # mean training loss since the previous evaluation
+    WINDOW_GRAD_NORM = "window_grad_norm"  # mean pre-clip gradient norm since the previous evaluation
+    WINDOW_CLIP_RATE = "window_clip_rate"  # fraction of updates clipped since the previous evaluation
+    TRAIN_TIME = "train_time"  # seconds spent in updates before the evaluation
+    CHANCE = "chance"  # the task's metric for a memoryless predictor (step 0)
+    BASELINE_LOSS = "baseline_loss"  # the task's loss for that predictor (step 0)
+
+
 class StoreError(ValueError):
     """The store file cannot be used (not an rnnlab store, newer schema, unwritable); one-line message."""
 
@@ -222,18 +236,27 @@ class Store:
         """
         if result["status"] not in FINISHED:
             raise ValueError(f"finish_run needs a finished status {FINISHED}, got {result['status']!r}")
-        metrics = [(run_id, int(step), "train_loss", _real(v)) for step, v in result["train_losses"]]
-        for level in ("chance", "baseline_loss"):  # the task's memoryless levels, so reports need no task
+        metrics = [(run_id, int(step), MetricName.TRAIN_LOSS, _real(v)) for step, v in result["train_losses"]]
+        for level in (
+            MetricName.CHANCE,
+            MetricName.BASELINE_LOSS,
+        ):  # the task's memoryless levels: reports need no task
             if result.get(level) is not None:
                 metrics.append((run_id, 0, level, _real(result[level])))
+        per_evaluation = {
+            "metric": MetricName.TEST_METRIC,
+            "loss": MetricName.TEST_LOSS,
+            "train_loss": MetricName.WINDOW_TRAIN_LOSS,
+            "grad_norm": MetricName.WINDOW_GRAD_NORM,
+            "clip_rate": MetricName.WINDOW_CLIP_RATE,
+        }
         flows = []
         for e in result["evaluations"]:
             step = int(e["step"])
-            for key in ("metric", "loss", "train_loss", "grad_norm", "clip_rate"):
-                name = f"test_{key}" if key in ("metric", "loss") else f"window_{key}"
+            for key, name in per_evaluation.items():
                 metrics.append((run_id, step, name, _real(e[key])))
             if "train_time" in e:  # seconds of updates before this evaluation (results from rnnlab ≥ 0.2)
-                metrics.append((run_id, step, "train_time", _real(e["train_time"])))
+                metrics.append((run_id, step, MetricName.TRAIN_TIME, _real(e["train_time"])))
             if e.get("flow"):
                 f = e["flow"]
                 flows.append((run_id, step, f["horizon"], f["decay_rate"], f["r2"], json.dumps(f["profile"])))

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlab.lab.store import Run, Store
+from rnnlab.lab.store import MetricName, Run, Store
 from rnnlab.report import plots
 
 
@@ -41,8 +41,8 @@ def curves(store: Store, runs: list[Run]) -> list[Curve]:
     for run in runs:
         if run.status == "running":
             continue
-        metric = {step: value for step, _, value in store.metrics(run.id, "test_metric") if value is not None}
-        seconds = {step: value for step, _, value in store.metrics(run.id, "train_time") if value is not None}
+        metric = {step: value for step, _, value in store.metrics(run.id, MetricName.TEST_METRIC) if value is not None}
+        seconds = {step: value for step, _, value in store.metrics(run.id, MetricName.TRAIN_TIME) if value is not None}
         steps = sorted(set(metric) & set(seconds))
         if steps:
             per_update = characters_per_update(run)

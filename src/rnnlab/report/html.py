@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlab.lab.store import Run, Store
+from rnnlab.lab.store import MetricName, Run, Store
 from rnnlab.lab.study import check_name, variant_name
 from rnnlab.lab.tasks import StreamTask, get_task_class
 from rnnlab.report import plots
@@ -153,14 +153,16 @@ def build_report(
         for t, group in by_length.items():
             seeds = []
             for r in group:
-                points = [(step, value) for step, _, value in store.metrics(r.id, "test_metric") if value is not None]
+                points = [
+                    (step, value) for step, _, value in store.metrics(r.id, MetricName.TEST_METRIC) if value is not None
+                ]
                 if points:
                     seeds.append(([p[0] for p in points], [p[1] for p in points]))
             if seeds:
                 curves[f"T = {t}"][variant] = seeds
     if curves:
         lower_better = task_cls is not None and not task_cls.metric.higher_is_better
-        chance = task_level(store, runs[0], "chance") if runs else None
+        chance = task_level(store, runs[0], MetricName.CHANCE) if runs else None
         path = plots.learning_curves(
             dict(sorted(curves.items(), key=lambda kv: _length_key(kv[0]))),
             out / "learning-curves.png",
@@ -213,7 +215,9 @@ def build_report(
                     tds += "<td>–</td>"
                     continue
                 group = by_length[t]
-                baseline = task_level(store, group[0], "baseline_loss") if _criterion_is_baseline(group[0]) else None
+                baseline = (
+                    task_level(store, group[0], MetricName.BASELINE_LOSS) if _criterion_is_baseline(group[0]) else None
+                )
                 text, all_solved = success_cell(group, baseline)
                 tds += f'<td class="{"ok" if all_solved else "bad"}">{_e(text)}</td>'
             body += f"<tr><th>{_e(variant)}</th>{tds}</tr>"
