@@ -98,7 +98,9 @@ def profiles_before_after(
                     continue
                 middle, low, high = _band(profiles)
                 lags = range(len(middle))
-                ax.semilogy(lags, middle, color=colours[label], linewidth=1.5, label=f"{label} ({len(profiles)} seeds)")
+                ax.semilogy(
+                    lags, middle, color=colours[label], linewidth=1.5, label=f"{label} ({_seeds(len(profiles))})"
+                )
                 if len(profiles) > 1:
                     ax.fill_between(
                         lags,
@@ -118,9 +120,18 @@ def profiles_before_after(
 
 
 def _colours(labels) -> dict[str, str]:
-    """A stable colour per label (sorted), from matplotlib's default cycle."""
-    cycle = [f"C{i}" for i in range(10)]
-    return {label: cycle[i % len(cycle)] for i, label in enumerate(sorted(labels))}
+    """A distinct, stable colour per label (sorted): matplotlib's default cycle, or tab20 beyond 10 labels."""
+    from matplotlib import colormaps
+
+    ordered = sorted(labels)
+    if len(ordered) <= 10:
+        return {label: f"C{i}" for i, label in enumerate(ordered)}
+    palette = colormaps["tab20"]
+    return {label: palette(i % 20) for i, label in enumerate(ordered)}
+
+
+def _seeds(count: int) -> str:
+    return "1 seed" if count == 1 else f"{count} seeds"
 
 
 def flow_heatmaps(runs: Mapping[str, tuple[list[int], list[list[float]]]], path, title: str) -> Path:
@@ -183,7 +194,7 @@ def learning_curves(
     for ax, (panel, curves) in zip(axes, panels.items(), strict=False):
         for label, seeds in curves.items():
             for index, (steps, values) in enumerate(seeds):
-                name = f"{label} ({len(seeds)} seeds)" if index == 0 else None
+                name = f"{label} ({_seeds(len(seeds))})" if index == 0 else None
                 ax.plot(steps, values, color=colours[label], label=name, linewidth=1.1, alpha=0.85)
         if chance is not None:
             ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance level")
@@ -252,7 +263,7 @@ def budget_curves(
     colours = _colours(variants)
     for label, seeds in variants.items():
         for index, (chars, seconds, values) in enumerate(seeds):
-            name = f"{label} ({len(seeds)} seeds)" if index == 0 else None
+            name = f"{label} ({_seeds(len(seeds))})" if index == 0 else None
             axes[0].plot([c / 1e6 for c in chars], values, color=colours[label], label=name, linewidth=1.1)
             axes[1].plot(seconds, values, color=colours[label], linewidth=1.1)
     axes[0].set_xlabel("characters seen (millions, all streams)")
