@@ -190,15 +190,14 @@ def _record(store: Store, summary: SweepSummary, job: _Job, outcome: Callable[[]
 
 def _outcome(result: dict[str, Any]) -> str:
     """One line on a finished run, e.g. 'solved at step 1250 · mse 0.0081 · 41 s'."""
-    from rnnlab.report.format import fmt
-
     if result["status"] == "solved":
         head = f"solved at step {result['solved_at']}"
     elif result["status"] == "diverged":
         head = f"diverged at step {result['diverged_at']}"
     else:
         head = f"{result['status']} after {result['steps']} steps"
-    return f"{head} · {result['metric_name']} {fmt(result['final_metric'], 4)} · {result['wall_time']:.0f} s"
+    metric = "-" if result["final_metric"] is None else f"{result['final_metric']:.4g}"  # lab does not import report
+    return f"{head} · {result['metric_name']} {metric} · {result['wall_time']:.0f} s"
 
 
 def _run_local(jobs, store, summary, workers, threads, address, display, restarts: int = 3) -> None:

@@ -420,8 +420,9 @@ _MODULES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}  # rnnlab's module for each to
 
 
 def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
-    """Every rnnlab recurrent module inside `model` (itself included), with its qualified name."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
+    """Every rnnlab recurrent module inside `model` (itself included), with its qualified name — the class
+    name for `model` itself — as recordings and the monitor name it."""
+    return [(name or type(m).__name__, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
 
 
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:

@@ -99,7 +99,7 @@ class Monitor:
         if self.forwards % self.every == 0:
             recorder = self._pending[self.forwards] = GradientRecorder()
             for name, m in self.modules:
-                m._recording = (recorder, name or type(m).__name__)
+                m._recording = (recorder, name)
         self.forwards += 1
 
     def _after_forward(self, module, args, output) -> None:
@@ -143,7 +143,7 @@ class Monitor:
         if not self.warn or key in self._warned or row.horizon >= FAR_SHORTER * row.seq_len:
             return
         self._warned.add(key)
-        kind = next(m for n, m in self.modules if (n or type(m).__name__) == row.module)._kind
+        kind = dict(self.modules)[row.module]._kind
         warnings.warn(
             f"rnnlab.monitor: {row.module} layer {row.layer} sees about {row.horizon} steps back (its gradient "
             f"falls below {self.threshold:g} of its value at the last step); its sequences are {row.seq_len} "
@@ -162,10 +162,14 @@ class Monitor:
         """The history as plain rows (`pandas.DataFrame(monitor.table())` makes a data frame of it)."""
         return [row.as_dict() for row in self.history]
 
+    def _rows(self, module: str | None, layer: int) -> list[MonitorRow]:
+        """The history of one layer; `module` defaults to the first recurrent module."""
+        name = module if module is not None else self.modules[0][0]
+        return [r for r in self.history if r.module == name and r.layer == layer]
+
     def horizon(self, module: str | None = None, layer: int = 0) -> int | None:
         """The most recent horizon of a layer (default: the first recurrent module), or None before any record."""
-        name = module if module is not None else (self.modules[0][0] or type(self.modules[0][1]).__name__)
-        rows = [r for r in self.history if r.module == name and r.layer == layer]
+        rows = self._rows(module, layer)
         return rows[-1].horizon if rows else None
 
     def plot(self, module: str | None = None, layer: int = 0):
@@ -174,8 +178,8 @@ class Monitor:
         from matplotlib import colormaps
         from matplotlib.figure import Figure
 
-        name = module if module is not None else (self.modules[0][0] or type(self.modules[0][1]).__name__)
-        rows = [r for r in self.history if r.module == name and r.layer == layer]
+        rows = self._rows(module, layer)
+        name = module if module is not None else self.modules[0][0]
         fig = Figure(figsize=(11, 4), layout="constrained")
         left, right = fig.subplots(1, 2)
         cmap = colormaps["viridis"]  # early steps dark, late steps bright

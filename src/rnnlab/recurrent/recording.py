@@ -101,7 +101,7 @@ def record_gradients(
     recorder = GradientRecorder(per_sample=per_sample, keep_vectors=keep_vectors)
     previous = [m._recording for _, m in found]
     for name, m in found:
-        m._recording = (recorder, name or type(m).__name__)
+        m._recording = (recorder, name)
     try:
         yield recorder
     finally:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnlab.lab.store import MetricName, Run, Store
+from rnnlab.lab.study import variant_name
 from rnnlab.report import plots
 
 
@@ -73,9 +74,7 @@ def _seconds(curve: Curve) -> list[float]:
     return curve.seconds
 
 
-def budget_section(
-    store: Store, runs: list[Run], out: Path, variant_of: Callable[[Run], str], metric: str
-) -> tuple[list[tuple[str, Path, str]], str]:
+def budget_section(store: Store, runs: list[Run], out: Path, metric: str) -> tuple[list[tuple[str, Path, str]], str]:
     """Figures and an HTML table comparing the variants at equal characters and at equal training time."""
     from html import escape
 
@@ -84,7 +83,7 @@ def budget_section(
         return [], ""
     by_variant: dict[str, list[Curve]] = {}
     for curve in all_curves:
-        by_variant.setdefault(variant_of(curve.run), []).append(curve)
+        by_variant.setdefault(variant_name(curve.run.name), []).append(curve)
     path = plots.budget_curves(
         {v: [(c.chars, c.seconds, c.values) for c in cs] for v, cs in by_variant.items()},
         out / "budget-curves.png",

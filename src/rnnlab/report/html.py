@@ -41,10 +41,6 @@ def _fmt(value, digits: int = 4) -> str:
     return fmt(value, digits, missing="–")
 
 
-def _variant(run: Run) -> str:
-    return variant_name(run.name)
-
-
 def _seq_len(run: Run) -> int:
     return run.config.get("seq_len") or 0
 
@@ -54,7 +50,7 @@ def _by_variant_and_length(runs: list[Run]) -> dict[str, dict[int, list[Run]]]:
     groups: dict[str, dict[int, list[Run]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
         if r.status != "running":
-            groups[_variant(r)][_seq_len(r)].append(r)
+            groups[variant_name(r.name)][_seq_len(r)].append(r)
     return groups
 
 
@@ -180,7 +176,7 @@ def build_report(
         )
 
     if task_cls is not None and issubclass(task_cls, StreamTask):
-        figures, budget_table = budget_section(store, runs, out, _variant, metric)
+        figures, budget_table = budget_section(store, runs, out, metric)
         images += figures
     else:
         budget_table = ""
