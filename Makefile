@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Re-install whenever the dependencies change.
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,ray
+EXTRAS ?= dev,ray,tensorboard,lightning
 
 .PHONY: setup browser test test-slow lint format demo study bench clean
 

@@ -115,6 +115,9 @@ def test_plot_is_a_figure_that_explains_itself():
     assert isinstance(figure, Figure)
     titles = [ax.get_title() for ax in figure.axes]
     assert any("against lag" in t for t in titles) and any("gradient horizon" in t for t in titles)
+    heatmap = monitor.heatmap(layer=1)
+    assert "rnn layer 1" in heatmap.axes[0].get_title() and heatmap.axes[0].get_images(), "the profile as an image"
+    assert heatmap.axes[0].get_xlabel().startswith("lag")
 
 
 def test_bad_arguments_are_clear_errors():

@@ -39,7 +39,7 @@ class HorizonWarning(UserWarning):
 class MonitorRow:
     """One recorded backward of one layer."""
 
-    step: int  # the training forward it belongs to (0-based)
+    step: int  # the training step it belongs to: the count of training forwards (0-based), or begin_step's label
     module: str  # the recurrent module's name inside the model
     layer: int
     seq_len: int
@@ -66,10 +66,13 @@ class Monitor:
     **Arguments**: `model` any nn.Module holding torch.nn or rnnlab RNN/LSTM/GRU layers (torch.nn ones are
     converted in place, with identical numbers); `every` record one training forward in this many;
     `threshold` the horizon's relative threshold; `warn` warn once per layer when its horizon is below a
-    quarter of its sequence length.
+    quarter of its sequence length; `hooks` count each training forward of `model` as a step (False: the
+    caller marks steps with `begin_step` / `end_step`, e.g. once per batch of several forwards).
     """
 
-    def __init__(self, model: nn.Module, every: int = 10, threshold: float = 1e-3, warn: bool = True):
+    def __init__(
+        self, model: nn.Module, every: int = 10, threshold: float = 1e-3, warn: bool = True, hooks: bool = True
+    ):
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"monitor: every must be a positive integer, got {every!r}")
         if not 0 < threshold <= 1:
@@ -79,33 +82,48 @@ class Monitor:
         if not self.modules:
             raise TypeError(f"monitor: {type(model).__name__} holds no RNN, LSTM or GRU layer to watch")
         self.every, self.threshold, self.warn = every, threshold, warn
-        self.forwards = 0  # training forwards seen
+        self.forwards = 0  # training steps seen (forwards of the model, or begin_step calls)
         self.rows: list[MonitorRow] = []
         # One recorder per recorded forward, until its backward has reported for every module: a recorded
         # forward without a backward (or one whose backward comes late) never mixes with another step.
         self._pending: dict[int, GradientRecorder] = {}
         self._warned: set[tuple[str, int]] = set()
-        self._hooks = [
-            self.model.register_forward_pre_hook(self._before_forward),
-            self.model.register_forward_hook(self._after_forward),
-        ]
+        self._hooks = []
+        if hooks:
+            self._hooks = [
+                self.model.register_forward_pre_hook(self._before_forward),
+                self.model.register_forward_hook(self._after_forward),
+            ]
 
-    # ------------------------------------------------------------------------------------------ hooks
+    # ------------------------------------------------------------------------------------------ steps
 
-    def _before_forward(self, module, args) -> None:
+    def begin_step(self, step: int | None = None) -> None:
+        """Start a training step: if it is one in `every`, the forwards until `end_step` are recorded, and their
+        backward reports to the monitor (with several forwards in one step, e.g. truncated BPTT chunks, the
+        first backward to arrive). The forward hooks call this for each training forward; with `hooks=False` a
+        framework calls it itself (the Lightning callback, once per batch). `step` labels the rows (default:
+        the count of training steps so far)."""
         self._consume()
         if not (self.model.training and torch.is_grad_enabled()):
             return
         if self.forwards % self.every == 0:
-            recorder = self._pending[self.forwards] = GradientRecorder()
+            label = self.forwards if step is None else step
+            recorder = self._pending[label] = GradientRecorder()
             for name, m in self.modules:
                 m._recording = (recorder, name)
         self.forwards += 1
 
-    def _after_forward(self, module, args, output) -> None:
+    def end_step(self) -> None:
+        """End a training step's forwards: later forwards are not recorded until the next `begin_step`."""
         # The engine took the recorder when the forward ran; the backward of this forward will use it.
         for _, m in self.modules:
             m._recording = None
+
+    def _before_forward(self, module, args) -> None:
+        self.begin_step()
+
+    def _after_forward(self, module, args, output) -> None:
+        self.end_step()
 
     def close(self) -> None:
         """Stop watching (the model stays converted)."""
@@ -202,6 +220,36 @@ class Monitor:
         right.set_ylabel("horizon (steps)")
         for ax in (left, right):
             ax.grid(True, alpha=0.3)
+        return fig
+
+    def heatmap(self, module: str | None = None, layer: int = 0):
+        """A matplotlib Figure: log₁₀‖∂L/∂h_t‖ by lag (x) and recorded step (y) for one layer, the horizon of
+        each step marked: the whole profile over training in one picture (TensorBoard gets it as an image)."""
+        import math
+
+        from matplotlib.figure import Figure
+
+        rows = self._rows(module, layer)
+        name = module if module is not None else self.modules[0][0]
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.subplots()
+        ax.set_title(f"{name} layer {layer}: log₁₀‖∂L/∂h_t‖ of your loss over training")
+        ax.set_xlabel("lag: steps back from the last step")
+        ax.set_ylabel("training step")
+        if not rows:
+            ax.text(0.5, 0.5, "nothing recorded yet", ha="center", va="center", transform=ax.transAxes)
+            return fig
+        width = max(r.seq_len for r in rows)  # rows of shorter sequences are padded with NaN (drawn blank)
+        values = [[math.log10(v) if v > 0 else math.nan for v in r.profile] + [math.nan] * (width - r.seq_len)
+                  for r in rows]  # fmt: skip
+        image = ax.imshow(values, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
+                          extent=(-0.5, width - 0.5, -0.5, len(rows) - 0.5))  # fmt: skip
+        ax.plot([r.horizon for r in rows], range(len(rows)), color="white", marker="|", linestyle="--",
+                linewidth=1, label=f"horizon (threshold {self.threshold:g} of lag 0)")  # fmt: skip
+        shown = range(0, len(rows), max(1, len(rows) // 8))  # at most ~8 labelled rows
+        ax.set_yticks(list(shown), [str(rows[i].step) for i in shown])
+        ax.legend(fontsize=8, loc="upper right")
+        fig.colorbar(image, ax=ax, label="log₁₀ ‖∂L/∂h_t‖₂ (batch mean; blank: zero)")
         return fig
 
 
