@@ -199,3 +199,56 @@ def test_facts_at_fixed_seeds():
     assert 2.2 * lstm_default <= forget <= 4 * lstm_default  # forget bias 1 roughly triples it
     assert 80 <= chrono <= 110
     assert 55 <= orthogonal <= 100
+
+
+def _render(figure):
+    """Draw the figure with the non-interactive Agg canvas (as savefig does), so a broken artist fails here."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    assert isinstance(figure, Figure)
+    figure.savefig(io.BytesIO(), format="png")
+
+
+def _horizon_line(ax):
+    (line,) = [line for line in ax.get_lines() if line.get_label().startswith("horizon:")]
+    return line
+
+
+def test_flow_plot_marks_the_horizon_of_the_closed_form():
+    module, x = _scaled_orthogonal_linear_rnn(0.8)
+    flow = diagnostics.gradient_flow(module, x)
+    figure = flow.plot(threshold=1e-3)
+    _render(figure)
+    (ax,) = figure.axes
+    assert flow.horizon(1e-3) == 30  # 0.8^30 ≈ 1.2e-3 ≥ 1e-3 > 0.8^31
+    assert list(_horizon_line(ax).get_xdata()) == [30, 30]
+    assert ax.get_title() == "layer 0: the gradient against lag (horizon 30 of 59 steps)"
+    assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("lag") and "‖∂L/∂h_t‖₂" in ax.get_ylabel()
+    assert "×0.800 per step" in ax.get_lines()[0].get_label()
+
+
+def test_lstm_flow_plot_shows_the_cell_state_too():
+    torch.manual_seed(0)
+    flow = diagnostics.gradient_flow(torch.nn.LSTM(2, 8, num_layers=2), torch.randn(20, 3, 2))
+    figure = flow.plot(layer=0)
+    _render(figure)
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert any("‖∂L/∂c_t‖" in label for label in labels) and figure.axes[0].get_title().startswith("layer 0:")
+
+
+def test_comparison_plots_explain_themselves():
+    specs = [diagnostics.ModelSpec.parse(s) for s in ("rnn_tanh", "lstm:chrono")]
+    results = diagnostics.compare(specs, seq_len=40, hidden_size=16, batch_size=4)
+    single = results[1].plot()
+    _render(single)
+    assert single.axes[0].get_title().startswith("lstm:chrono: the gradient against lag (spectral radius")
+    together = diagnostics.plot_comparison(results)
+    _render(together)
+    (ax,) = together.axes
+    curves = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
+    for result in results:
+        label = f"{result.spec.label} (horizon {result.flow.horizon()})"
+        assert curves[label][0] == 1.0, "each profile relative to its lag 0, so the threshold line is its horizon"
+    assert "horizon threshold (0.001)" in curves

@@ -85,6 +85,44 @@ class GradientFlow:
         still learn from. T−1 means "at least the whole sequence"."""
         return horizon(self.profile(layer), threshold)
 
+    def plot(self, layer: int = -1, threshold: float = 1e-3, title: str | None = None):
+        """A matplotlib Figure: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖ for an LSTM) of `layer` against lag, log scale, with
+        the horizon at `threshold` marked and the fitted decay rate in the legend. Displays inline in Jupyter."""
+        from matplotlib.figure import Figure
+
+        index = range(self.norms.shape[0])[layer]  # -1 → the top layer's number, for the labels
+        fit, reach = self.decay_rate(layer), self.horizon(threshold, layer)
+        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        ax = fig.subplots()
+        _draw_profile(ax, self.profile(layer), f"‖∂L/∂h_t‖ (×{fit.rate:.3f} per step, r² {fit.r2:.2f})", "C0")
+        if self.cell_norms is not None:
+            _draw_profile(ax, self.cell_norms[layer].flip(0), "‖∂L/∂c_t‖ (LSTM cell state)", "C1", linestyle="--")
+        _mark_horizon(ax, reach, threshold, "C0")
+        ax.set_title(
+            title or f"layer {index}: the gradient against lag (horizon {reach} of {self.num_steps - 1} steps)"
+        )
+        _label_axes(ax)
+        return fig
+
+
+def _draw_profile(ax, profile: Tensor, label: str, colour, linestyle: str = "-") -> None:
+    """One profile by lag on a log axis; exact zeros (underflow) are left out rather than drawn at -inf."""
+    values = profile.detach().to(torch.float64).cpu()
+    values = torch.where(values > 0, values, torch.nan)
+    ax.semilogy(range(len(values)), values.numpy(), color=colour, linestyle=linestyle, linewidth=1.5, label=label)
+
+
+def _mark_horizon(ax, reach: int, threshold: float, colour, name: str = "") -> None:
+    ax.axvline(reach, color=colour, linestyle=":", linewidth=1.2,
+               label=f"{name}horizon: {reach} steps (≥ {threshold:g} × lag 0)")  # fmt: skip
+
+
+def _label_axes(ax) -> None:
+    ax.set_xlabel("lag: steps back from the last step (T − 1 − t)")
+    ax.set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+
 
 def fit_decay(profile: Tensor) -> DecayFit:
     """Fit log(profile[lag]) = a + lag·log(rate) on the lags with a normal, finite, positive value."""
@@ -282,6 +320,32 @@ class Comparison:
     spec: ModelSpec
     flow: GradientFlow
     radius: Tensor  # (L, G) spectral radius of the recurrent gate blocks
+
+    def plot(self, layer: int = -1, threshold: float = 1e-3):
+        """This model's `GradientFlow.plot`, titled with its name and spectral radius."""
+        radius = ", ".join(f"{float(r):.2f}" for r in self.radius[layer])
+        title = f"{self.spec.label}: the gradient against lag (spectral radius of W_hh blocks: {radius})"
+        return self.flow.plot(layer=layer, threshold=threshold, title=title)
+
+
+def plot_comparison(results: list[Comparison], threshold: float = 1e-3, layer: int = -1):
+    """A matplotlib Figure: every model of `compare` on one axis, each profile divided by its value at lag 0
+    (the horizon is relative to it, so the dashed threshold line meets each curve at its horizon)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    for index, result in enumerate(results):
+        profile = result.flow.profile(layer).detach().to(torch.float64)
+        relative = profile / profile[0] if profile[0] > 0 else profile
+        reach = result.flow.horizon(threshold, layer)
+        _draw_profile(ax, relative, f"{result.spec.label} (horizon {reach})", f"C{index % 10}")
+    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"horizon threshold ({threshold:g})")
+    steps = results[0].flow.num_steps if results else 0
+    ax.set_title(f"The gradient against lag, untrained models, T = {steps}")
+    _label_axes(ax)
+    ax.set_ylabel("‖∂L/∂h_t‖₂ relative to lag 0 (batch mean, log scale)")
+    return fig
 
 
 def compare(
