@@ -15,6 +15,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+import rnnlab
 from rnnlab.recurrent import native
 from tests.conftest import make_pair
 
@@ -126,6 +127,53 @@ def test_float32_at_onednn_sizes_matches_torch_nn(ext, cell, mode):
         assert_close(g_new, g_ref, rtol=1e-4, atol=1e-4 * g_ref.abs().max().item())
 
 
+def test_the_per_step_product_path_switches_at_its_thresholds(ext):
+    """LSTM, 4 gates: work per step = B·H·4H multiply-adds. One MKL thread below 2^19 (B=31, H=64), the
+    library's threads from 2^19 on (B=32); float32 goes to oneDNN from 2^23 on (B=32, H=256), float64 never."""
+    f32, f64 = torch.float32, torch.float64
+    assert ext.step_path(f32, 31, 64, 4) == "blas/1 thread"
+    assert ext.step_path(f32, 32, 64, 4) == "blas"
+    assert ext.step_path(f32, 31, 256, 4) == "blas"
+    assert ext.step_path(f32, 32, 256, 4) == "onednn"
+    assert ext.step_path(f64, 32, 256, 4) == "blas"
+    ext.set_gemm("aten")  # oneDNN switched off: the same product stays with the BLAS
+    assert ext.step_path(f32, 32, 256, 4) == "blas"
+
+
+@pytest.mark.parametrize(
+    ("cell", "batch", "hidden", "path"),
+    [
+        ("lstm", 1, 16, "blas/1 thread"),
+        ("gru", 3, 24, "blas/1 thread"),
+        ("rnn_tanh", 2, 40, "blas/1 thread"),
+        ("lstm", 32, 64, "blas"),
+        ("gru", 48, 64, "blas"),
+        ("rnn_tanh", 128, 64, "blas"),
+        ("lstm", 32, 256, "onednn"),
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_per_step_product_path_matches_the_python_loop(ext, cell, batch, hidden, path, dtype, monkeypatch):
+    """The compiled loop against its slow reference, recording on, at shapes where each path is chosen."""
+    gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1}[cell]
+    expected = path if dtype == torch.float32 or path != "onednn" else "blas"
+    assert ext.step_path(dtype, batch, hidden, gates) == expected
+    _, module = make_pair(cell, input_size=5, hidden_size=hidden, dtype=dtype, spread=None)
+    x = torch.randn(6, batch, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    weights = torch.linspace(-1, 1, hidden, dtype=dtype)
+    results = []
+    for engine in ("auto", "python"):
+        monkeypatch.setenv("RNNLAB_ENGINE", engine)
+        module.zero_grad()
+        with rnnlab.record_gradients(module, per_sample=True) as rec:
+            out, _ = module(x)
+            (out * weights).square().sum().backward()
+        results.append([out.detach(), *(p.grad.clone() for p in module.parameters()), rec.last.per_sample])
+    tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
+    for got, want in zip(*results, strict=True):
+        assert_close(got, want.to(got.dtype), **tol)
+
+
 def _lstm_pair():
     return make_pair("lstm", input_size=8, hidden_size=128, dtype=torch.float32, spread=None)
 
@@ -215,10 +263,9 @@ def test_a_lock_left_by_a_killed_build_does_not_block_the_next_start(tmp_path):
     if native.backend() != "cpp":
         pytest.skip("the compiled engine is not in use here")
     code = "from rnnlab.recurrent import native; print(native.backend())"
-    names = [p for p in Path(cpp_extension._get_build_directory("x", verbose=False)).parent.glob("rnnlab_bptt_*")]
-    for build_dir in names:
-        (build_dir / "lock").write_text("")  # as a killed build leaves it
+    build_dir = Path(cpp_extension._get_build_directory(native.build_name(native.build_flags()), verbose=False))
+    (build_dir / "lock").write_text("")  # as a killed build leaves it
     # torch alone would wait for the lock file to disappear, forever: the timeout is the failure.
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "cpp", done.stderr
-    assert not any((build_dir / "lock").exists() for build_dir in names)
+    assert not (build_dir / "lock").exists()

@@ -36,14 +36,7 @@ def _compile():
             os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     except ImportError:
         pass
-    # -fopenmp: ATen's parallel_for is an inline template whose `#pragma omp parallel` compiles to a serial
-    # loop without it (measured: the LSTM pointwise pass ran on one of two cores). The process has one
-    # OpenMP runtime: PyTorch's libgomp is already loaded under the same soname.
-    flags = ["-O3", "-fopenmp"]
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability in ("AVX2", "AVX512"):
-        # Vectorised exp/tanh come from the Sleef functions libtorch_cpu already exports.
-        flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
+    flags = build_flags()
     name = build_name(flags)
     build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
     # One build at a time per version, under an OS lock that dies with its process: a build killed midway
@@ -64,6 +57,19 @@ def _compile():
             print(f"rnnlab: engine built in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     module.set_gemm(gemm_choice())
     return module
+
+
+def build_flags() -> list[str]:
+    """The compiler flags of this machine's build."""
+    # -fopenmp: ATen's parallel_for is an inline template whose `#pragma omp parallel` compiles to a serial
+    # loop without it (measured: the LSTM pointwise pass ran on one of two cores). The process has one
+    # OpenMP runtime: PyTorch's libgomp is already loaded under the same soname.
+    flags = ["-O3", "-fopenmp"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability in ("AVX2", "AVX512"):
+        # Vectorised exp/tanh come from the Sleef functions libtorch_cpu already exports.
+        flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY_AVX2", "-DCPU_CAPABILITY=AVX2"]
+    return flags
 
 
 def build_name(flags: list[str]) -> str:

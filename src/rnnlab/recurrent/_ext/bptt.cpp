@@ -17,6 +17,7 @@
 #include <list>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 #if defined(__x86_64__)
 #include <xmmintrin.h>
@@ -67,13 +68,19 @@ inline T ssigmoid(T x) {
 }
 
 // Split `rows` batch rows over the intra-op threads. The caller's flush-to-zero / denormals-are-zero bits
-// (rnnlab sets them around the engine) are carried into the workers, which have their own MXCSR.
+// (rnnlab sets them around the engine) are carried into the workers, which have their own MXCSR. A step whose
+// pointwise work fits in one grain runs right here: no parallel region, no MXCSR round trip (at batch 1 the
+// whole step takes a few microseconds, and every fixed cost shows).
 template <typename F>
 void for_rows(int64_t rows, int64_t row_cost, const F& body) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_cost));
+  if (rows <= grain || at::get_num_threads() == 1) {
+    body(0, rows);
+    return;
+  }
 #if defined(__x86_64__)
   const unsigned csr = _mm_getcsr();
 #endif
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, row_cost));
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
 #if defined(__x86_64__)
     const unsigned old = _mm_getcsr();
@@ -246,6 +253,115 @@ at::Tensor matmul(const at::Tensor& a, const at::Tensor& b, bool into_scratch) {
   gemm(a, b, out, false);
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------- per-step product
+
+// The one product of every time step: forward h_{t-1} · W_hhᵀ (B, H)·(H, G·H), backward d_pre · W_hh
+// (B, G·H)·(G·H, H). At small shapes (batch 1, H = 64: ~1 µs of arithmetic) ATen's dispatch and the tensor
+// views around each call cost as much as the product, so the loop hands raw pointers straight to the BLAS
+// libtorch is linked with (MKL's Fortran interface, looked up at run time like oneDNN above; absent in other
+// PyTorch builds, which then keep ATen). Large float32 products still go to oneDNN (`gemm` above).
+// Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ, hence the swapped operands in the calls below.
+using FortranGemm = void (*)(const char*, const char*, const int*, const int*, const int*, const void*, const void*,
+                             const int*, const void*, const int*, const void*, void*, const int*);
+using MklLocalThreads = int (*)(int);
+
+struct Blas {
+  FortranGemm sgemm = nullptr, dgemm = nullptr;
+  MklLocalThreads local_threads = nullptr;  // MKL's per-thread thread count; returns the previous setting
+};
+
+const Blas& blas() {
+  static const Blas found = [] {
+    Blas b;
+    b.sgemm = reinterpret_cast<FortranGemm>(dlsym(RTLD_DEFAULT, "sgemm_"));
+    b.dgemm = reinterpret_cast<FortranGemm>(dlsym(RTLD_DEFAULT, "dgemm_"));
+    b.local_threads = reinterpret_cast<MklLocalThreads>(dlsym(RTLD_DEFAULT, "MKL_Set_Num_Threads_Local"));
+    return b;
+  }();
+  return found;
+}
+
+// Below this many multiply-adds per step, one thread is faster than two: MKL's own threading of a product
+// that takes a few microseconds costs more than it saves (measured on 2 cores: B=20, H=40 LSTM 6.0 → 3.0 µs;
+// B=64, H=32 RNN·4 gates 9.4 → 5.4 µs; from ~2^19 on, (20, 100, 400) and (256, 32, 128), two threads win).
+constexpr int64_t kSingleThreadMaxWork = int64_t(1) << 19;
+
+// Which implementation runs the per-step product; chosen once per loop from the shapes (tested at the
+// thresholds through `step_path`).
+enum class StepPath { kOneDnn = 0, kBlas = 1, kAten = 2 };
+
+StepPath choose_step_path(at::ScalarType dtype, int64_t work) {
+  if (gemm_mode < 0) set_gemm("auto");
+  if (gemm_mode == 1 && dtype == at::kFloat && work >= kOneDnnMinWork) return StepPath::kOneDnn;
+  const Blas& b = blas();
+  if ((dtype == at::kFloat && b.sgemm) || (dtype == at::kDouble && b.dgemm)) return StepPath::kBlas;
+  return StepPath::kAten;
+}
+
+// For tests and benchmarks: the path and thread count the loop would use for a (batch, hidden, gates) layer.
+std::string step_path(at::ScalarType dtype, int64_t batch, int64_t hidden, int64_t gates) {
+  const int64_t work = batch * hidden * gates * hidden;
+  const char* names[] = {"onednn", "blas", "aten"};
+  const bool single = work < kSingleThreadMaxWork && blas().local_threads != nullptr;
+  return std::string(names[int(choose_step_path(dtype, work))]) + (single ? "/1 thread" : "");
+}
+
+// One layer's per-step product, set up once per loop: out (B, N) (+)= in (B, K) · op(W), with W (G·H, H)
+// row-major and op(W) = Wᵀ (forward: K = H, N = G·H) or W (backward: K = G·H, N = H).
+template <typename T>
+class StepProduct {
+ public:
+  StepProduct(const at::Tensor& w_hh, int64_t batch, bool forward)
+      : w_(w_hh.contiguous()), forward_(forward), batch_(batch) {
+    const int64_t rows = w_.size(0), cols = w_.size(1);  // G·H, H
+    k_ = forward ? cols : rows;
+    n_ = forward ? rows : cols;
+    path_ = choose_step_path(w_.scalar_type(), batch * k_ * n_);
+  }
+
+  void operator()(const T* in, T* out, bool accumulate) const {
+    if (path_ == StepPath::kBlas) {
+      const int m = int(batch_), n = int(n_), k = int(k_), ldw = int(w_.size(1));
+      const T alpha(1), beta(accumulate ? 1 : 0);
+      const FortranGemm g = std::is_same_v<T, float> ? blas().sgemm : blas().dgemm;
+      // Column-major: outᵀ (N, B) = op'(W) (N, K) · inᵀ (K, B), W read as its column-major transpose (H, G·H).
+      g(forward_ ? "T" : "N", "N", &n, &m, &k, &alpha, w_.const_data_ptr<T>(), &ldw, in, &k, &beta, out, &n);
+      return;
+    }
+    const auto options = w_.options();
+    at::Tensor a = at::from_blob(const_cast<T*>(in), {batch_, k_}, options);
+    at::Tensor c = at::from_blob(out, {batch_, n_}, options);
+    gemm(a, forward_ ? w_.t() : w_, c, accumulate);
+  }
+
+ private:
+  at::Tensor w_;
+  bool forward_;
+  int64_t batch_, k_ = 0, n_ = 0;
+  StepPath path_ = StepPath::kAten;
+};
+
+// While alive, MKL runs this thread's products on one thread, if the step is small enough to lose by threading.
+class SmallStepThreads {
+ public:
+  explicit SmallStepThreads(int64_t work) {
+    const Blas& b = blas();
+    if (work < kSingleThreadMaxWork && b.local_threads != nullptr) {
+      active_ = true;
+      previous_ = b.local_threads(1);
+    }
+  }
+  ~SmallStepThreads() {
+    if (active_) blas().local_threads(previous_);
+  }
+  SmallStepThreads(const SmallStepThreads&) = delete;
+  SmallStepThreads& operator=(const SmallStepThreads&) = delete;
+
+ private:
+  bool active_ = false;
+  int previous_ = 0;
+};
 
 // ---------------------------------------------------------------------------------------------- pointwise
 
@@ -486,6 +602,8 @@ void vanilla_backward_pointwise(int64_t kind, const T* h_new, const T* dh, const
 
 // x_pre = x W_ih^T without bias: b_x (added to every step's pre-activation) and b_hh (GRU: added to h W_hh^T)
 // are added in the pointwise pass, which saves a pass over the whole (T, B, G·H) projection.
+// Inside the time loop everything is a raw pointer at a fixed stride: a tensor view per step and operand
+// (`hs[t]`, ~0.4 µs each) cost more than the whole step at batch 1.
 std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const at::Tensor& h0, const at::Tensor& c0,
                                 const at::Tensor& w_hh, const c10::optional<at::Tensor>& b_hh,
                                 const c10::optional<at::Tensor>& b_x) {
@@ -517,31 +635,37 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
   const at::Tensor zeros = at::zeros({G * H}, x_pre.options());
   const at::Tensor bias_x = b_x.has_value() ? b_x->contiguous() : zeros;
   const at::Tensor bias_h = b_hh.has_value() ? b_hh->contiguous() : zeros;
-  const at::Tensor w_t = w_hh.t();  // (H, G*H)
+  const int64_t sH = B * H, sG = B * G * H;  // strides of one step in (·, B, H) and (·, B, G·H) tensors
+  SmallStepThreads threads(B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(x_pre.scalar_type(), "rnnlab_forward", [&] {
+    const StepProduct<scalar_t> product(w_hh, B, /*forward=*/true);
+    scalar_t* h = hs.data_ptr<scalar_t>();
+    scalar_t* xp = x_pre.data_ptr<scalar_t>();
+    const scalar_t *bx = bias_x.data_ptr<scalar_t>(), *bh = bias_h.data_ptr<scalar_t>();
     for (int64_t t = 0; t < T; ++t) {
-      at::Tensor h = hs[t];
+      scalar_t* h_new = h + (t + 1) * sH;
+      const scalar_t* h_old = h + t * sH;
       if (lstm) {
-        at::Tensor pre = acts[t];
-        gemm(h, w_t, pre, true);
-        scalar_t *p = pre.data_ptr<scalar_t>(), *c0p = cs[t].data_ptr<scalar_t>(), *c1p = cs[t + 1].data_ptr<scalar_t>();
-        scalar_t *ax = aux[t].data_ptr<scalar_t>(), *h1 = hs[t + 1].data_ptr<scalar_t>();
-        const scalar_t* bx = bias_x.data_ptr<scalar_t>();
-        for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) { lstm_pointwise<scalar_t>(p, bx, c0p, c1p, ax, h1, b0, b1, H); });
+        scalar_t* pre = xp + t * sG;
+        product(h_old, pre, true);
+        scalar_t* c = cs.data_ptr<scalar_t>();
+        scalar_t* ax = aux.data_ptr<scalar_t>() + t * sH;
+        for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) {
+          lstm_pointwise<scalar_t>(pre, bx, c + t * sH, c + (t + 1) * sH, ax, h_new, b0, b1, H);
+        });
       } else if (gru) {
-        gemm(h, w_t, h_pre, false);
-        scalar_t *xp = x_pre[t].data_ptr<scalar_t>(), *hp = h_pre.data_ptr<scalar_t>(), *h0p = h.data_ptr<scalar_t>();
-        scalar_t *a = acts[t].data_ptr<scalar_t>(), *ax = aux[t].data_ptr<scalar_t>(), *h1 = hs[t + 1].data_ptr<scalar_t>();
-        const scalar_t *bx = bias_x.data_ptr<scalar_t>(), *bh = bias_h.data_ptr<scalar_t>();
+        scalar_t* hp = h_pre.data_ptr<scalar_t>();
+        product(h_old, hp, false);
+        scalar_t* a = acts.data_ptr<scalar_t>() + t * sG;
+        scalar_t* ax = aux.data_ptr<scalar_t>() + t * sH;
+        const scalar_t* x_t = xp + t * sG;
         for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
-          gru_pointwise<scalar_t>(xp, bx, hp, bh, h0p, a, ax, h1, b0, b1, H);
+          gru_pointwise<scalar_t>(x_t, bx, hp, bh, h_old, a, ax, h_new, b0, b1, H);
         });
       } else {
-        at::Tensor pre = x_pre[t];
-        gemm(h, w_t, pre, true);  // in place: x_pre is the engine's own temporary
-        scalar_t *p = pre.data_ptr<scalar_t>(), *o = hs[t + 1].data_ptr<scalar_t>();
-        const scalar_t* bx = bias_x.data_ptr<scalar_t>();
-        for_rows(B, H, [&](int64_t b0, int64_t b1) { vanilla_pointwise<scalar_t>(kind, p, bx, o, b0, b1, H); });
+        scalar_t* pre = xp + t * sG;
+        product(h_old, pre, true);  // in place: x_pre is the engine's own temporary
+        for_rows(B, H, [&](int64_t b0, int64_t b1) { vanilla_pointwise<scalar_t>(kind, pre, bx, h_new, b0, b1, H); });
       }
     }
   });
@@ -568,37 +692,44 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
   at::Tensor vec_h = record == 2 ? at::empty({T, B, H}, opts) : at::Tensor();
   at::Tensor dh = dh_last.contiguous().clone();  // recurrent part of ∂L/∂h_t
   at::Tensor dc = lstm ? dc_last->contiguous().clone() : at::Tensor();
+  const int64_t sH = B * H, sG = B * G * H;
+  SmallStepThreads threads(B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_backward", [&] {
+    const StepProduct<scalar_t> product(w_hh, B, /*forward=*/false);
+    scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = lstm ? dc.data_ptr<scalar_t>() : nullptr;
+    const scalar_t *h = hs.data_ptr<scalar_t>(), *dop = d_out.data_ptr<scalar_t>();
+    const scalar_t* a = acts.has_value() && acts->defined() ? acts->data_ptr<scalar_t>() : nullptr;
+    const scalar_t* ax = aux.has_value() && aux->defined() ? aux->data_ptr<scalar_t>() : nullptr;
+    const scalar_t* c = lstm ? cs->data_ptr<scalar_t>() : nullptr;
+    scalar_t *dx = d_x_pre.data_ptr<scalar_t>(), *dhh = d_h_pre.data_ptr<scalar_t>();
     for (int64_t t = T - 1; t >= 0; --t) {
       Seen<scalar_t> seen;
       if (record) {
-        seen.sq_h = sq_h[t].data_ptr<double>();
-        if (lstm) seen.sq_c = sq_c[t].data_ptr<double>();
-        if (record == 2) seen.vec_h = vec_h[t].data_ptr<scalar_t>();
+        seen.sq_h = sq_h.data_ptr<double>() + t * B;
+        if (lstm) seen.sq_c = sq_c.data_ptr<double>() + t * B;
+        if (record == 2) seen.vec_h = vec_h.data_ptr<scalar_t>() + t * sH;
       }
+      const scalar_t* d_out_t = dop + t * sH;
       if (lstm) {
-        scalar_t *a = (*acts)[t].data_ptr<scalar_t>(), *ax = (*aux)[t].data_ptr<scalar_t>();
-        scalar_t *cp = (*cs)[t].data_ptr<scalar_t>(), *dhp = dh.data_ptr<scalar_t>(), *dop = d_out[t].data_ptr<scalar_t>();
-        scalar_t *dcp = dc.data_ptr<scalar_t>(), *dpre = d_x_pre[t].data_ptr<scalar_t>();
+        scalar_t* dpre = dx + t * sG;
         for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) {
-          lstm_backward_pointwise<scalar_t>(a, ax, cp, dhp, dop, dcp, dpre, seen, b0, b1, H);
+          lstm_backward_pointwise<scalar_t>(a + t * sG, ax + t * sH, c + t * sH, dhp, d_out_t, dcp, dpre, seen, b0,
+                                            b1, H);
         });
-        gemm(d_x_pre[t], w_hh, dh, false);
+        product(dpre, dhp, false);
       } else if (gru) {
-        scalar_t *a = (*acts)[t].data_ptr<scalar_t>(), *ax = (*aux)[t].data_ptr<scalar_t>(), *hp = hs[t].data_ptr<scalar_t>();
-        scalar_t *dhp = dh.data_ptr<scalar_t>(), *dop = d_out[t].data_ptr<scalar_t>(), *dx = d_x_pre[t].data_ptr<scalar_t>();
-        scalar_t* dhh = d_h_pre[t].data_ptr<scalar_t>();
+        scalar_t *dx_t = dx + t * sG, *dhh_t = dhh + t * sG;
         for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
-          gru_backward_pointwise<scalar_t>(a, ax, hp, dhp, dop, dx, dhh, seen, b0, b1, H);
+          gru_backward_pointwise<scalar_t>(a + t * sG, ax + t * sH, h + t * sH, dhp, d_out_t, dx_t, dhh_t, seen, b0,
+                                           b1, H);
         });
-        gemm(d_h_pre[t], w_hh, dh, true);
+        product(dhh_t, dhp, true);
       } else {
-        scalar_t *h1 = hs[t + 1].data_ptr<scalar_t>(), *dhp = dh.data_ptr<scalar_t>(), *dop = d_out[t].data_ptr<scalar_t>();
-        scalar_t* dpre = d_x_pre[t].data_ptr<scalar_t>();
+        scalar_t* dpre = dx + t * sG;
         for_rows(B, H, [&](int64_t b0, int64_t b1) {
-          vanilla_backward_pointwise<scalar_t>(kind, h1, dhp, dop, dpre, seen, b0, b1, H);
+          vanilla_backward_pointwise<scalar_t>(kind, h + (t + 1) * sH, dhp, d_out_t, dpre, seen, b0, b1, H);
         });
-        gemm(d_x_pre[t], w_hh, dh, false);
+        product(dpre, dhp, false);
       }
     }
   });
@@ -616,4 +747,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("scratch", &scratch_like, "an uninitialised reusable buffer of this size with like's dtype and device");
   m.def("set_gemm", &set_gemm, "'auto' (oneDNN where it pays) or 'aten'");
   m.def("gemm_backend", &gemm_backend, "'onednn' or 'aten'");
+  m.def("step_path", &step_path, "the per-step product's path for (dtype, batch, hidden, gates)");
 }
