@@ -140,3 +140,12 @@ def test_the_cli_refuses_a_text_file_as_store_in_one_line(tmp_path, capsys):
     assert main(["runs", "list", "--store", str(path)]) == 2
     assert "not an rnnlab store" in capsys.readouterr().err
     assert path.read_text() == "x"
+
+
+def test_record_run_writes_a_finished_run_in_one_transaction(tmp_path):
+    store = Store(tmp_path / "s.db")
+    run_id = store.record_run("done elsewhere", {"task": "adding"}, "h", {}, RESULT)
+    assert store.run(run_id).status == RESULT["status"] and store.flows(run_id)
+    with pytest.raises(ValueError, match="finished status"):
+        store.record_run("half", {}, "h2", {}, dict(RESULT, status="running"))
+    assert [r.id for r in store.runs()] == [run_id], "the refused run left no row behind"

@@ -134,22 +134,22 @@ def print_run(out: Console, run) -> None:
     table = Table(title=f"Run {run.id}: {run.name}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
+    config = run.config  # a trainer's RunConfig, or what a monitor knew of a user's layer (no init, no optimiser)
+    trained = "optimizer" in config  # by rnnlab's trainer: its metric is the task's, on the test set
+    model = f"{config.get('cell', '?')} H={config.get('hidden_size', '?')} × {config.get('num_layers', '?')}"
     rows = [
         ("status", run.status),
-        ("task", f"{run.config['task']} (T={run.config['seq_len']})"),
-        (
-            "model",
-            f"{run.config['cell']} H={run.config['hidden_size']} × {run.config['num_layers']}, init {run.config['init']}",
-        ),
+        ("task", f"{config.get('task', '?')} (T={config.get('seq_len', '?')})"),
+        ("model", model + (f", init {config['init']}" if "init" in config else "")),
         ("steps", fmt(run.steps)),
-        (f"final test {run.metric_name or 'metric'}", fmt(run.final_metric)),
+        (f"final {'test ' if trained else ''}{run.metric_name or 'metric'}", fmt(run.final_metric)),
         ("solved at step", fmt(run.solved_at)),
         ("diverged at step", fmt(run.diverged_at)),
         ("clip rate", fmt_rate(run.clip_rate)),
         ("wall time", "-" if run.wall_time is None else f"{run.wall_time:.1f} s"),
-        ("optimiser", _optimiser(run.config)),
+        ("optimiser", _optimiser(run.config) if trained else "-"),
         ("batch size", fmt(run.config.get("batch_size"))),
-        ("clipping", _clipping(run.config)),
+        ("clipping", _clipping(run.config) if trained else "-"),
         ("seed", fmt(run.config.get("seed"))),
         ("config hash", run.config_hash),
     ]

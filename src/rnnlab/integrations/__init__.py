@@ -4,7 +4,9 @@ and says so in one line when it is missing:
 - `rnnlab.integrations.tensorboard`: `TensorBoardWriter`, horizon and decay rate per layer as scalars, the
   profile over training as an image (`pip install 'rnnlab[tensorboard]'`);
 - `rnnlab.integrations.lightning`: `GradientMonitor`, the monitor as a `lightning.Trainer` callback, and
-  `TruncatedBPTT`, the truncated BPTT that Lightning 2 removed (`pip install 'rnnlab[lightning]'`).
+  `TruncatedBPTT`, the truncated BPTT that Lightning 2 removed (`pip install 'rnnlab[lightning]'`);
+- `rnnlab.integrations.store`: `save_monitor`, the monitor's history as runs of rnnlab's results store, for
+  `rnnlab runs list/show` (no extra needed).
 """
 
 from __future__ import annotations

@@ -232,61 +232,27 @@ class Store:
         """Write a finished run — summary, metrics over steps and flow snapshots — in one transaction.
 
         `result` is `TrainResult.to_dict()`: plain data with keys status, steps, metric_name, final_metric,
-        final_loss, solved_at, diverged_at, clip_rate, wall_time, evaluations, train_losses.
+        final_loss, solved_at, diverged_at, clip_rate, wall_time, evaluations, train_losses. An evaluation
+        may also be its step and flow alone (a monitor's record of a user's own loop has no test scores).
         """
-        if result["status"] not in FINISHED:
-            raise ValueError(f"finish_run needs a finished status {FINISHED}, got {result['status']!r}")
-        metrics = [(run_id, int(step), MetricName.TRAIN_LOSS, _real(v)) for step, v in result["train_losses"]]
-        for level in (
-            MetricName.CHANCE,
-            MetricName.BASELINE_LOSS,
-        ):  # the task's memoryless levels: reports need no task
-            if result.get(level) is not None:
-                metrics.append((run_id, 0, level, _real(result[level])))
-        per_evaluation = {
-            "metric": MetricName.TEST_METRIC,
-            "loss": MetricName.TEST_LOSS,
-            "train_loss": MetricName.WINDOW_TRAIN_LOSS,
-            "grad_norm": MetricName.WINDOW_GRAD_NORM,
-            "clip_rate": MetricName.WINDOW_CLIP_RATE,
-        }
-        flows = []
-        for e in result["evaluations"]:
-            step = int(e["step"])
-            for key, name in per_evaluation.items():
-                metrics.append((run_id, step, name, _real(e[key])))
-            if "train_time" in e:  # seconds of updates before this evaluation (results from rnnlab ≥ 0.2)
-                metrics.append((run_id, step, MetricName.TRAIN_TIME, _real(e["train_time"])))
-            if e.get("flow"):
-                f = e["flow"]
-                flows.append((run_id, step, f["horizon"], f["decay_rate"], f["r2"], json.dumps(f["profile"])))
         with self._transaction() as db:
-            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM flows WHERE run_id = ?", (run_id,))
-            db.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)", metrics)
-            db.executemany(
-                "INSERT INTO flows (run_id, step, horizon, decay_rate, r2, profile) VALUES (?, ?, ?, ?, ?, ?)", flows
-            )
-            updated = db.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, steps = ?, metric_name = ?, final_metric = ?, "
-                "final_loss = ?, solved_at = ?, diverged_at = ?, clip_rate = ?, wall_time = ?, error = NULL "
-                "WHERE id = ?",
-                (
-                    result["status"],
-                    time.time(),
-                    result["steps"],
-                    result["metric_name"],
-                    _real(result["final_metric"]),
-                    _real(result["final_loss"]),
-                    result["solved_at"],
-                    result["diverged_at"],
-                    result["clip_rate"],
-                    result["wall_time"],
-                    run_id,
-                ),
-            ).rowcount
-            if updated != 1:
-                raise StoreError(f"run {run_id} does not exist in {str(self.path)!r}")
+            _write_result(db, run_id, result, self.path)
+
+    def record_run(
+        self,
+        name: str,
+        config: dict[str, Any],
+        config_hash: str,
+        environment: dict[str, Any],
+        result: dict[str, Any],
+        study: str | None = None,
+    ) -> int:
+        """Record a run that finished elsewhere (e.g. `rnnlab.monitor` in a user's own loop) with its result, in
+        one transaction: it is in the store whole or not at all. Returns its id."""
+        with self._transaction() as db:
+            run_id = _insert_run(db, name, config, config_hash, environment, study)
+            _write_result(db, run_id, result, self.path)
+        return run_id
 
     def claim_run(
         self, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
@@ -512,6 +478,59 @@ def _insert_run(db: sqlite3.Connection, name: str, config: dict, config_hash: st
         (name, study, config_hash, json.dumps(config, sort_keys=True), time.time(), json.dumps(environment)),
     )
     return int(cursor.lastrowid)
+
+
+def _write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], path: Path) -> None:
+    """Write a finished run's summary, metrics and flows (inside the caller's transaction)."""
+    if result["status"] not in FINISHED:
+        raise ValueError(f"finish_run needs a finished status {FINISHED}, got {result['status']!r}")
+    metrics = [(run_id, int(step), MetricName.TRAIN_LOSS, _real(v)) for step, v in result["train_losses"]]
+    for level in (MetricName.CHANCE, MetricName.BASELINE_LOSS):  # the task's memoryless levels: reports need no task
+        if result.get(level) is not None:
+            metrics.append((run_id, 0, level, _real(result[level])))
+    per_evaluation = {
+        "metric": MetricName.TEST_METRIC,
+        "loss": MetricName.TEST_LOSS,
+        "train_loss": MetricName.WINDOW_TRAIN_LOSS,
+        "grad_norm": MetricName.WINDOW_GRAD_NORM,
+        "clip_rate": MetricName.WINDOW_CLIP_RATE,
+    }
+    flows = []
+    for e in result["evaluations"]:
+        step = int(e["step"])
+        if "metric" in e or not e.get("flow"):  # a trainer's evaluation has every score (a missing one is a bug)
+            metrics += [(run_id, step, name, _real(e[key])) for key, name in per_evaluation.items()]
+        if "train_time" in e:  # seconds of updates before this evaluation (results from rnnlab ≥ 0.2)
+            metrics.append((run_id, step, MetricName.TRAIN_TIME, _real(e["train_time"])))
+        if e.get("flow"):
+            f = e["flow"]
+            flows.append((run_id, step, f["horizon"], f["decay_rate"], f["r2"], json.dumps(f["profile"])))
+    db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+    db.execute("DELETE FROM flows WHERE run_id = ?", (run_id,))
+    db.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)", metrics)
+    db.executemany(
+        "INSERT INTO flows (run_id, step, horizon, decay_rate, r2, profile) VALUES (?, ?, ?, ?, ?, ?)", flows
+    )
+    updated = db.execute(
+        "UPDATE runs SET status = ?, finished_at = ?, steps = ?, metric_name = ?, final_metric = ?, "
+        "final_loss = ?, solved_at = ?, diverged_at = ?, clip_rate = ?, wall_time = ?, error = NULL "
+        "WHERE id = ?",
+        (
+            result["status"],
+            time.time(),
+            result["steps"],
+            result["metric_name"],
+            _real(result["final_metric"]),
+            _real(result["final_loss"]),
+            result["solved_at"],
+            result["diverged_at"],
+            result["clip_rate"],
+            result["wall_time"],
+            run_id,
+        ),
+    ).rowcount
+    if updated != 1:
+        raise StoreError(f"run {run_id} does not exist in {str(path)!r}")
 
 
 def _real(value) -> float | None:
