@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,ray,tensorboard,lightning
 
-.PHONY: setup browser test test-slow lint format demo study bench clean
+.PHONY: setup browser test test-slow lint format demo study bench bench-engine clean
 
 setup: $(STAMP)
 
@@ -50,7 +50,12 @@ study: $(STAMP)
 	$(BIN)/rnnlab report $(S) --store $(STUDY_STORE) --out docs/studies/$(S)
 	$(BIN)/rnnlab runs export docs/studies/$(S)/runs.csv --study $(S) --store $(STUDY_STORE)
 
+# Speed on a quiet machine (~15 min): the shape grid against torch.nn → benchmarks/results/grid.{json,md},
+# docs/bench-grid.png. bench-engine: the two tuned shapes in depth (GEMM rate, peak memory, the cell loop).
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_grid.py
+
+bench-engine: $(STAMP)
 	$(BIN)/python benchmarks/bench_engine.py --memory
 
 clean:

@@ -1,0 +1,42 @@
+"""The benchmark scripts keep working: each runs on its smallest configuration and writes what it promises.
+No timing is asserted here (this machine is shared and noisy); speed lives in the scripts' own output."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+
+import bench_grid
+
+
+def test_the_grid_benchmark_writes_json_table_and_heatmap(tmp_path):
+    heatmap = tmp_path / "grid.png"
+    assert bench_grid.main(["--sections", "smoke", "--budget", "0", "--block", "1", "--out", str(tmp_path),
+                            "--heatmap", str(heatmap)]) == 0  # fmt: skip
+    data = json.loads((tmp_path / "grid.json").read_text())
+    assert [r["cell"] for r in data["results"]] == ["rnn_tanh", "lstm", "gru"]
+    for r in data["results"]:
+        assert r["rounds"] == 3 and all(len(rounds) == 3 for rounds in r["samples_ms"].values())
+        assert r["ratio"] == pytest.approx(r["medians_ms"]["rnnlab"] / r["medians_ms"]["torch+ftz"])
+    table = (tmp_path / "grid.md").read_text().splitlines()
+    assert len(table) == 2 + 3 and "| T=6 B=2 I=3 H=8 | lstm |" in table[3]
+    assert not heatmap.exists()  # the smoke shape is not on the H × B grid the heatmap draws
+
+
+def test_the_grid_plan_prunes_by_size_but_keeps_the_named_shapes(capsys):
+    assert bench_grid.main(["--plan", "--max-gflop", "1", "--sections", "small-input,issue-15"]) == 0
+    out = capsys.readouterr().out
+    assert "T=200 B=256 I=8 H=128" not in out  # 21 GFLOP per LSTM step: over the cap
+    assert "T=200 B=16 I=8 H=32" in out
+    assert "large (T=50 B=128 I=1024 H=1024)" in out  # named in issue 15: run whatever its size
+
+
+def test_step_flops_counts_every_layer():
+    one = bench_grid.step_flops("lstm", bench_grid.Shape(10, 2, 3, 4))
+    # 3 recurrent products of 2·(T·B)·H·4H and 2 input products of 2·(T·B)·I·4H
+    assert one == 3 * 2 * 20 * 4 * 16 + 2 * 2 * 20 * 3 * 16
+    two = bench_grid.step_flops("lstm", bench_grid.Shape(10, 2, 3, 4, layers=2))
+    assert two == one + 3 * 2 * 20 * 4 * 16 + 2 * 2 * 20 * 4 * 16
