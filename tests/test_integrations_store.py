@@ -66,7 +66,7 @@ def test_runs_list_and_show_read_a_monitors_run(tmp_path, capsys, monkeypatch):
     assert "TwoLayers/rnn/layer_0" in listed and "own loop" in listed
     assert main(["runs", "show", str(first), "--store", str(path)]) == 0
     shown = capsys.readouterr().out
-    assert "gru H=6 × 2" in shown and "final horizon" in shown and "decay/step" in shown
+    assert "gru H=6 × 2" in shown and "final horizon" in shown and "horizon (your loss)" in shown
 
 
 def test_an_empty_history_is_a_clear_error(tmp_path):

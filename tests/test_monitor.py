@@ -104,6 +104,10 @@ def test_only_every_nth_training_forward_is_recorded():
     assert monitor.forwards == 7
     assert monitor.table()[0] == {"step": 0, "module": "rnn", "layer": 0, "seq_len": 6,
                                   "horizon": monitor.history[0].horizon, "decay_rate": monitor.history[0].decay_rate}  # fmt: skip
+    # pandas.DataFrame(monitor.table()) needs records with one set of keys and plain values (no tensors);
+    # pandas itself is not a dependency, so the shape is checked here.
+    types = {"step": int, "module": str, "layer": int, "seq_len": int, "horizon": int, "decay_rate": float}
+    assert all({k: type(v) for k, v in row.items()} == types for row in monitor.table())
 
 
 def test_plot_is_a_figure_that_explains_itself():

@@ -147,7 +147,9 @@ class NaNAfter(Adding):
 
 def test_nan_loss_is_a_diverged_result_and_the_store_stays_consistent(tmp_path):
     config = make_config({"seq_len": 10, "hidden_size": 8, "steps": 50, "eval_every": 5, "batch_size": 8})
-    task = NaNAfter(14, seq_len=10)  # evaluations call loss too: 11 train + 3 eval calls → fault at update 11
+    # Each evaluation calls the loss twice (the test score, the task-loss flow snapshot): 11 train + 3 × 2
+    # evaluation calls → the fault is at update 11.
+    task = NaNAfter(17, seq_len=10)
     trainer = Trainer(config, task=task)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     result = trainer.run()
@@ -415,3 +417,43 @@ def test_training_time_is_recorded_at_every_evaluation_and_stored(tmp_path):
     run_id = store.start_run("r", config.canonical(), config.hash(), {})
     store.finish_run(run_id, result.to_dict())
     assert [v for _, _, v in store.metrics(run_id, "train_time")] == pytest.approx(times)
+
+
+def _task_loss_profile_by_autograd(model, task, x, y):
+    """Independent reference for a snapshot's task-loss profile: float64 autograd through torch.nn cells with
+    retain_grad on every state of the top layer, the task's loss on the model's readout."""
+    import copy
+
+    from tests.reference import unrolled
+
+    reference = copy.deepcopy(model).double()
+    inputs = reference.encode(x).double().transpose(0, 1)  # (T, B, I)
+    out, hs, _ = unrolled(reference.rnn.to_torch(), inputs)  # out (T, B, H)
+    target = y.double() if y.is_floating_point() else y
+    task.loss(reference.read(out.transpose(0, 1)), target).backward()
+    return torch.stack([h.grad.norm(dim=-1).mean() for h in hs[-1]]).flip(0)  # (T,) by lag
+
+
+@pytest.mark.parametrize("options", [{"task": "adding"}, {"task": "copy", "cell": "gru"}, {"task": "text"}])
+def test_flow_snapshots_hold_the_task_loss_beside_the_probe(options, tmp_path):
+    config = make_config({**options, "seq_len": 12, "hidden_size": 8, "steps": 2, "eval_every": 1, "batch_size": 4})
+    task = TinyStream() if options["task"] == "text" else None
+    trainer = Trainer(config, task=task)
+    result = trainer.run()
+    flow = result.evaluations[-1].flow  # taken with the model as it is now, after the last update
+    if isinstance(trainer.task, StreamTask):  # the trainer's snapshot windows: 32 of 200 symbols and their successors
+        stream = trainer.task.test_stream()
+        starts = torch.arange(32) * (len(stream) - 200) // 32
+        x = torch.stack([stream[s : s + 200] for s in starts])
+        y = torch.stack([stream[s + 1 : s + 201] for s in starts])
+    else:
+        x, y = (part[:32] for part in trainer.task.test_set())
+    expected = _task_loss_profile_by_autograd(trainer.model, trainer.task, x, y)
+    torch.testing.assert_close(torch.tensor(flow.loss_profile, dtype=torch.float64), expected, rtol=1e-4, atol=1e-12)
+    assert flow.loss_horizon is not None and flow.loss_profile != flow.profile, "two losses, two profiles"
+    assert flow.profile[0] == pytest.approx(1.0, rel=1e-5), "the probe is still the unit projection"
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("r", config.canonical(), config.hash(), {})
+    store.finish_run(run_id, result.to_dict())
+    stored = [v for _, _, v in store.metrics(run_id, "loss_flow_horizon")]
+    assert stored == [e.flow.loss_horizon for e in result.evaluations]

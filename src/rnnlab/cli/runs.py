@@ -81,6 +81,10 @@ def show(args: argparse.Namespace) -> int:
         run = store.run(args.id)
         print_run(out, run)
         evaluations = Table(title="Evaluations")
+        # rnnlab's trainer stores the probe loss's profile as the flow and the task loss's reach as metrics; a
+        # monitor's run (a user's own loop, no optimiser recorded) stores the profile of the user's real loss.
+        trained = "optimizer" in run.config
+        sources = ("probe", "task loss") if trained else ("your loss",)
         for column in (
             "step",
             f"test {run.metric_name or 'metric'}",
@@ -88,8 +92,7 @@ def show(args: argparse.Namespace) -> int:
             "train loss",
             "grad norm",
             "clip rate",
-            "horizon",
-            "decay/step",
+            *(f"{quantity} ({source})" for source in sources for quantity in ("horizon", "decay/step")),
         ):
             evaluations.add_column(column, justify="right")
         metrics: dict[int, dict[str, float | None]] = {}
@@ -107,6 +110,7 @@ def show(args: argparse.Namespace) -> int:
                 fmt_rate(m.get(MetricName.WINDOW_CLIP_RATE)),
                 str(f["horizon"]),
                 f"{f['decay_rate']:.3f}",
+                *((fmt(m.get(MetricName.LOSS_HORIZON)), fmt(m.get(MetricName.LOSS_DECAY_RATE), 3)) if trained else ()),
             )
     out.print(evaluations)
     return 0

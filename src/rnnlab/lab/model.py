@@ -47,8 +47,10 @@ class SequenceModel(nn.Module):
             return nn.functional.one_hot(x, self.vocabulary).to(self.readout.weight.dtype)  # (B, T, V)
         return x
 
+    def read(self, output: Tensor) -> Tensor:
+        """The prediction from the recurrent stack's output (B, T, H): (B, O) for "last", (B, T, O) for "every"."""
+        return self.readout(output[:, -1] if self.readout_mode == "last" else output)
+
     def forward(self, x: Tensor, state=None):
         output, state = self.rnn(self.encode(x), state)  # (B, T, H)
-        if self.readout_mode == "last":
-            return self.readout(output[:, -1]), state  # (B, O)
-        return self.readout(output), state  # (B, T, O)
+        return self.read(output), state

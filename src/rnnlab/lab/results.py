@@ -11,13 +11,24 @@ from typing import Any
 
 @dataclass
 class FlowSnapshot:
-    """Gradient flow of the recurrent layers at one evaluation (default loss: see diagnostics)."""
+    """Gradient flow of the top recurrent layer at one evaluation, on the same test sequences, twice.
+
+    `horizon`, `decay_rate`, `r2`, `profile`: from a probe loss, a fixed random unit projection of the last
+    output (see `diagnostics.gradient_flow`): ‖∂L/∂h‖ is 1 at lag 0, so the profile describes the network
+    alone and compares across tasks and runs. `loss_*`: the same four from the task's own loss, the gradient
+    that actually trains the model (its reach also depends on where the task puts its loss); None in results
+    from before rnnlab recorded it.
+    """
 
     step: int
     horizon: int
     decay_rate: float
     r2: float
-    profile: list[float]  # ‖∂L/∂h‖ of the top layer by lag (lag 0 first)
+    profile: list[float]  # ‖∂L/∂h‖ of the top layer by lag (lag 0 first), probe loss
+    loss_horizon: int | None = None
+    loss_decay_rate: float | None = None
+    loss_r2: float | None = None
+    loss_profile: list[float] | None = None  # the same from the task's loss
 
 
 @dataclass

@@ -7,7 +7,8 @@ knows nothing of torch: it takes and returns plain data.
 
 Tables: ``meta`` (schema version), ``runs`` (config, hash, status, timings, final metrics, environment,
 study), ``metrics`` (run, step, name, value), ``flows`` (run, step, horizon, decay rate, r², profile by
-lag), ``studies`` (name, the claim it reproduces and its source).
+lag, of the probe loss; the task loss's horizon and decay rate are metrics), ``studies`` (name, the claim it
+reproduces and its source).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class MetricName:
     TRAIN_TIME = "train_time"  # seconds spent in updates before the evaluation
     CHANCE = "chance"  # the task's metric for a memoryless predictor (step 0)
     BASELINE_LOSS = "baseline_loss"  # the task's loss for that predictor (step 0)
+    LOSS_HORIZON = "loss_flow_horizon"  # gradient horizon of the task's own loss at each evaluation (the
+    LOSS_DECAY_RATE = "loss_flow_decay_rate"  # flows table holds the probe's profile; see results.FlowSnapshot)
 
 
 class StoreError(ValueError):
@@ -505,6 +508,9 @@ def _write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], p
         if e.get("flow"):
             f = e["flow"]
             flows.append((run_id, step, f["horizon"], f["decay_rate"], f["r2"], json.dumps(f["profile"])))
+            if f.get("loss_horizon") is not None:  # results from before it was recorded have none
+                metrics.append((run_id, step, MetricName.LOSS_HORIZON, _real(f["loss_horizon"])))
+                metrics.append((run_id, step, MetricName.LOSS_DECAY_RATE, _real(f["loss_decay_rate"])))
     db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
     db.execute("DELETE FROM flows WHERE run_id = ?", (run_id,))
     db.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)", metrics)

@@ -297,22 +297,32 @@ class Trainer:
         return self.task.score(prediction, y), float(self.task.loss(prediction, y))
 
     def _flow(self) -> FlowSnapshot:
+        """The gradient flow on FLOW_BATCH test sequences, from the probe loss and from the task's loss."""
         model = self.model
         if isinstance(self.task, StreamTask):
             stream = self.task.test_stream()
             length = FLOW_STREAM_LENGTH
-            starts = torch.arange(FLOW_BATCH) * (len(stream) - length) // FLOW_BATCH
+            starts = torch.arange(FLOW_BATCH) * (len(stream) - length) // FLOW_BATCH  # s + length < len(stream)
             x = torch.stack([stream[s : s + length] for s in starts])  # (B, T)
+            y = torch.stack([stream[s + 1 : s + length + 1] for s in starts])  # (B, T): the next symbols
         else:
-            x = self.task.test_set()[0][:FLOW_BATCH]
-        flow = diagnostics.gradient_flow(model.rnn, model.encode(x), seed=self.config.seed)
-        fit = flow.decay_rate()
+            x, y = (part[:FLOW_BATCH] for part in self.task.test_set())
+        inputs = model.encode(x)
+        probe = diagnostics.gradient_flow(model.rnn, inputs, seed=self.config.seed)
+        # The readout is the live model's, but gradient_flow differentiates with respect to the initial state
+        # only, so no .grad is written and training is unaffected.
+        real = diagnostics.gradient_flow(model.rnn, inputs, loss_fn=lambda out: self.task.loss(model.read(out), y))
+        fit, real_fit = probe.decay_rate(), real.decay_rate()
         return FlowSnapshot(
             step=self.step,
-            horizon=flow.horizon(),
+            horizon=probe.horizon(),
             decay_rate=fit.rate,
             r2=fit.r2,
-            profile=[float(v) for v in flow.profile()],
+            profile=[float(v) for v in probe.profile()],
+            loss_horizon=real.horizon(),
+            loss_decay_rate=real_fit.rate,
+            loss_r2=real_fit.r2,
+            loss_profile=[float(v) for v in real.profile()],
         )
 
     def _evaluate(self) -> Evaluation:
