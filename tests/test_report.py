@@ -226,3 +226,51 @@ def test_a_baseline_study_reports_unsolved_losses_relative_to_the_baseline():
 
     text, _ = success_cell([run(0.1733), run(0.1656), run(0.1559)], baseline_loss=0.1733)
     assert text == "0/3 solved · unsolved final loss/baseline 0.9556 (0.8996–1)"
+
+
+def test_a_single_train_run_gets_its_own_report(tmp_path, capsys):
+    store = ["--store", str(tmp_path / "s.db")]
+    train = ["train", "--task", "adding", "--seq-len", "8", "--hidden", "4", "--steps", "4", "--eval-every", "2"]
+    assert main([*train, "--no-progress", *store]) == 0
+    run_id = Store(tmp_path / "s.db").runs()[0].id
+    assert main(["report", "--run", str(run_id), "--out", str(tmp_path / "r"), *store]) == 0
+    assert f"Report of run {run_id} written to" in capsys.readouterr().out
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert "<h2>Configuration</h2>" in page and "<th>hidden_size</th><td>4</td>" in page
+    # profiles, heatmap, learning curve, success (the adding task has a success criterion)
+    assert page.count('src="data:image/png;base64,') == 4
+    assert f"<title>rnnlab: Run {run_id} (" in page and f"rnnlab report --run {run_id}" in page
+    assert "Claim." not in page
+
+
+def test_a_monitors_saved_history_can_be_reported(tmp_path):
+    """A run without a task (the user's own training, saved from a monitor) has gradient flows only."""
+    import torch
+
+    import rnnlab
+    from rnnlab.integrations.store import save_monitor
+    from rnnlab.report.html import build_run_report
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.GRU(3, 5))
+    monitor = rnnlab.monitor(model, every=1, warn=False)
+    for _ in range(3):
+        model(torch.randn(7, 2, 3))[0].sum().backward()
+    (run_id,) = save_monitor(monitor, tmp_path / "s.db")
+    report = build_run_report(Store(tmp_path / "s.db"), run_id, tmp_path / "r")
+    assert {p.name for p in report.images} == {"gradient-profiles.png", "gradient-heatmaps.png"}
+    assert "Solved?" not in report.html.read_text()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "needs a study name or --run ID"),
+        (["demo", "--run", "1"], "needs a study name or --run ID"),
+        (["--run", "99"], "no run 99"),
+    ],
+)
+def test_report_needs_exactly_one_study_or_run(argv, message, tmp_path, capsys):
+    Store(tmp_path / "s.db").close()
+    assert main(["report", *argv, "--store", str(tmp_path / "s.db")]) == 2
+    assert message in capsys.readouterr().err

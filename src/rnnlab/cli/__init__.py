@@ -87,7 +87,3 @@ def _write_traceback() -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,23 +1,33 @@
-"""rnnlab report: a study's self-contained HTML report and its PNGs."""
+"""rnnlab report: the self-contained HTML report and its PNGs, of a study or of a single run."""
 
 from __future__ import annotations
 
 import argparse
 
-from rnnlab.cli.common import console, open_store, store_option
+from rnnlab.cli.common import UsageError, console, open_store, store_option
 
 
 def register(sub) -> None:
-    parser = sub.add_parser("report", parents=[store_option()], help="write a study's HTML report and plots")
-    parser.add_argument("study", help="study name in the store")
-    parser.add_argument("--out", help="output folder (default out/report-STUDY)")
+    parser = sub.add_parser(
+        "report", parents=[store_option()], help="write the HTML report and plots of a study or of one run"
+    )
+    parser.add_argument("study", nargs="?", help="study name in the store")
+    parser.add_argument("--run", type=int, metavar="ID", help="report one run instead (see: rnnlab runs list)")
+    parser.add_argument("--out", help="output folder (default out/report-STUDY or out/report-run-ID)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnlab.report.html import build_report
+    from rnnlab.report.html import build_report, build_run_report
 
+    if (args.study is None) == (args.run is None):
+        raise UsageError("rnnlab report needs a study name or --run ID (one of the two)")
     with open_store(args) as store:
-        report = build_report(store, args.study, args.out)
-    console().print(f"Report of study {args.study} ({report.runs} runs) written to {report.html}")
+        if args.run is not None:
+            report = build_run_report(store, args.run, args.out)
+            what = f"run {args.run}"
+        else:
+            report = build_report(store, args.study, args.out)
+            what = f"study {args.study} ({report.runs} runs)"
+    console().print(f"Report of {what} written to {report.html}")
     return 0

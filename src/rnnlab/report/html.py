@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rnnlab.lab.store import MetricName, Run, Store
 from rnnlab.lab.study import check_name, variant_name
-from rnnlab.lab.tasks import StreamTask, get_task_class
+from rnnlab.lab.tasks import TASKS, StreamTask, get_task_class
 from rnnlab.report import plots
 from rnnlab.report.budgets import budget_section
 from rnnlab.report.format import fmt
@@ -93,8 +93,22 @@ def build_report(
     this page, for its footer (default: `rnnlab report <study>`)."""
     check_name(study)
     meta = store.study(study)
-    runs = store.runs(study=study)
     out = Path(out_dir) if out_dir is not None else Path("out") / f"report-{study}"
+    return _write(
+        store, f"Study {study}", meta, store.runs(study=study), out, extra, command or f"rnnlab report {study}"
+    )
+
+
+def build_run_report(store: Store, run_id: int, out_dir: str | Path | None = None) -> Report:
+    """The same page for one run — an `rnnlab train` run, a study's run, or a monitor's history saved to the
+    store — with its configuration in place of a study's claim (default folder: out/report-run-<id>)."""
+    run = store.run(run_id)  # StoreError when there is no such run
+    out = Path(out_dir) if out_dir is not None else Path("out") / f"report-run-{run_id}"
+    meta = {"config": run.config}
+    return _write(store, f"Run {run_id} ({run.name})", meta, [run], out, (), f"rnnlab report --run {run_id}")
+
+
+def _write(store: Store, title: str, meta: dict, runs: list[Run], out: Path, extra, command: str) -> Report:
     out.mkdir(parents=True, exist_ok=True)
     images: list[tuple[str, Path, str]] = [(t, Path(p), c) for t, p, c in extra]  # (title, path, caption)
     groups = _by_variant_and_length(runs)
@@ -142,7 +156,8 @@ def build_report(
             )
         )
 
-    task_cls = get_task_class(runs[0].config["task"]) if runs else None
+    # Runs without a task (a monitor's history from the user's own training) have only gradient flows.
+    task_cls = get_task_class(runs[0].config["task"]) if runs and runs[0].config.get("task") in TASKS else None
     metric = runs[0].metric_name or (task_cls.metric.name if task_cls else "metric") if runs else "metric"
     curves: dict[str, dict[str, list[tuple[list[int], list[float]]]]] = defaultdict(dict)
     for variant, by_length in groups.items():
@@ -224,7 +239,7 @@ def build_report(
             f"those that did not.</p><table><tr><th>variant</th>{header}</tr>{body}</table>"
         )
 
-    page = _page(study, meta, runs, images, budget_table + success_rows, command or f"rnnlab report {study}")
+    page = _page(title, meta, runs, images, budget_table + success_rows, command)
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(page, encoding="utf-8")
@@ -276,12 +291,24 @@ def _description(text: str) -> str:
     return "".join(f"<p>{_e(line)}</p>" for line in text.splitlines() if line.strip())
 
 
-def _page(study: str, meta: dict, runs: list[Run], images, success_rows: str, command: str) -> str:
+def _heading(meta: dict) -> str:
+    """A study's claim, source and description, or a single run's configuration."""
+    if "config" in meta:
+        rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in sorted(meta["config"].items()))
+        return f"<h2>Configuration</h2><table>{rows}</table>"
+    return (
+        f"<blockquote><p><strong>Claim.</strong> {_e(meta.get('claim', ''))}</p>"
+        f"<p><strong>Source.</strong> {_e(meta.get('source', ''))}</p></blockquote>"
+        f"{_description(meta.get('description', ''))}"
+    )
+
+
+def _page(title: str, meta: dict, runs: list[Run], images, success_rows: str, command: str) -> str:
     figures = ""
-    for title, path, caption in images:
+    for name, path, caption in images:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         figures += (
-            f'<h2>{_e(title)}</h2><figure><img src="data:image/png;base64,{data}" alt="{_e(title)}" '
+            f'<h2>{_e(name)}</h2><figure><img src="data:image/png;base64,{data}" alt="{_e(name)}" '
             f"onload=\"this.dataset.loaded='1'\"><figcaption>{_e(caption)} "
             f'(<a href="{_e(path.name)}">{_e(path.name)}</a>)</figcaption></figure>'
         )
@@ -296,7 +323,7 @@ def _page(study: str, meta: dict, runs: list[Run], images, success_rows: str, co
             f"<td>{_e('–' if r.clip_rate is None else f'{r.clip_rate:.0%}')}</td></tr>"
         )
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>rnnlab study {_e(study)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>rnnlab: {_e(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1250px; margin: 2em auto; padding: 0 1em; color: #222; }}
 img {{ max-width: 100%; border: 1px solid #ddd; }}
@@ -306,10 +333,8 @@ td, th {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }}
 blockquote {{ border-left: 4px solid #6a8; margin: 1em 0; padding: 0.3em 1em; background: #f5faf7; }}
 figcaption {{ color: #555; font-size: 0.9em; }}
 </style></head><body>
-<h1>Study <code>{_e(study)}</code></h1>
-<blockquote><p><strong>Claim.</strong> {_e(meta.get("claim", ""))}</p>
-<p><strong>Source.</strong> {_e(meta.get("source", ""))}</p></blockquote>
-{_description(meta.get("description", ""))}
+<h1>{_e(title)}</h1>
+{_heading(meta)}
 {figures}
 {success_rows}
 <h2>Every run</h2>
