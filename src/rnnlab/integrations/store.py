@@ -11,9 +11,8 @@ by lag), its status 'completed', its metric the latest horizon. The config recor
 layer (cell, sizes, sequence length, the monitor's settings); the user's loss, data and init are not known
 to the monitor and are not recorded. No extra package is needed.
 
-`rnnlab report` draws studies of rnnlab's own tasks only (it reads each run's task config), so these runs are
-single runs, outside any study: `runs list/show/export` read them; the monitor's own `plot()` and `heatmap()`
-draw them.
+These are single runs, outside any study: `rnnlab runs list/show/export` read them, and `rnnlab report --run ID`
+draws one (its profiles against lag and over training; there is no task, so no learning curve).
 """
 
 from __future__ import annotations
