@@ -62,11 +62,17 @@ class GradientFlow:
 
     norms: (L, T) batch mean, in time order (t = 0 … T−1). cell_norms: the same for the LSTM cell state, else
     None. per_sample: (L, T, B). Use `profile(layer)` for the norms by lag.
+
+    Bidirectional modules: this flow is the forward direction's and `reverse` the reverse direction's
+    (`direction="reverse"`), also in original time order; the reverse direction's last step is t = 0, so its
+    lag is t and `profile` does not flip it.
     """
 
     norms: Tensor
     per_sample: Tensor
     cell_norms: Tensor | None = None
+    direction: str = "forward"  # or "reverse": the reverse direction of a bidirectional module
+    reverse: GradientFlow | None = None  # the reverse direction of a bidirectional module, else None
 
     @property
     def num_steps(self) -> int:
@@ -74,7 +80,11 @@ class GradientFlow:
 
     def profile(self, layer: int = -1) -> Tensor:
         """(T,) ‖∂L/∂h‖ at lag 0, 1, …, T−1 for one layer (the top one by default)."""
-        return self.norms[layer].flip(0)
+        return self._by_lag(self.norms[layer])
+
+    def _by_lag(self, row: Tensor) -> Tensor:
+        """A (T,) row in time order → by lag from this direction's last step (T − 1, or 0 for reverse)."""
+        return row if self.direction == "reverse" else row.flip(0)
 
     def decay_rate(self, layer: int = -1) -> DecayFit:
         """Fit the geometric decay of the profile of `layer`; see `DecayFit`."""
@@ -96,7 +106,7 @@ class GradientFlow:
         ax = fig.subplots()
         _draw_profile(ax, self.profile(layer), f"‖∂L/∂h_t‖ (×{fit.rate:.3f} per step, r² {fit.r2:.2f})", "C0")
         if self.cell_norms is not None:
-            _draw_profile(ax, self.cell_norms[layer].flip(0), "‖∂L/∂c_t‖ (LSTM cell state)", "C1", linestyle="--")
+            _draw_profile(ax, self._by_lag(self.cell_norms[layer]), "‖∂L/∂c_t‖ (LSTM cell state)", "C1", linestyle="--")
         _mark_horizon(ax, reach, threshold, "C0")
         ax.set_title(
             title or f"layer {index}: the gradient against lag (horizon {reach} of {self.num_steps - 1} steps)"
@@ -176,7 +186,7 @@ def _analysis_copy(module: nn.Module) -> RecurrentBase:
 
 
 def _zero_state(module: RecurrentBase, x: Tensor, batch: int) -> Tensor:
-    return x.new_zeros((module.num_layers, batch, module.hidden_size)).requires_grad_()
+    return x.new_zeros((module.num_layers * module.num_directions, batch, module.hidden_size)).requires_grad_()
 
 
 def _batch_size(module: RecurrentBase, x: Tensor) -> int:
@@ -196,9 +206,17 @@ def gradient_flow(
     **Arguments**: `x` as the module expects it ((T, B, I), or (B, T, I) with batch_first, or unbatched);
     `loss_fn(output)` receives the module's output (same layout) and returns a scalar. By default the loss is
     a fixed random unit vector v (drawn from `seed`) dotted with each sample's last output, summed over the
-    batch: then ‖∂L/∂h‖ is exactly 1 at lag 0 and the profile describes the network, not a task.
+    batch: then ‖∂L/∂h‖ is exactly 1 at lag 0 and the profile describes the network, not a task. For a
+    bidirectional module each direction gets its own unit vector on its own last output (the reverse
+    direction's is at t = 0); the reverse direction's flow is `GradientFlow.reverse`.
     **Returns** a `GradientFlow`.
     """
+    if isinstance(x, nn.utils.rnn.PackedSequence):
+        raise TypeError(
+            "gradient_flow: PackedSequence input is not supported (a profile by lag needs sequences of one "
+            "length); pass a padded tensor of equal-length sequences, or use rnnlab.record_gradients on your "
+            "model, whose per_sample norms cover each sequence's own length"
+        )
     copied = _analysis_copy(module)
     batch = _batch_size(copied, x)
     h0 = _zero_state(copied, x, batch)
@@ -211,15 +229,26 @@ def gradient_flow(
             gen = torch.Generator().manual_seed(seed)
             v = torch.randn(copied.hidden_size, generator=gen, dtype=torch.float64)
             v = (v / v.norm()).to(output)
-            last = output[..., -1, :] if copied.batch_first or x.dim() == 2 else output[-1]
+            time_dim = -2 if copied.batch_first or x.dim() == 2 else 0
+            last = output.select(time_dim, -1)[..., : copied.hidden_size]  # (B, H) the forward direction's
             loss = (last @ v).sum()
+            if copied.bidirectional:
+                v_rev = torch.randn(copied.hidden_size, generator=gen, dtype=torch.float64)
+                v_rev = (v_rev / v_rev.norm()).to(output)
+                first = output.select(time_dim, 0)[..., copied.hidden_size :]  # the reverse direction's last
+                loss = loss + (first @ v_rev).sum()
         else:
             loss = loss_fn(output)
             if not isinstance(loss, Tensor) or loss.numel() != 1:
                 raise ValueError("loss_fn must return a scalar tensor")
         torch.autograd.grad(loss, h0)  # runs the engine's backward; no .grad is written anywhere
     record = recorder.last
-    return GradientFlow(norms=record.norms, per_sample=record.per_sample, cell_norms=record.cell_norms)
+    reverse = None
+    if record.reverse is not None:
+        rev = record.reverse
+        reverse = GradientFlow(rev.norms, rev.per_sample, rev.cell_norms, direction="reverse")
+    return GradientFlow(norms=record.norms, per_sample=record.per_sample, cell_norms=record.cell_norms,
+                        reverse=reverse)  # fmt: skip
 
 
 @dataclass
@@ -246,6 +275,11 @@ def jacobian_norms(module: nn.Module, x: Tensor, top_k: int = 5) -> JacobianNorm
     `MAX_JACOBIAN_HIDDEN` (512) are refused — use `gradient_flow` there.
     """
     copied = _analysis_copy(module)
+    if copied.bidirectional:
+        raise NotImplementedError(
+            "jacobian_norms: bidirectional modules are not supported (h_T is the forward direction's state "
+            "only); use gradient_flow, which reports both directions"
+        )
     hidden = copied.hidden_size
     if hidden > MAX_JACOBIAN_HIDDEN:
         raise ValueError(
@@ -275,18 +309,29 @@ def jacobian_norms(module: nn.Module, x: Tensor, top_k: int = 5) -> JacobianNorm
 
 
 def spectral_radius(module: nn.Module) -> Tensor:
-    """(L, G): the spectral radius (largest |eigenvalue|) of each (H, H) gate block of weight_hh per layer.
+    """(L, G): the spectral radius (largest |eigenvalue|) of each (H, H) gate block of weight_hh per layer;
+    (L, 2, G) for a bidirectional module: [:, 0] the forward direction, [:, 1] the reverse one.
 
     For a vanilla RNN G = 1 and this is the classic criterion: with a contracting nonlinearity the gradient
     must vanish when the radius is below 1 (Pascanu et al. 2013)."""
     if not isinstance(module, RecurrentBase | nn.RNN | nn.LSTM | nn.GRU):
         raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU module, got {type(module).__name__}")
-    rows = []
-    for layer in range(module.num_layers):
-        w_hh = getattr(module, f"weight_hh_l{layer}").detach()
+    if getattr(module, "proj_size", 0):
+        raise NotImplementedError("spectral_radius: LSTM with proj_size > 0 is not supported")
+
+    def radius(name: str) -> Tensor:
+        w_hh = getattr(module, name).detach()
         blocks = torch.stack(w_hh.chunk(w_hh.shape[0] // w_hh.shape[1], dim=0))  # (G, H, H)
-        rows.append(torch.linalg.eigvals(blocks).abs().amax(-1))
-    return torch.stack(rows)
+        return torch.linalg.eigvals(blocks).abs().amax(-1)  # (G,)
+
+    if module.bidirectional:
+        return torch.stack(
+            [
+                torch.stack([radius(f"weight_hh_l{k}"), radius(f"weight_hh_l{k}_reverse")])
+                for k in range(module.num_layers)
+            ]
+        )  # (L, 2, G)
+    return torch.stack([radius(f"weight_hh_l{layer}") for layer in range(module.num_layers)])
 
 
 # ------------------------------------------------------------------------------------------------ comparisons

@@ -3,6 +3,15 @@
 A state_dict loads in both directions between rnnlab and torch.nn, and `from_torch` / `to_torch` convert
 with identical numbers. The difference is inside: the time loop runs in rnnlab's explicit BPTT engine
 (`rnnlab.recurrent.engine`), which can record ‖∂L/∂h_t‖ for every step and truncate the backward pass.
+
+Two ways through the engine:
+- the fast path — one engine call for the whole stack — for unidirectional modules on a padded tensor;
+- split runs for what the engine does not do in one call: `bidirectional=True` (per layer and direction a
+  one-layer engine call, the reverse direction on the time-flipped input; autograd composes them),
+  `PackedSequence` input (one run per group of equal-length sequences, so each sequence's h_n and c_n are
+  its own last step's) and `dropout=1` in training (zeros between layers, as torch.nn).
+float16 and bfloat16 modules compute in float32 on upcast copies of the weights and inputs (the casts are
+part of the graph, so gradients arrive in the parameters' dtype) and cast the results back.
 """
 
 from __future__ import annotations
@@ -13,11 +22,27 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.recurrent.cells import Cell, cell_of_torch, get_cell
 from rnnlab.recurrent.engine import StackSpec, run_stack
 
 NONLINEARITIES = ("tanh", "relu", "linear")
+#: dtypes the engine does not compute in: the module runs in float32 on upcast copies (see the module doc).
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+class RecurrentInputError(ValueError, RuntimeError):
+    """A wrong shape, size or device of an input or state: torch.nn raises RuntimeError for these, rnnlab
+    raised ValueError; this class is both, so callers written against either keep working."""
+
+
+class RecurrentDtypeError(TypeError, ValueError):
+    """An input or state whose dtype is not the parameters': torch.nn raises ValueError, rnnlab TypeError."""
+
+
+class RecurrentArgumentError(ValueError, TypeError):
+    """A size argument that is not an integer: torch.nn raises TypeError, rnnlab raised ValueError."""
 
 
 def _all_finite(t: Tensor) -> bool:
@@ -54,18 +79,20 @@ class RecurrentBase(nn.Module):
     ):
         super().__init__()
         name = type(self).__name__
-        if bidirectional:
-            raise NotImplementedError(
-                f"{name}: bidirectional=True is not supported yet (the BPTT engine runs one direction); "
-                "use torch.nn for bidirectional layers"
-            )
-        if proj_size:
-            raise NotImplementedError(f"{name}: proj_size={proj_size} is not supported yet; use proj_size=0")
-        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        # torch.nn's checks and error types (torch.nn.RNNBase.__init__); where rnnlab raised another type
+        # before, the error class derives from both.
         if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
             raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
+        for arg, value in (("bias", bias), ("batch_first", batch_first)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name}: {arg} must be True or False, got {value!r} ({type(value).__name__})")
+        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise RecurrentArgumentError(f"{name}: {arg} must be a positive integer, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
+        if proj_size:
+            raise NotImplementedError(f"{name}: proj_size={proj_size} is not supported yet; use proj_size=0")
         if dropout > 0 and num_layers == 1:
             # torch.nn warns the same way: dropout only acts between layers.
             warnings.warn(
@@ -80,7 +107,7 @@ class RecurrentBase(nn.Module):
         self.bias = bias
         self.batch_first = batch_first
         self.dropout = float(dropout)
-        self.bidirectional = False
+        self.bidirectional = bool(bidirectional)  # torch.nn accepts any truthy value here too
         self.proj_size = 0
         self.truncate = truncate
         # (GradientRecorder, qualified name) while inside rnnlab.record_gradients, else None
@@ -89,12 +116,14 @@ class RecurrentBase(nn.Module):
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(gate_size, layer_input, **factory)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(gate_size, hidden_size, **factory)))
-            if bias:
-                self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(gate_size, **factory)))
-                self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(gate_size, **factory)))
+            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            for suffix in ("", "_reverse")[: self.num_directions]:  # torch.nn's order: per layer, forward first
+                tag = f"l{layer}{suffix}"
+                self.register_parameter(f"weight_ih_{tag}", nn.Parameter(torch.empty(gate_size, layer_input, **factory)))  # fmt: skip
+                self.register_parameter(f"weight_hh_{tag}", nn.Parameter(torch.empty(gate_size, hidden_size, **factory)))  # fmt: skip
+                if bias:
+                    self.register_parameter(f"bias_ih_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
+                    self.register_parameter(f"bias_hh_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
         self.reset_parameters()
 
     # ------------------------------------------------------------------------------------------ properties
@@ -111,16 +140,33 @@ class RecurrentBase(nn.Module):
         self._truncate = value
 
     @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
     def _flat_weights_names(self) -> list[str]:
-        suffixes = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
-        return [f"{s}_l{layer}" for layer in range(self.num_layers) for s in suffixes]
+        """The parameter names in torch.nn's order: per layer, per direction, w_ih, w_hh[, b_ih, b_hh]."""
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        suffixes = ("", "_reverse")[: self.num_directions]
+        return [f"{k}_l{layer}{sfx}" for layer in range(self.num_layers) for sfx in suffixes for k in kinds]
+
+    @property
+    def _flat_weights(self) -> list[nn.Parameter]:
+        """The parameters in torch.nn's order (as `torch.nn.RNNBase._flat_weights`), read afresh on each access
+        so that a replaced parameter is always seen."""
+        return [getattr(self, n) for n in self._flat_weights_names]
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
-        """Per layer, the parameters in torch.nn's order (as `torch.nn.RNNBase.all_weights`)."""
+        """Per layer and direction, the parameters in torch.nn's order (as `torch.nn.RNNBase.all_weights`)."""
         per_layer = 4 if self.bias else 2
-        flat = [getattr(self, n) for n in self._flat_weights_names]
+        flat = self._flat_weights
         return [flat[i : i + per_layer] for i in range(0, len(flat), per_layer)]
+
+    def flatten_parameters(self) -> None:
+        """A no-op, for code written for torch.nn (pytorch/examples' word language model calls it). torch.nn
+        copies the weights into one contiguous cuDNN buffer here; rnnlab's engine reads each parameter where
+        it is, so there is nothing to flatten."""
 
     def reset_parameters(self) -> None:
         """torch.nn's default: every weight and bias U(−1/√H, 1/√H), drawn in the same order from the global
@@ -141,35 +187,32 @@ class RecurrentBase(nn.Module):
             s += ", batch_first=True"
         if self.dropout:
             s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
         if self.truncate is not None:
             s += f", truncate={self.truncate}"
         return s
 
     # ------------------------------------------------------------------------------------------ forward
 
-    def forward(self, input: Tensor, hx=None):
-        """Same contract as torch.nn: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I).
+    def forward(self, input: Tensor | PackedSequence, hx=None):
+        """Same contract as torch.nn: input (T, B, I), or (B, T, I) with batch_first, or unbatched (T, I), or
+        a `PackedSequence` (sorted or not).
 
-        hx: h0 (L, B, H) — for LSTM a tuple (h0, c0) — or (L, H) when unbatched; zeros when omitted.
-        Returns (output, h_n) — for LSTM (output, (h_n, c_n)) — with output (T, B, H) / (B, T, H) / (T, H).
+        hx: h0 (L·D, B, H) — for LSTM a tuple (h0, c0) — or (L·D, H) when unbatched; zeros when omitted
+        (D = 2 for bidirectional modules, rows ordered layer by layer, forward direction first).
+        Returns (output, h_n) — for LSTM (output, (h_n, c_n)) — with output (T, B, D·H) / (B, T, D·H) /
+        (T, D·H), or a PackedSequence for packed input; h_n (L·D, B, H), each sequence's state at its own
+        last step for packed input.
         """
-        name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         x, batched = self._check_input(input)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
         x = x.contiguous()  # (T, B, I): the engine is time-major
         h0, c0 = self._initial_state(hx, x, batched)
-        spec = StackSpec(
-            cell=self.cell,
-            num_layers=self.num_layers,
-            bias=self.bias,
-            dropout=self.dropout,
-            training=self.training,
-            truncate=self.truncate,
-        )
-        weights = [getattr(self, n) for n in self._flat_weights_names]
-        recorder, record_name = self._recording or (None, name)
-        output, h_n, c_n = run_stack(spec, x, h0, c0, weights, recorder, record_name)
+        output, h_n, c_n = self._run(x, h0, c0)
         if self.batch_first and batched:
             output = output.transpose(0, 1)
         if not batched:
@@ -177,11 +220,134 @@ class RecurrentBase(nn.Module):
             c_n = c_n.squeeze(1) if c_n is not None else None
         return (output, (h_n, c_n)) if self.cell.has_cell_state else (output, h_n)
 
+    def _run(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None = None):
+        """x (T, B, I) time-major, h0 / c0 (L·D, B, H) → (output (T, B, D·H), h_n, c_n), by the fast path
+        where it applies. `lengths` (B,) for PackedSequence input (output beyond each length: zeros)."""
+        weights = self._flat_weights
+        low = weights[0].dtype in LOW_PRECISION
+        if low:
+            # The engine computes in float32 (and float64); half-precision steps would lose the gradient
+            # long before it vanishes for real. The casts are differentiable, so the weights' gradients
+            # arrive in their own dtype.
+            dtype = weights[0].dtype
+            x, h0 = x.float(), h0.float()
+            c0 = None if c0 is None else c0.float()
+            weights = [w.float() for w in weights]
+        recorder, record_name = self._recording or (None, type(self).__name__)
+        if x.shape[1] == 0:
+            output, h_n, c_n = self._empty_batch(x, h0, c0, weights)
+        elif lengths is not None:
+            output, h_n, c_n = self._run_packed(x, h0, c0, weights, lengths, recorder, record_name)
+        elif self.bidirectional or (self.training and self.dropout == 1 and self.num_layers > 1):
+            split = None
+            if recorder is not None:
+                split = _split_recording(recorder, record_name, self, x.shape[0])
+            output, h_n, c_n = self._run_split(x, h0, c0, weights, split, None, x.shape[1])
+        else:
+            output, h_n, c_n = run_stack(self._spec(), x, h0, c0, weights, recorder, record_name)
+        if low:
+            output, h_n = output.to(dtype), h_n.to(dtype)
+            c_n = None if c_n is None else c_n.to(dtype)
+        return output, h_n, c_n
+
+    def _spec(self, num_layers: int | None = None, dropout: float | None = None) -> StackSpec:
+        return StackSpec(
+            cell=self.cell,
+            num_layers=self.num_layers if num_layers is None else num_layers,
+            bias=self.bias,
+            dropout=self.dropout if dropout is None else dropout,
+            training=self.training,
+            truncate=self.truncate,
+        )
+
+    def _run_split(self, x, h0, c0, weights, split, columns, batch):
+        """The stack as one one-layer engine call per layer and direction, x (T, B, I) → (output (T, B, D·H),
+        h_n, c_n). The reverse direction runs on the time-flipped input and its output is flipped back (x
+        here holds sequences of one length, so this is torch.nn's flip within each sequence's length);
+        dropout between layers is torch.nn.functional.dropout, which gives zeros for p = 1."""
+        per_layer = 4 if self.bias else 2
+        spec = self._spec(num_layers=1, dropout=0.0)
+        layer_input = x
+        h_n, c_n = [], []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                row = layer * self.num_directions + direction
+                w = weights[row * per_layer : (row + 1) * per_layer]
+                flip = direction == 1
+                xi = layer_input.flip(0) if flip else layer_input
+                part = None if split is None else split.part(layer, direction, columns, batch, flip)
+                out, hn, cn = run_stack(
+                    spec, xi, h0[row : row + 1], None if c0 is None else c0[row : row + 1], w, part, ""
+                )
+                outputs.append(out.flip(0) if flip else out)  # (T, B, H) in the original time order
+                h_n.append(hn)
+                if cn is not None:
+                    c_n.append(cn)
+            layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D·H)
+            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
+                layer_input = nn.functional.dropout(layer_input, self.dropout, training=True)
+        return layer_input, torch.cat(h_n), torch.cat(c_n) if c_n else None
+
+    def _run_packed(self, x, h0, c0, weights, lengths, recorder, record_name):
+        """PackedSequence input, unpacked to x (T, B, I) with `lengths` (B,): one run per group of sequences
+        of equal length ℓ on x[:ℓ] of that group, so every sequence's h_n (and c_n) is its own last step's
+        and its reverse direction starts at its own end. Sequences never interact, so the groups are
+        independent; a batch of k distinct lengths costs k runs. → (output (T, B, D·H), zeros past each
+        length; h_n, c_n (L·D, B, H))."""
+        steps, batch = x.shape[0], x.shape[1]
+        split = None
+        if recorder is not None:
+            split = _split_recording(recorder, record_name, self, steps, lengths)
+        one_call = not self.bidirectional and not (self.training and self.dropout == 1 and self.num_layers > 1)
+        outputs, h_parts, c_parts, order = [], [], [], []
+        for length in lengths.unique().tolist():
+            columns = torch.nonzero(lengths == length).flatten()
+            xg = x[:length, columns].contiguous()  # (ℓ, b, I)
+            hg = h0[:, columns]
+            cg = None if c0 is None else c0[:, columns]
+            if one_call:
+                part = None if split is None else split.part(0, 0, columns, batch, False)
+                out, hn, cn = run_stack(self._spec(), xg, hg, cg, weights, part, record_name)
+            else:
+                out, hn, cn = self._run_split(xg, hg, cg, weights, split, columns, batch)
+            outputs.append(nn.functional.pad(out, (0, 0, 0, 0, 0, steps - length)))  # (T, b, D·H)
+            h_parts.append(hn)
+            if cn is not None:
+                c_parts.append(cn)
+            order.append(columns)
+        inverse = torch.argsort(torch.cat(order))  # from group order back to the batch order
+        output = torch.cat(outputs, dim=1)[:, inverse]
+        h_n = torch.cat(h_parts, dim=1)[:, inverse]
+        c_n = torch.cat(c_parts, dim=1)[:, inverse] if c_parts else None
+        return output, h_n, c_n
+
+    def _empty_batch(self, x: Tensor, h0: Tensor, c0: Tensor | None, weights):
+        """B = 0: empty outputs and states, as torch.nn returns; they still depend on the input, the state and
+        every weight, so a backward through them gives zero gradients of the right shapes (as torch.nn)."""
+        anchor = x.sum() * 0 + sum(w.sum() * 0 for w in weights)  # a zero scalar in the graph of everything
+        output = x.new_zeros((x.shape[0], 0, self.num_directions * self.hidden_size)) + anchor
+        return output, h0 + anchor, None if c0 is None else c0 + anchor
+
+    def _forward_packed(self, packed: PackedSequence, hx):
+        """torch.nn's PackedSequence contract: hx and h_n in the caller's batch order, output packed alike."""
+        name = type(self).__name__
+        data = packed.data
+        self._check_values(data, name, "(N, I) packed data")
+        # Padded in the caller's batch order (pad_packed_sequence applies unsorted_indices); lengths likewise.
+        x, lengths = pad_packed_sequence(packed)  # (T, B, I), (B,)
+        h0, c0 = self._initial_state(hx, x, True)
+        output, h_n, c_n = self._run(x, h0, c0, lengths)
+        # Pack in the input's order (its batch_sizes, sorted_indices and unsorted_indices).
+        if packed.sorted_indices is not None:
+            output, lengths = output[:, packed.sorted_indices], lengths[packed.sorted_indices.cpu()]
+        data_out = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+        out = PackedSequence(data_out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        return (out, (h_n, c_n)) if self.cell.has_cell_state else (out, h_n)
+
     def _check_input(self, input) -> tuple[Tensor, bool]:
         """Validate the input and return it as (T, B, I) or (B, T, I), and whether it was batched."""
         name = type(self).__name__
-        if isinstance(input, nn.utils.rnn.PackedSequence):
-            raise TypeError(f"{name}: PackedSequence input is not supported; pass a padded tensor")
         if not isinstance(input, Tensor):
             raise TypeError(f"{name}: input must be a torch.Tensor, got {type(input).__name__}")
         layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
@@ -189,16 +355,26 @@ class RecurrentBase(nn.Module):
             raise ValueError(
                 f"{name}: input must be 3-D {layout} or 2-D (T, I) unbatched, got shape {tuple(input.shape)}"
             )
+        self._check_values(input, name, layout)
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)  # unbatched (T, I) → (T, 1, I)
+        steps = x.shape[1] if self.batch_first and batched else x.shape[0]
+        if steps == 0:
+            raise RecurrentInputError(f"{name}: input is an empty sequence (0 time steps, shape {tuple(input.shape)})")
+        return x, batched
+
+    def _check_values(self, input: Tensor, name: str, layout: str) -> None:
+        """The input's dtype, device, feature size and values (for a tensor or a PackedSequence's data)."""
         param = self.weight_ih_l0
         if input.dtype != param.dtype:
-            raise TypeError(
+            raise RecurrentDtypeError(
                 f"{name}: input dtype {input.dtype} does not match the parameters' {param.dtype}; "
                 f"convert one of them (e.g. input.to({param.dtype}))"
             )
         if input.device != param.device:
-            raise ValueError(f"{name}: input is on {input.device} but the parameters are on {param.device}")
+            raise RecurrentInputError(f"{name}: input is on {input.device} but the parameters are on {param.device}")
         if input.shape[-1] != self.input_size:
-            raise ValueError(
+            raise RecurrentInputError(
                 f"{name}: input has {input.shape[-1]} features per step, expected input_size={self.input_size} "
                 f"(input shape {tuple(input.shape)}, layout {layout})"
             )
@@ -206,21 +382,12 @@ class RecurrentBase(nn.Module):
             # A NaN or Inf input would silently poison every later step and every gradient.
             bad = int((~torch.isfinite(input)).sum())
             raise ValueError(f"{name}: input contains {bad} NaN or infinite value(s); expected finite numbers")
-        batched = input.dim() == 3
-        x = input if batched else input.unsqueeze(1)  # unbatched (T, I) → (T, 1, I)
-        steps = x.shape[1] if self.batch_first and batched else x.shape[0]
-        batch = x.shape[0] if self.batch_first and batched else x.shape[1]
-        if steps == 0:
-            raise ValueError(f"{name}: input is an empty sequence (0 time steps, shape {tuple(input.shape)})")
-        if batch == 0:
-            raise ValueError(f"{name}: input has an empty batch (shape {tuple(input.shape)})")
-        return x, batched
 
     def _initial_state(self, hx, x: Tensor, batched: bool) -> tuple[Tensor, Tensor | None]:
         """Return h0 (and c0 for LSTMs) as (L, B, H), zeros where hx is None."""
         name = type(self).__name__
         batch = x.shape[1]
-        zeros = x.new_zeros((self.num_layers, batch, self.hidden_size))
+        zeros = x.new_zeros((self.num_layers * self.num_directions, batch, self.hidden_size))
         if hx is None:
             return zeros, (zeros.clone() if self.cell.has_cell_state else None)
         if self.cell.has_cell_state:
@@ -233,20 +400,24 @@ class RecurrentBase(nn.Module):
         name = type(self).__name__
         if not isinstance(state, Tensor):
             raise TypeError(f"{name}: {what} must be a torch.Tensor, got {type(state).__name__}")
-        expected = (self.num_layers, batch, self.hidden_size) if batched else (self.num_layers, self.hidden_size)
+        rows = self.num_layers * self.num_directions
+        layers = "num_layers * 2" if self.bidirectional else "num_layers"
+        expected = (rows, batch, self.hidden_size) if batched else (rows, self.hidden_size)
         if tuple(state.shape) != expected:
-            raise ValueError(
-                f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} (num_layers, batch, hidden_size)"
+            raise RecurrentInputError(
+                f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, batch, hidden_size)"
                 if batched
-                else f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} (num_layers, hidden_size)"
+                else f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, hidden_size)"
             )
         param = self.weight_ih_l0
         if state.dtype != param.dtype:
-            raise TypeError(f"{name}: {what} dtype {state.dtype} does not match the parameters' {param.dtype}")
+            raise RecurrentDtypeError(
+                f"{name}: {what} dtype {state.dtype} does not match the parameters' {param.dtype}"
+            )
         if not _all_finite(state):
             raise ValueError(f"{name}: {what} contains NaN or infinite values; expected finite numbers")
         if state.device != param.device:
-            raise ValueError(f"{name}: {what} is on {state.device} but the parameters are on {param.device}")
+            raise RecurrentInputError(f"{name}: {what} is on {state.device} but the parameters are on {param.device}")
         return state if batched else state.unsqueeze(1)
 
     # ------------------------------------------------------------------------------------------ conversion
@@ -259,6 +430,7 @@ class RecurrentBase(nn.Module):
             "bias": self.bias,
             "batch_first": self.batch_first,
             "dropout": self.dropout,
+            "bidirectional": self.bidirectional,
             "device": param.device,
             "dtype": param.dtype,
         }
@@ -311,6 +483,14 @@ class RNN(RecurrentBase):
             dtype,
             truncate=truncate,
         )
+
+
+def _split_recording(recorder, name: str, module: RecurrentBase, steps: int, lengths: Tensor | None = None):
+    """A `recording.SplitRecording` for a forward split into several engine calls."""
+    from rnnlab.recurrent.recording import SplitRecording  # recording imports this module: import at use
+
+    lengths = None if lengths is None else lengths.cpu()
+    return SplitRecording(recorder, name, module.num_layers, module.num_directions, steps, lengths)
 
 
 class LSTM(RecurrentBase):
@@ -393,8 +573,6 @@ def from_torch(module: nn.Module) -> RecurrentBase:
     except TypeError:
         raise TypeError(f"from_torch: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}") from None
     target = _MODULES[cell.torch_module]
-    if module.bidirectional:
-        raise NotImplementedError("from_torch: bidirectional modules are not supported yet")
     if getattr(module, "proj_size", 0):
         raise NotImplementedError("from_torch: LSTM with proj_size > 0 is not supported yet")
     param = next(module.parameters())
@@ -403,6 +581,7 @@ def from_torch(module: nn.Module) -> RecurrentBase:
         "bias": module.bias,
         "batch_first": module.batch_first,
         "dropout": module.dropout,
+        "bidirectional": bool(module.bidirectional),
         "device": param.device,
         "dtype": param.dtype,
     }
@@ -451,7 +630,7 @@ def convert(model: nn.Module) -> nn.Module:
     """Replace every `torch.nn.RNN/LSTM/GRU` inside `model` by rnnlab's equivalent, in place, and return the
     model (a bare torch.nn recurrent module is returned converted). Parameters are copied, so outputs,
     gradients and state_dict keys stay the same; `record_gradients(model)` and the diagnostics then see the real
-    model with its real loss. Bidirectional layers and LSTM `proj_size` are not supported yet (clear error)."""
+    model with its real loss. LSTM `proj_size` is not supported yet (clear error)."""
     return _replace_children(model, from_torch, lambda m: isinstance(m, nn.RNN | nn.LSTM | nn.GRU))
 
 

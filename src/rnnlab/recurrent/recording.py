@@ -29,6 +29,13 @@ class GradientRecord:
     the LSTM cell state (None for other cells); `per_sample` / `cell_per_sample` are (L, T, B) when the
     recorder was asked for them, else None. ∂L/∂h_t is the total gradient at the output of step t: what
     arrives from the loss at step t, from the layer above, and back through time from step t+1.
+
+    Bidirectional modules: this record is the forward direction and `reverse` holds the reverse direction's
+    record (`direction="reverse"`), both indexed by the original time step t — so the reverse direction's
+    own first step is t = T−1 and its lag 0 (its last step) is t = 0. PackedSequence input: `lengths` (B,)
+    holds each sequence's length; step t of sequence b is its own step t, steps t ≥ lengths[b] do not
+    exist and are recorded as exactly 0 in `per_sample`, and `norms[l, t]` is the mean over the sequences
+    that reach step t.
     """
 
     module: str
@@ -37,6 +44,9 @@ class GradientRecord:
     per_sample: Tensor | None = None
     cell_per_sample: Tensor | None = None
     vectors: Tensor | None = None  # (L, T, B, H) the gradients themselves, when the recorder keeps them
+    direction: str = "forward"  # "forward", or "reverse" for the reverse direction of a bidirectional module
+    reverse: GradientRecord | None = None  # the reverse direction of a bidirectional module, else None
+    lengths: Tensor | None = None  # (B,) each sequence's length for PackedSequence input, else None
 
 
 class GradientRecorder:
@@ -54,15 +64,24 @@ class GradientRecorder:
         None, the vectors ∂L/∂h_t (T, B, H) or None — present when `keep_vectors`)."""
         h = torch.stack([s[0] for s in seen])  # (L, T, B)
         c = torch.stack([s[1] for s in seen]) if seen[0][1] is not None else None  # (L, T, B)
-        self.records.append(
-            GradientRecord(
-                module=module,
-                norms=h.mean(-1),
-                cell_norms=None if c is None else c.mean(-1),
-                per_sample=h if self.per_sample else None,
-                cell_per_sample=c if self.per_sample else None,
-                vectors=torch.stack([s[2] for s in seen]) if self.keep_vectors else None,
-            )
+        vectors = torch.stack([s[2] for s in seen]) if self.keep_vectors else None
+        self.records.append(self._record(module, h, c, vectors))
+
+    def _record(self, module: str, h: Tensor, c: Tensor | None, vectors, present: Tensor | None = None, **extra):
+        """A GradientRecord from per-sample norms h, c (L, T, B); `present` (T, B) marks the steps that exist
+        (PackedSequence input), over which the batch mean is taken."""
+
+        def mean(n: Tensor) -> Tensor:
+            return n.mean(-1) if present is None else n.sum(-1) / present.sum(-1).clamp(min=1)
+
+        return GradientRecord(
+            module=module,
+            norms=mean(h),
+            cell_norms=None if c is None else mean(c),
+            per_sample=h if self.per_sample else None,
+            cell_per_sample=c if self.per_sample else None,
+            vectors=vectors if self.keep_vectors else None,
+            **extra,
         )
 
     @property
@@ -107,3 +126,91 @@ def record_gradients(
     finally:
         for (_, m), prev in zip(found, previous, strict=True):
             m._recording = prev
+
+
+class SplitRecording:
+    """One `GradientRecord` per backward from a forward that ran as several engine calls: one per layer and
+    direction of a bidirectional module, one per group of equal-length sequences of a PackedSequence.
+
+    Each engine call gets a `part` (which layers, direction and batch columns it covers, and whether its
+    time axis is reversed); the engine hands each part its norms on backward. The first part to arrive
+    queues a callback that runs when the whole backward has finished, and assembles the record then. A part
+    that no gradient reached (e.g. a loss on the first layer's final state only) is not run by autograd at
+    all: its steps are recorded as 0, as the one-call engine records them.
+    """
+
+    def __init__(self, recorder: GradientRecorder, module: str, layers: int, directions: int, steps: int,
+                 lengths: Tensor | None = None):  # fmt: skip
+        self.recorder, self.module = recorder, module
+        self.layers, self.directions, self.steps, self.lengths = layers, directions, steps, lengths
+        self.keep_vectors = recorder.keep_vectors
+        self._arrived: list = []
+
+    def part(self, first_layer: int, direction: int, columns: Tensor | None, batch: int, flipped: bool):
+        """The recorder to hand one engine call covering layers first_layer…, `direction` (0 forward, 1
+        reverse), batch `columns` of the module's batch (None: all `batch`), time reversed if `flipped`."""
+        return _Part(self, first_layer, direction, columns, batch, flipped)
+
+    def _arrive(self, part: _Part, seen: list) -> None:
+        if not self._arrived:
+            # Runs once the current backward (loss.backward() or autograd.grad) has finished.
+            torch.autograd.Variable._execution_engine.queue_callback(self._finish)
+        self._arrived.append((part, seen))
+
+    def _finish(self) -> None:
+        arrived, self._arrived = self._arrived, []
+        first_seen = arrived[0][1][0]
+        batch = arrived[0][0].batch
+        steps = self.steps
+        h = torch.zeros((self.directions, self.layers, steps, batch), dtype=torch.float64)  # (D, L, T, B)
+        c = torch.zeros_like(h) if first_seen[1] is not None else None
+        vectors = None
+        if self.keep_vectors:
+            hidden = first_seen[2].shape[-1]
+            vectors = first_seen[2].new_zeros((self.directions, self.layers, steps, batch, hidden))
+        for part, seen in arrived:
+            columns = slice(None) if part.columns is None else part.columns
+            for offset, (h_norms, c_norms, vecs) in enumerate(seen):
+                layer = part.first_layer + offset
+                for target, value in ((h, h_norms), (c, c_norms), (vectors, vecs)):
+                    if target is None:
+                        continue
+                    value = value.flip(0) if part.flipped else value  # back to the original time order
+                    target[part.direction, layer, : value.shape[0], columns] = value.to(target.device)
+        present = None
+        if self.lengths is not None:
+            present = torch.arange(steps)[:, None] < self.lengths[None, :]  # (T, B)
+        records = [
+            self.recorder._record(
+                self.module,
+                h[d],
+                None if c is None else c[d],
+                None if vectors is None else vectors[d],
+                present,
+                direction=("forward", "reverse")[d],
+                lengths=self.lengths,
+            )
+            for d in range(self.directions)
+        ]
+        if self.directions == 2:
+            records[0].reverse = records[1]
+        self.recorder.records.append(records[0])
+
+
+@dataclass
+class _Part:
+    """What one engine call of a `SplitRecording` covers; the engine sees it as its recorder."""
+
+    owner: SplitRecording
+    first_layer: int
+    direction: int
+    columns: Tensor | None
+    batch: int
+    flipped: bool
+
+    @property
+    def keep_vectors(self) -> bool:
+        return self.owner.keep_vectors
+
+    def add_backward(self, module: str, seen: list) -> None:
+        self.owner._arrive(self, seen)
