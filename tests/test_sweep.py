@@ -205,3 +205,76 @@ def test_an_executor_that_cannot_start_releases_the_runs_it_claimed(tmp_path, mo
     statuses = {r.id: r.status for r in store.runs(study="claims")}
     assert statuses == {interrupted: "running", failed: "failed"}, "the new run was removed, the others restored"
     assert store.check() == []
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_port(port: int, timeout: float = 120) -> None:
+    import socket
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
+    """The documented `--address ray://HOST:PORT` for real: a Ray head with its client server is started here (token
+    authentication on, as Ray ≥ 2.59 does by default), the CLI sweeps through Ray Client, and the results equal a
+    local sweep's."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'rnnlab[ray]'); CI installs it")
+    ray_cli = Path(sys.executable).parent / "ray"
+    if not ray_cli.exists():
+        pytest.skip(f"no `ray` command beside {sys.executable}")
+    study_file = tmp_path / "roundtrip.yaml"
+    study_file.write_text(
+        yaml.safe_dump({"name": "roundtrip", "claim": "c", "defaults": TINY, "grid": {"seed": [0, 1]}})
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    port, client_port = _free_port(), _free_port()
+    head = [str(ray_cli), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
+            "--num-cpus=2", "--include-dashboard=false", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]  # fmt: skip
+    started = subprocess.run(head, env=env, capture_output=True, text=True, timeout=180, check=False)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        _wait_for_port(client_port)  # `ray start` returns before its client server listens (seconds, under load)
+        rnnlab = [sys.executable, "-m", "rnnlab", "sweep", str(study_file), "--no-progress"]
+        remote = [*rnnlab, "--executor", "ray", "--address", f"ray://127.0.0.1:{client_port}"]
+        done = subprocess.run([*remote, "--store", str(tmp_path / "ray.db")], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        local = subprocess.run([*rnnlab, "--store", str(tmp_path / "local.db")], capture_output=True, text=True,
+                               timeout=300, check=False)  # fmt: skip
+        assert local.returncode == 0, local.stderr[-2000:]
+        on_ray = {r.name: (r.status, r.final_metric) for r in Store(tmp_path / "ray.db").runs()}
+        here = {r.name: (r.status, r.final_metric) for r in Store(tmp_path / "local.db").runs()}
+        assert len(on_ray) == 2 and on_ray == here
+        assert Store(tmp_path / "ray.db").check() == []
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120, check=False)
+        shutil.rmtree(tmp_path / "ray", ignore_errors=True)
+
+
+def test_a_ray_client_address_failure_names_token_authentication(monkeypatch):
+    from rnnlab.lab.sweep import _auth_hint
+
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert "RAY_AUTH_MODE=token" in _auth_hint("ray://head:10001")
+    assert _auth_hint(None) == "" and _auth_hint("127.0.0.1:6379") == ""
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert _auth_hint("ray://head:10001") == ""

@@ -264,6 +264,18 @@ def _require_ray():
     return ray
 
 
+def _auth_hint(address: str | None) -> str:
+    """Ray ≥ 2.59 starts clusters with token authentication on, but its client sends the token only when
+    RAY_AUTH_MODE=token is set where it runs; without it a ray:// connection just times out (measured with
+    Ray 2.60: "ray client connection timeout" after 30 s)."""
+    if not (address or "").startswith("ray://") or os.environ.get("RAY_AUTH_MODE") == "token":
+        return ""
+    return (
+        " (if the cluster uses token authentication, on by default since Ray 2.59, set RAY_AUTH_MODE=token and "
+        "the cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token where rnnlab runs)"
+    )
+
+
 def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
     ray = _require_ray()
     started_here = not ray.is_initialized()
@@ -274,7 +286,9 @@ def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
         except Exception as error:  # Ray raises many types (ConnectionError, RuntimeError, grpc errors, …)
             where = address or "a local Ray cluster"
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise ExecutorUnavailable(f"the ray executor could not start on {where}: {message}") from None
+            raise ExecutorUnavailable(
+                f"the ray executor could not start on {where}: {message}{_auth_hint(address)}"
+            ) from None
     try:
         task = ray.remote(num_cpus=threads)(train_job)
         refs = {task.remote(j.config, j.checkpoint, threads, None): j for j in jobs}
