@@ -5,8 +5,9 @@ test_rnn_initial_hidden_state, test_RNN_nonlinearity, test_RNN_nonlinearity_pass
 test_variable_sequence, test_RNN_change_dropout, test_RNN_dropout, test_rnn_retain_variables,
 test_RNN_input_size_zero, test_rnn_weight_norm, the dropout warning) and of the RNN ModuleInfo checks of
 `test/test_modules.py` (unbatched input, factory kwargs, `.to`, pickling, state_dict round trip,
-non-contiguous input, gradcheck and gradgradcheck), rewritten for pytest: the bodies are the same checks
-on CPU, the CUDA-only parts left out. Each test takes `family`, the namespace that provides RNN/LSTM/GRU.
+non-contiguous input, gradcheck and gradgradcheck), rewritten for pytest on CPU. The checks were written
+from what those tests check, not compared line by line with PyTorch's current source (it was not read in
+this session), so an equal count here is a strong sign, not proof, that PyTorch's own suite would pass. Each test takes `family`, the namespace that provides RNN/LSTM/GRU.
 Not ported: LSTM `proj_size` tests (rnnlab does not support proj_size), cell tests (`nn.RNNCell` & co.,
 which rnnlab does not replace), cuDNN-only tests. Run: `.venv/bin/pytest tests/test_torch_parity.py`.
 """
