@@ -7,8 +7,8 @@ test_RNN_input_size_zero, test_rnn_weight_norm, the dropout warning) and of the 
 `test/test_modules.py` (unbatched input, factory kwargs, `.to`, pickling, state_dict round trip,
 non-contiguous input, gradcheck and gradgradcheck), rewritten for pytest on CPU. The checks were written
 from what those tests check, not compared line by line with PyTorch's current source (it was not read in
-this session), so an equal count here is a strong sign, not proof, that PyTorch's own suite would pass. Each test takes `family`, the namespace that provides RNN/LSTM/GRU.
-Not ported: LSTM `proj_size` tests (rnnlab does not support proj_size), cell tests (`nn.RNNCell` & co.,
+this session), so an equal count here is a strong sign, not proof, that PyTorch's own suite would pass.
+Each test takes `family`, the namespace that provides RNN/LSTM/GRU. Not ported: LSTM `proj_size` tests (rnnlab does not support proj_size), cell tests (`nn.RNNCell` & co.,
 which rnnlab does not replace), cuDNN-only tests. Run: `.venv/bin/pytest tests/test_torch_parity.py`.
 """
 
