@@ -127,10 +127,20 @@ def test_float32_at_onednn_sizes_matches_torch_nn(ext, cell, mode):
         assert_close(g_new, g_ref, rtol=1e-4, atol=1e-4 * g_ref.abs().max().item())
 
 
+SPLIT = "split" if torch.get_num_threads() > 1 else "blas/1 thread"  # the split needs two threads
+
+
 def test_the_per_step_product_path_switches_at_its_thresholds(ext):
-    """LSTM, 4 gates: work per step = B·H·4H multiply-adds. One MKL thread below 2^19 (B=31, H=64), the
-    library's threads from 2^19 on (B=32); float32 goes to oneDNN from 2^23 on (B=32, H=256), float64 never."""
+    """LSTM, 4 gates: work per step = B·H·4H multiply-adds. Batches up to 16 split the columns over the
+    threads from 2^16 on (B=16, H=32), below it one MKL thread (B=15); larger batches take one MKL thread below
+    2^19 (B=31, H=64), the library's threads from 2^19 on (B=32); float32 goes to oneDNN from 2^23 on (B=32,
+    H=256), float64 never."""
     f32, f64 = torch.float32, torch.float64
+    assert ext.step_path(f32, 16, 32, 4) == SPLIT
+    assert ext.step_path(f32, 15, 32, 4) == "blas/1 thread"
+    assert ext.step_path(f32, 1, 128, 4) == SPLIT
+    assert ext.step_path(f32, 1, 127, 4) == "blas/1 thread"
+    assert ext.step_path(f32, 17, 64, 4) == "blas/1 thread"
     assert ext.step_path(f32, 31, 64, 4) == "blas/1 thread"
     assert ext.step_path(f32, 32, 64, 4) == "blas"
     assert ext.step_path(f32, 31, 256, 4) == "blas"
@@ -138,12 +148,18 @@ def test_the_per_step_product_path_switches_at_its_thresholds(ext):
     assert ext.step_path(f64, 32, 256, 4) == "blas"
     ext.set_gemm("aten")  # oneDNN switched off: the same product stays with the BLAS
     assert ext.step_path(f32, 32, 256, 4) == "blas"
+    ext.set_step_split(0)  # the split switched off (for benchmarks)
+    assert ext.step_path(f32, 1, 128, 4) == "blas/1 thread"
+    ext.set_step_split(16)
 
 
 @pytest.mark.parametrize(
     ("cell", "batch", "hidden", "path"),
     [
         ("lstm", 1, 16, "blas/1 thread"),
+        ("lstm", 1, 160, SPLIT),
+        ("gru", 16, 72, SPLIT),
+        ("rnn_tanh", 4, 200, SPLIT),
         ("gru", 3, 24, "blas/1 thread"),
         ("rnn_tanh", 2, 40, "blas/1 thread"),
         ("lstm", 32, 64, "blas"),

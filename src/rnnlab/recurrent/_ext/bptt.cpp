@@ -13,6 +13,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <dlfcn.h>
+#include <omp.h>
 
 #include <list>
 #include <mutex>
@@ -289,22 +290,43 @@ constexpr int64_t kSingleThreadMaxWork = int64_t(1) << 19;
 
 // Which implementation runs the per-step product; chosen once per loop from the shapes (tested at the
 // thresholds through `step_path`).
-enum class StepPath { kOneDnn = 0, kBlas = 1, kAten = 2 };
+//   kOneDnn  large float32 products (oneDNN, its own threads)
+//   kSplit   small batches: the output columns split once and for all over the intra-op threads, each slice
+//            one single-threaded BLAS call. At batch 1 the product is a matrix-vector product that MKL runs on
+//            one thread whatever it is told, and W_hh (1 MB at H = 256 for an LSTM) no longer fits one core's
+//            L2 cache; split the same way at every step, each core keeps its half of W_hh in its own cache.
+//   kBlas    everything else: one BLAS call (MKL's threads, or one thread below kSingleThreadMaxWork)
+//   kAten    no BLAS symbols found (another PyTorch build)
+enum class StepPath { kOneDnn = 0, kBlas = 1, kAten = 2, kSplit = 3 };
 
-StepPath choose_step_path(at::ScalarType dtype, int64_t work) {
+// The batch sizes up to which the split path is taken (0: never), and the least work per step that pays for
+// its parallel region. Settable for benchmarks (`set_step_split`).
+int64_t split_max_batch = 16;
+constexpr int64_t kSplitMinWork = int64_t(1) << 16;
+
+void set_step_split(int64_t max_batch) {
+  TORCH_CHECK(max_batch >= 0, "set_step_split: max_batch must be ≥ 0, not ", max_batch);
+  split_max_batch = max_batch;
+}
+
+StepPath choose_step_path(at::ScalarType dtype, int64_t batch, int64_t work) {
   if (gemm_mode < 0) set_gemm("auto");
   if (gemm_mode == 1 && dtype == at::kFloat && work >= kOneDnnMinWork) return StepPath::kOneDnn;
   const Blas& b = blas();
-  if ((dtype == at::kFloat && b.sgemm) || (dtype == at::kDouble && b.dgemm)) return StepPath::kBlas;
-  return StepPath::kAten;
+  if (!((dtype == at::kFloat && b.sgemm) || (dtype == at::kDouble && b.dgemm))) return StepPath::kAten;
+  if (batch <= split_max_batch && work >= kSplitMinWork && b.local_threads != nullptr && at::get_num_threads() > 1) {
+    return StepPath::kSplit;
+  }
+  return StepPath::kBlas;
 }
 
 // For tests and benchmarks: the path and thread count the loop would use for a (batch, hidden, gates) layer.
 std::string step_path(at::ScalarType dtype, int64_t batch, int64_t hidden, int64_t gates) {
   const int64_t work = batch * hidden * gates * hidden;
-  const char* names[] = {"onednn", "blas", "aten"};
-  const bool single = work < kSingleThreadMaxWork && blas().local_threads != nullptr;
-  return std::string(names[int(choose_step_path(dtype, work))]) + (single ? "/1 thread" : "");
+  const StepPath path = choose_step_path(dtype, batch, work);
+  const char* names[] = {"onednn", "blas", "aten", "split"};
+  const bool single = path == StepPath::kBlas && work < kSingleThreadMaxWork && blas().local_threads != nullptr;
+  return std::string(names[int(path)]) + (single ? "/1 thread" : "");
 }
 
 // One layer's per-step product, set up once per loop: out (B, N) (+)= in (B, K) · op(W), with W (G·H, H)
@@ -317,25 +339,45 @@ class StepProduct {
     const int64_t rows = w_.size(0), cols = w_.size(1);  // G·H, H
     k_ = forward ? cols : rows;
     n_ = forward ? rows : cols;
-    path_ = choose_step_path(w_.scalar_type(), batch * k_ * n_);
+    path_ = choose_step_path(w_.scalar_type(), batch, batch * k_ * n_);
   }
 
   void operator()(const T* in, T* out, bool accumulate) const {
     if (path_ == StepPath::kBlas) {
-      const int m = int(batch_), n = int(n_), k = int(k_), ldw = int(w_.size(1));
-      const T alpha(1), beta(accumulate ? 1 : 0);
-      const FortranGemm g = std::is_same_v<T, float> ? blas().sgemm : blas().dgemm;
-      // Column-major: outᵀ (N, B) = op'(W) (N, K) · inᵀ (K, B), W read as its column-major transpose (H, G·H).
-      g(forward_ ? "T" : "N", "N", &n, &m, &k, &alpha, w_.const_data_ptr<T>(), &ldw, in, &k, &beta, out, &n);
-      return;
+      blas_columns(in, out, accumulate, 0, n_);
+    } else if (path_ == StepPath::kSplit) {
+      const int parts = int(at::get_num_threads());
+      // One slice per thread, the same slice at every step. A bare OpenMP region: through at::parallel_for
+      // the same split ran ~70× slower here (perf: both threads spinning in libgomp at B=1, H=512;
+      // the cause was not found), where a bare region takes 45 µs a step.
+#pragma omp parallel num_threads(parts)
+      {
+        const int p = omp_get_thread_num(), count = omp_get_num_threads();
+        // Slice bounds on 16-element (64-byte) boundaries, so no cache line is written by two cores.
+        const int64_t n0 = p == 0 ? 0 : n_ * p / count / 16 * 16;
+        const int64_t n1 = p + 1 == count ? n_ : n_ * (p + 1) / count / 16 * 16;
+        if (n1 > n0) blas_columns(in, out, accumulate, n0, n1);
+      }
+    } else {
+      const auto options = w_.options();
+      at::Tensor a = at::from_blob(const_cast<T*>(in), {batch_, k_}, options);
+      at::Tensor c = at::from_blob(out, {batch_, n_}, options);
+      gemm(a, forward_ ? w_.t() : w_, c, accumulate);
     }
-    const auto options = w_.options();
-    at::Tensor a = at::from_blob(const_cast<T*>(in), {batch_, k_}, options);
-    at::Tensor c = at::from_blob(out, {batch_, n_}, options);
-    gemm(a, forward_ ? w_.t() : w_, c, accumulate);
   }
 
  private:
+  // Columns n0..n1 of the output by one BLAS call. Column-major: outᵀ (N, B) = op'(W) (N, K) · inᵀ (K, B), W
+  // read as its column-major transpose (H, G·H); a column slice of the output is a slice of W's rows (forward)
+  // or columns (backward), at the same leading dimensions.
+  void blas_columns(const T* in, T* out, bool accumulate, int64_t n0, int64_t n1) const {
+    const int m = int(batch_), n = int(n1 - n0), k = int(k_), ldw = int(w_.size(1)), ldc = int(n_);
+    const T alpha(1), beta(accumulate ? 1 : 0);
+    const FortranGemm g = std::is_same_v<T, float> ? blas().sgemm : blas().dgemm;
+    const T* w = w_.const_data_ptr<T>() + (forward_ ? n0 * ldw : n0);
+    g(forward_ ? "T" : "N", "N", &n, &m, &k, &alpha, w, &ldw, in, &k, &beta, out + n0, &ldc);
+  }
+
   at::Tensor w_;
   bool forward_;
   int64_t batch_, k_ = 0, n_ = 0;
@@ -748,4 +790,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("set_gemm", &set_gemm, "'auto' (oneDNN where it pays) or 'aten'");
   m.def("gemm_backend", &gemm_backend, "'onednn' or 'aten'");
   m.def("step_path", &step_path, "the per-step product's path for (dtype, batch, hidden, gates)");
+  m.def("set_step_split", &set_step_split, "the largest batch that takes the split path (0: never)");
 }
