@@ -340,6 +340,13 @@ class StepProduct {
     k_ = forward ? cols : rows;
     n_ = forward ? rows : cols;
     path_ = choose_step_path(w_.scalar_type(), batch, batch * k_ * n_);
+    if (path_ == StepPath::kSplit && !forward) {
+      // d_pre · W = d_pre · (Wᵀ)ᵀ: with Wᵀ (H, G·H) copied once per loop, each thread's slice of dh is a block of
+      // contiguous rows, as in the forward, instead of a strided half of every row of W (measured at B=1,
+      // H=256: 15.6 → 12.7 µs a step).
+      w_ = w_.t().contiguous();
+      forward_ = true;
+    }
   }
 
   void operator()(const T* in, T* out, bool accumulate) const {
