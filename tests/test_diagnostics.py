@@ -36,7 +36,7 @@ def test_closed_form_decay_rate_and_horizon(lam):
     threshold = 1e-3
     # Largest lag n ≤ T − 1 with λ^n ≥ threshold.
     expected = 59 if lam >= 1 else min(59, math.floor(math.log(threshold) / math.log(lam)))
-    assert flow.horizon(threshold) == expected
+    assert flow.horizon_at(threshold) == expected
 
 
 def test_closed_form_jacobian_norms():
@@ -133,9 +133,9 @@ def test_float32_underflow_gives_finite_rate_and_horizon():
     fit = flow.decay_rate()
     assert math.isfinite(fit.rate) and math.isfinite(fit.r2)
     assert fit.rate == pytest.approx(0.3, rel=1e-3)
-    assert flow.horizon() == math.floor(math.log(1e-3) / math.log(0.3))
+    assert flow.horizon == math.floor(math.log(1e-3) / math.log(0.3))
     dead = diagnostics.GradientFlow(norms=torch.tensor([[0.0, 0.0, 1.0]]), per_sample=torch.zeros(1, 3, 1))
-    assert dead.decay_rate().rate == 0.0 and dead.horizon() == 0
+    assert dead.decay_rate().rate == 0.0 and dead.horizon == 0
 
 
 def test_float32_norms_do_not_underflow_before_the_gradient_does():
@@ -170,9 +170,7 @@ def _horizons(cell, spec):
     which seeds the module's construction as well as the scheme, so the same seed gives the same number."""
     specs = [diagnostics.ModelSpec(cell, spec)]
     return [
-        diagnostics.compare(specs, seq_len=T, hidden_size=H, input_size=IN, batch_size=B, seed=seed)[0].flow.horizon(
-            1e-3
-        )
+        diagnostics.compare(specs, seq_len=T, hidden_size=H, input_size=IN, batch_size=B, seed=seed)[0].flow.horizon
         for seed in SEEDS
     ]
 
@@ -222,7 +220,7 @@ def test_flow_plot_marks_the_horizon_of_the_closed_form():
     figure = flow.plot(threshold=1e-3)
     _render(figure)
     (ax,) = figure.axes
-    assert flow.horizon(1e-3) == 30  # 0.8^30 ≈ 1.2e-3 ≥ 1e-3 > 0.8^31
+    assert flow.horizon_at(1e-3) == 30 == flow.horizon  # 0.8^30 ≈ 1.2e-3 ≥ 1e-3 > 0.8^31
     assert list(_horizon_line(ax).get_xdata()) == [30, 30]
     assert ax.get_title() == "layer 0: the gradient against lag (horizon 30 of 59 steps)"
     assert ax.get_yscale() == "log" and ax.get_xlabel().startswith("lag") and "‖∂L/∂h_t‖₂" in ax.get_ylabel()
@@ -249,6 +247,6 @@ def test_comparison_plots_explain_themselves():
     (ax,) = together.axes
     curves = {line.get_label(): line.get_ydata() for line in ax.get_lines()}
     for result in results:
-        label = f"{result.spec.label} (horizon {result.flow.horizon()})"
+        label = f"{result.spec.label} (horizon {result.flow.horizon})"
         assert curves[label][0] == 1.0, "each profile relative to its lag 0, so the threshold line is its horizon"
     assert "horizon threshold (0.001)" in curves

@@ -304,7 +304,7 @@ def test_gradient_flow_and_spectral_radius_per_direction():
     assert_close(flow.profile()[0], torch.tensor(1.0, dtype=torch.float64), **F64)
     assert_close(flow.reverse.profile()[0], torch.tensor(1.0, dtype=torch.float64), **F64)
     assert_close(flow.reverse.profile(), flow.reverse.norms[-1], rtol=0, atol=0)  # lag = t for reverse
-    assert flow.reverse.horizon() > 0 and flow.reverse.decay_rate().rate < 1
+    assert flow.reverse.horizon > 0 and flow.reverse.decay_rate().rate < 1
 
     radius = diagnostics.spectral_radius(reference)
     assert radius.shape == (2, 2, 4)

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for column in ("model", "decay / step", "horizon (steps)"):
         table.add_column(column)
     for r in results:
-        table.add_row(r.spec.label, f"{r.flow.decay_rate().rate:.3f}", str(r.flow.horizon()))
+        table.add_row(r.spec.label, f"{r.flow.decay_rate().rate:.3f}", str(r.flow.horizon))
     out.print(table)
     out.rule(f"[bold]2. Remedies on the adding task ({len(study.runs)} runs, {args.workers} workers)")
     with open_store(args) as store:

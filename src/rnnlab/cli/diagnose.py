@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             f"{fit.rate:.3f}",
             f"{fit.r2:.2f}",
             f"{fit.half_life:.1f}",
-            str(r.flow.horizon(args.threshold)),
+            str(r.flow.horizon_at(args.threshold)),
             f"{grad_at_lag:.1e}",
             f"{r.radius[-1].max().item():.2f}",
         )

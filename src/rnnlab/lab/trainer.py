@@ -315,11 +315,11 @@ class Trainer:
         fit, real_fit = probe.decay_rate(), real.decay_rate()
         return FlowSnapshot(
             step=self.step,
-            horizon=probe.horizon(),
+            horizon=probe.horizon,
             decay_rate=fit.rate,
             r2=fit.r2,
             profile=[float(v) for v in probe.profile()],
-            loss_horizon=real.horizon(),
+            loss_horizon=real.horizon,
             loss_decay_rate=real_fit.rate,
             loss_r2=real_fit.r2,
             loss_profile=[float(v) for v in real.profile()],

@@ -5,7 +5,8 @@ with `from_torch`). The analyses run on a copy in eval mode, so the user's modul
 and its train/eval flag — is never touched.
 
 - `gradient_flow(module, x)`: ‖∂L/∂h_t‖ for every step and layer, from the BPTT engine.
-  `GradientFlow.decay_rate()` fits the per-step factor of the geometric decay; `horizon()` is the largest lag
+  `GradientFlow.decay_rate()` fits the per-step factor of the geometric decay; `horizon` (an int, like a training
+  snapshot's and a monitor row's; `horizon_at(threshold, layer)` for others) is the largest lag
   at which the gradient is still ≥ threshold × its value at lag 0.
 - `jacobian_norms(module, x)`: the exact spectral norm and top singular values of ∂h_T/∂h_t for every t.
 - `spectral_radius(module)`: the spectral radius of each recurrent gate block per layer.
@@ -90,7 +91,13 @@ class GradientFlow:
         """Fit the geometric decay of the profile of `layer`; see `DecayFit`."""
         return fit_decay(self.profile(layer))
 
-    def horizon(self, threshold: float = 1e-3, layer: int = -1) -> int:
+    @property
+    def horizon(self) -> int:
+        """The top layer's horizon at the default threshold 1e-3 — an int, like the `horizon` of a training
+        run's flow snapshot and of a monitor's row; `horizon_at` takes another threshold or layer."""
+        return self.horizon_at()
+
+    def horizon_at(self, threshold: float = 1e-3, layer: int = -1) -> int:
         """The largest lag at which ‖∂L/∂h‖ ≥ threshold × its value at lag 0: how far back this network can
         still learn from. T−1 means "at least the whole sequence"."""
         return horizon(self.profile(layer), threshold)
@@ -101,7 +108,7 @@ class GradientFlow:
         from matplotlib.figure import Figure
 
         index = range(self.norms.shape[0])[layer]  # -1 → the top layer's number, for the labels
-        fit, reach = self.decay_rate(layer), self.horizon(threshold, layer)
+        fit, reach = self.decay_rate(layer), self.horizon_at(threshold, layer)
         fig = Figure(figsize=(7, 4.5), layout="constrained")
         ax = fig.subplots()
         _draw_profile(ax, self.profile(layer), f"‖∂L/∂h_t‖ (×{fit.rate:.3f} per step, r² {fit.r2:.2f})", "C0")
@@ -383,7 +390,7 @@ def plot_comparison(results: list[Comparison], threshold: float = 1e-3, layer: i
     for index, result in enumerate(results):
         profile = result.flow.profile(layer).detach().to(torch.float64)
         relative = profile / profile[0] if profile[0] > 0 else profile
-        reach = result.flow.horizon(threshold, layer)
+        reach = result.flow.horizon_at(threshold, layer)
         _draw_profile(ax, relative, f"{result.spec.label} (horizon {reach})", f"C{index % 10}")
     ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"horizon threshold ({threshold:g})")
     steps = results[0].flow.num_steps if results else 0
