@@ -34,3 +34,13 @@ def _restore_denormal_mode():
     before = rnnlab.recurrent.engine.denormals_flushed()
     yield
     torch.set_flush_denormal(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_thread_count():
+    """No test may leak a changed PyTorch thread count (an in-process `rnnlab train --threads 1` sets it) into
+    the next one: the engine's choices of path depend on it."""
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
