@@ -93,7 +93,7 @@ def test_generated_studies_are_valid_or_a_clean_error(data):
     poison=st.sampled_from([None, float("nan"), float("inf")]),
 )
 def test_generated_inputs_give_an_output_or_a_clean_error(cell, shape, dtype, batch_first, poison):
-    module = rnnlab.recurrent.modules.make_recurrent(cell, 3, 4, batch_first=batch_first)
+    module = rnnlab.make_recurrent(cell, 3, 4, batch_first=batch_first)
     x = torch.zeros(shape, dtype=dtype)
     if poison is not None and x.numel() and dtype.is_floating_point:
         x.view(-1)[0] = poison

@@ -15,9 +15,10 @@ from importlib.metadata import PackageNotFoundError, version
 
 from rnnlab.lab.clip import clip_gradients
 from rnnlab.recurrent import diagnostics, init
+from rnnlab.recurrent.convert import convert, from_torch, make_recurrent, to_torch
 from rnnlab.recurrent.diagnostics import GradientFlow, gradient_flow, jacobian_norms, spectral_radius
 from rnnlab.recurrent.engine import flush_denormals, release_buffers
-from rnnlab.recurrent.modules import GRU, LSTM, RNN, convert, from_torch, make_recurrent, to_torch
+from rnnlab.recurrent.modules import GRU, LSTM, RNN
 from rnnlab.recurrent.monitor import Monitor, monitor
 from rnnlab.recurrent.recording import GradientRecorder, record_gradients
 

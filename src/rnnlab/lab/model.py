@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from rnnlab.recurrent.modules import RecurrentBase, make_recurrent
+from rnnlab.recurrent.convert import make_recurrent
+from rnnlab.recurrent.modules import RecurrentBase
 
 
 class SequenceModel(nn.Module):

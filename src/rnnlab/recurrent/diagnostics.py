@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from rnnlab.recurrent import init
 from rnnlab.recurrent.cells import get_cell
-from rnnlab.recurrent.modules import RecurrentBase, from_torch, make_recurrent
+from rnnlab.recurrent.convert import from_torch, make_recurrent
+from rnnlab.recurrent.modules import RecurrentBase
 from rnnlab.recurrent.recording import record_gradients
 
 #: `jacobian_norms` runs H gradient streams per sample and keeps T·H·H numbers per layer and sample.

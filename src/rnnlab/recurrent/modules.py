@@ -4,12 +4,9 @@ A state_dict loads in both directions between rnnlab and torch.nn, and `from_tor
 with identical numbers. The difference is inside: the time loop runs in rnnlab's explicit BPTT engine
 (`rnnlab.recurrent.engine`), which can record ‖∂L/∂h_t‖ for every step and truncate the backward pass.
 
-Two ways through the engine:
-- the fast path — one engine call for the whole stack — for unidirectional modules on a padded tensor;
-- split runs for what the engine does not do in one call: `bidirectional=True` (per layer and direction a
-  one-layer engine call, the reverse direction on the time-flipped input; autograd composes them),
-  `PackedSequence` input (one run per group of equal-length sequences, so each sequence's h_n and c_n are
-  its own last step's) and `dropout=1` in training (zeros between layers, as torch.nn).
+Two ways through the engine: the fast path — one engine call for the whole stack — for unidirectional
+modules on a padded tensor; and several engine calls for bidirectional layers, `PackedSequence` input,
+`dropout=1` in training and empty batches (`split_forward.py`).
 float16 and bfloat16 modules compute in float32 on upcast copies of the weights and inputs (the casts are
 part of the graph, so gradients arrive in the parameters' dtype) and cast the results back.
 """
@@ -22,10 +19,11 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
-from rnnlab.recurrent.cells import Cell, cell_of_torch, get_cell
+from rnnlab.recurrent.cells import Cell, get_cell
 from rnnlab.recurrent.engine import StackSpec, run_stack
+from rnnlab.recurrent.split_forward import empty_batch, forward_packed, run_packed, run_split, split_recording
 
 NONLINEARITIES = ("tanh", "relu", "linear")
 #: dtypes the engine does not compute in: the module runs in float32 on upcast copies (see the module doc).
@@ -206,7 +204,7 @@ class RecurrentBase(nn.Module):
         last step for packed input.
         """
         if isinstance(input, PackedSequence):
-            return self._forward_packed(input, hx)
+            return forward_packed(self, input, hx)
         x, batched = self._check_input(input)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
@@ -235,14 +233,14 @@ class RecurrentBase(nn.Module):
             weights = [w.float() for w in weights]
         recorder, record_name = self._recording or (None, type(self).__name__)
         if x.shape[1] == 0:
-            output, h_n, c_n = self._empty_batch(x, h0, c0, weights)
+            output, h_n, c_n = empty_batch(self, x, h0, c0, weights)
         elif lengths is not None:
-            output, h_n, c_n = self._run_packed(x, h0, c0, weights, lengths, recorder, record_name)
+            output, h_n, c_n = run_packed(self, x, h0, c0, weights, lengths, recorder, record_name)
         elif self.bidirectional or (self.training and self.dropout == 1 and self.num_layers > 1):
             split = None
             if recorder is not None:
-                split = _split_recording(recorder, record_name, self, x.shape[0])
-            output, h_n, c_n = self._run_split(x, h0, c0, weights, split, None, x.shape[1])
+                split = split_recording(recorder, record_name, self, x.shape[0])
+            output, h_n, c_n = run_split(self, x, h0, c0, weights, split, None, x.shape[1])
         else:
             output, h_n, c_n = run_stack(self._spec(), x, h0, c0, weights, recorder, record_name)
         if low:
@@ -259,91 +257,6 @@ class RecurrentBase(nn.Module):
             training=self.training,
             truncate=self.truncate,
         )
-
-    def _run_split(self, x, h0, c0, weights, split, columns, batch):
-        """The stack as one one-layer engine call per layer and direction, x (T, B, I) → (output (T, B, D·H),
-        h_n, c_n). The reverse direction runs on the time-flipped input and its output is flipped back (x
-        here holds sequences of one length, so this is torch.nn's flip within each sequence's length);
-        dropout between layers is torch.nn.functional.dropout, which gives zeros for p = 1."""
-        per_layer = 4 if self.bias else 2
-        spec = self._spec(num_layers=1, dropout=0.0)
-        layer_input = x
-        h_n, c_n = [], []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(self.num_directions):
-                row = layer * self.num_directions + direction
-                w = weights[row * per_layer : (row + 1) * per_layer]
-                flip = direction == 1
-                xi = layer_input.flip(0) if flip else layer_input
-                part = None if split is None else split.part(layer, direction, columns, batch, flip)
-                out, hn, cn = run_stack(
-                    spec, xi, h0[row : row + 1], None if c0 is None else c0[row : row + 1], w, part, ""
-                )
-                outputs.append(out.flip(0) if flip else out)  # (T, B, H) in the original time order
-                h_n.append(hn)
-                if cn is not None:
-                    c_n.append(cn)
-            layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D·H)
-            if layer < self.num_layers - 1 and self.dropout > 0 and self.training:
-                layer_input = nn.functional.dropout(layer_input, self.dropout, training=True)
-        return layer_input, torch.cat(h_n), torch.cat(c_n) if c_n else None
-
-    def _run_packed(self, x, h0, c0, weights, lengths, recorder, record_name):
-        """PackedSequence input, unpacked to x (T, B, I) with `lengths` (B,): one run per group of sequences
-        of equal length ℓ on x[:ℓ] of that group, so every sequence's h_n (and c_n) is its own last step's
-        and its reverse direction starts at its own end. Sequences never interact, so the groups are
-        independent; a batch of k distinct lengths costs k runs. → (output (T, B, D·H), zeros past each
-        length; h_n, c_n (L·D, B, H))."""
-        steps, batch = x.shape[0], x.shape[1]
-        split = None
-        if recorder is not None:
-            split = _split_recording(recorder, record_name, self, steps, lengths)
-        one_call = not self.bidirectional and not (self.training and self.dropout == 1 and self.num_layers > 1)
-        outputs, h_parts, c_parts, order = [], [], [], []
-        for length in lengths.unique().tolist():
-            columns = torch.nonzero(lengths == length).flatten()
-            xg = x[:length, columns].contiguous()  # (ℓ, b, I)
-            hg = h0[:, columns]
-            cg = None if c0 is None else c0[:, columns]
-            if one_call:
-                part = None if split is None else split.part(0, 0, columns, batch, False)
-                out, hn, cn = run_stack(self._spec(), xg, hg, cg, weights, part, record_name)
-            else:
-                out, hn, cn = self._run_split(xg, hg, cg, weights, split, columns, batch)
-            outputs.append(nn.functional.pad(out, (0, 0, 0, 0, 0, steps - length)))  # (T, b, D·H)
-            h_parts.append(hn)
-            if cn is not None:
-                c_parts.append(cn)
-            order.append(columns)
-        inverse = torch.argsort(torch.cat(order))  # from group order back to the batch order
-        output = torch.cat(outputs, dim=1)[:, inverse]
-        h_n = torch.cat(h_parts, dim=1)[:, inverse]
-        c_n = torch.cat(c_parts, dim=1)[:, inverse] if c_parts else None
-        return output, h_n, c_n
-
-    def _empty_batch(self, x: Tensor, h0: Tensor, c0: Tensor | None, weights):
-        """B = 0: empty outputs and states, as torch.nn returns; they still depend on the input, the state and
-        every weight, so a backward through them gives zero gradients of the right shapes (as torch.nn)."""
-        anchor = x.sum() * 0 + sum(w.sum() * 0 for w in weights)  # a zero scalar in the graph of everything
-        output = x.new_zeros((x.shape[0], 0, self.num_directions * self.hidden_size)) + anchor
-        return output, h0 + anchor, None if c0 is None else c0 + anchor
-
-    def _forward_packed(self, packed: PackedSequence, hx):
-        """torch.nn's PackedSequence contract: hx and h_n in the caller's batch order, output packed alike."""
-        name = type(self).__name__
-        data = packed.data
-        self._check_values(data, name, "(N, I) packed data")
-        # Padded in the caller's batch order (pad_packed_sequence applies unsorted_indices); lengths likewise.
-        x, lengths = pad_packed_sequence(packed)  # (T, B, I), (B,)
-        h0, c0 = self._initial_state(hx, x, True)
-        output, h_n, c_n = self._run(x, h0, c0, lengths)
-        # Pack in the input's order (its batch_sizes, sorted_indices and unsorted_indices).
-        if packed.sorted_indices is not None:
-            output, lengths = output[:, packed.sorted_indices], lengths[packed.sorted_indices.cpu()]
-        data_out = pack_padded_sequence(output, lengths, enforce_sorted=True).data
-        out = PackedSequence(data_out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
-        return (out, (h_n, c_n)) if self.cell.has_cell_state else (out, h_n)
 
     def _check_input(self, input) -> tuple[Tensor, bool]:
         """Validate the input and return it as (T, B, I) or (B, T, I), and whether it was batched."""
@@ -485,14 +398,6 @@ class RNN(RecurrentBase):
         )
 
 
-def _split_recording(recorder, name: str, module: RecurrentBase, steps: int, lengths: Tensor | None = None):
-    """A `recording.SplitRecording` for a forward split into several engine calls."""
-    from rnnlab.recurrent.recording import SplitRecording  # recording imports this module: import at use
-
-    lengths = None if lengths is None else lengths.cpu()
-    return SplitRecording(recorder, name, module.num_layers, module.num_directions, steps, lengths)
-
-
 class LSTM(RecurrentBase):
     """LSTM, drop-in for `torch.nn.LSTM` (gate order i, f, g, o). `proj_size` is not supported yet."""
 
@@ -564,74 +469,7 @@ class GRU(RecurrentBase):
         )
 
 
-def from_torch(module: nn.Module) -> RecurrentBase:
-    """An rnnlab copy of a `torch.nn.RNN/LSTM/GRU` with identical parameters; the original is untouched."""
-    if isinstance(module, RecurrentBase):
-        raise TypeError("from_torch: the module is already an rnnlab module")
-    try:
-        cell = cell_of_torch(module)
-    except TypeError:
-        raise TypeError(f"from_torch: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}") from None
-    target = _MODULES[cell.torch_module]
-    if getattr(module, "proj_size", 0):
-        raise NotImplementedError("from_torch: LSTM with proj_size > 0 is not supported yet")
-    param = next(module.parameters())
-    kwargs = {
-        "num_layers": module.num_layers,
-        "bias": module.bias,
-        "batch_first": module.batch_first,
-        "dropout": module.dropout,
-        "bidirectional": bool(module.bidirectional),
-        "device": param.device,
-        "dtype": param.dtype,
-    }
-    if target is RNN:
-        kwargs["nonlinearity"] = module.nonlinearity
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # torch.nn already warned about dropout on 1 layer
-        copy = target(module.input_size, module.hidden_size, **kwargs)
-    copy.load_state_dict(module.state_dict())
-    copy.train(module.training)
-    return copy
-
-
-_MODULES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}  # rnnlab's module for each torch.nn class name
-
-
-def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
-    """Every rnnlab recurrent module inside `model` (itself included), with its qualified name — the class
-    name for `model` itself — as recordings and the monitor name it."""
-    return [(name or type(m).__name__, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
-
-
-def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
-    """Build the rnnlab module for a cell name ('rnn_tanh', 'rnn_relu', 'rnn_linear', 'lstm', 'gru')."""
-    facts = get_cell(cell)  # the error for an unknown name lists the choices
-    if facts.nonlinearity is not None:
-        kwargs["nonlinearity"] = facts.nonlinearity
-    return _MODULES[facts.torch_module](input_size, hidden_size, num_layers, **kwargs)
-
-
-# ------------------------------------------------------------------------------------------------ whole models
-
-
-def _replace_children(model: nn.Module, convert_one, wanted) -> nn.Module:
-    """Replace, in place, every submodule for which `wanted(m)` holds by `convert_one(m)`; `model` itself too."""
-    if wanted(model):
-        return convert_one(model)
-    for parent in list(model.modules()):
-        for child_name, child in list(parent.named_children()):
-            if wanted(child):
-                setattr(parent, child_name, convert_one(child))
-    return model
-
-
-def convert(model: nn.Module) -> nn.Module:
-    """Replace every `torch.nn.RNN/LSTM/GRU` inside `model` by rnnlab's equivalent, in place, and return the
-    model (a bare torch.nn recurrent module is returned converted). Parameters are copied, so outputs,
-    gradients and state_dict keys stay the same; `record_gradients(model)` and the diagnostics then see the real
-    model with its real loss. LSTM `proj_size` is not supported yet (clear error)."""
-    return _replace_children(model, from_torch, lambda m: isinstance(m, nn.RNN | nn.LSTM | nn.GRU))
+MODULES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}  # rnnlab's module for each torch.nn class name
 
 
 def _register_safe_globals() -> None:
@@ -643,8 +481,3 @@ def _register_safe_globals() -> None:
 
 
 _register_safe_globals()
-
-
-def to_torch(model: nn.Module) -> nn.Module:
-    """The reverse of `convert`: every rnnlab RNN/LSTM/GRU inside `model` back to torch.nn's, in place."""
-    return _replace_children(model, lambda m: m.to_torch(), lambda m: isinstance(m, RecurrentBase))

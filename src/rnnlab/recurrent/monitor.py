@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnlab.recurrent.convert import convert, recurrent_modules
 from rnnlab.recurrent.diagnostics import fit_decay, horizon
-from rnnlab.recurrent.modules import convert, recurrent_modules
 from rnnlab.recurrent.recording import GradientRecorder
 
 FAR_SHORTER = 0.25  # warn when a layer's horizon is below this fraction of its sequence length

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnlab.recurrent.modules import recurrent_modules
+from rnnlab.recurrent.convert import recurrent_modules
 
 
 @dataclass

@@ -1,0 +1,85 @@
+"""Between torch.nn and rnnlab: one module (`from_torch`, `RecurrentBase.to_torch`), every recurrent layer
+inside a whole model (`convert`, `to_torch`), finding them (`recurrent_modules`) and building one by cell name
+(`make_recurrent`). Parameters are copied, so outputs, gradients and state_dict keys stay the same.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from torch import nn
+
+from rnnlab.recurrent.cells import cell_of_torch, get_cell
+from rnnlab.recurrent.modules import MODULES, RNN, RecurrentBase
+
+
+def from_torch(module: nn.Module) -> RecurrentBase:
+    """An rnnlab copy of a `torch.nn.RNN/LSTM/GRU` with identical parameters; the original is untouched."""
+    if isinstance(module, RecurrentBase):
+        raise TypeError("from_torch: the module is already an rnnlab module")
+    try:
+        cell = cell_of_torch(module)
+    except TypeError:
+        raise TypeError(f"from_torch: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}") from None
+    target = MODULES[cell.torch_module]
+    if getattr(module, "proj_size", 0):
+        raise NotImplementedError("from_torch: LSTM with proj_size > 0 is not supported yet")
+    param = next(module.parameters())
+    kwargs = {
+        "num_layers": module.num_layers,
+        "bias": module.bias,
+        "batch_first": module.batch_first,
+        "dropout": module.dropout,
+        "bidirectional": bool(module.bidirectional),
+        "device": param.device,
+        "dtype": param.dtype,
+    }
+    if target is RNN:
+        kwargs["nonlinearity"] = module.nonlinearity
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch.nn already warned about dropout on 1 layer
+        copy = target(module.input_size, module.hidden_size, **kwargs)
+    copy.load_state_dict(module.state_dict())
+    copy.train(module.training)
+    return copy
+
+
+def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
+    """Every rnnlab recurrent module inside `model` (itself included), with its qualified name — the class
+    name for `model` itself — as recordings and the monitor name it."""
+    return [(name or type(m).__name__, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
+
+
+def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
+    """Build the rnnlab module for a cell name ('rnn_tanh', 'rnn_relu', 'rnn_linear', 'lstm', 'gru')."""
+    facts = get_cell(cell)  # the error for an unknown name lists the choices
+    if facts.nonlinearity is not None:
+        kwargs["nonlinearity"] = facts.nonlinearity
+    return MODULES[facts.torch_module](input_size, hidden_size, num_layers, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------ whole models
+
+
+def _replace_children(model: nn.Module, convert_one, wanted) -> nn.Module:
+    """Replace, in place, every submodule for which `wanted(m)` holds by `convert_one(m)`; `model` itself too."""
+    if wanted(model):
+        return convert_one(model)
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if wanted(child):
+                setattr(parent, child_name, convert_one(child))
+    return model
+
+
+def convert(model: nn.Module) -> nn.Module:
+    """Replace every `torch.nn.RNN/LSTM/GRU` inside `model` by rnnlab's equivalent, in place, and return the
+    model (a bare torch.nn recurrent module is returned converted). Parameters are copied, so outputs,
+    gradients and state_dict keys stay the same; `record_gradients(model)` and the diagnostics then see the real
+    model with its real loss. LSTM `proj_size` is not supported yet (clear error)."""
+    return _replace_children(model, from_torch, lambda m: isinstance(m, nn.RNN | nn.LSTM | nn.GRU))
+
+
+def to_torch(model: nn.Module) -> nn.Module:
+    """The reverse of `convert`: every rnnlab RNN/LSTM/GRU inside `model` back to torch.nn's, in place."""
+    return _replace_children(model, lambda m: m.to_torch(), lambda m: isinstance(m, RecurrentBase))
