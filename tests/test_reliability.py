@@ -134,22 +134,33 @@ def test_ctrl_c_stops_a_sweep_promptly_and_leaves_the_rest_resumable(tmp_path):
     that would take minutes: the sweep exits within seconds, says what it kept and how to resume."""
     study = _study_file(tmp_path, "ctrlc", range(4), steps=100_000)
     store = tmp_path / "s.db"
+    # A terminal's foreground job receives Ctrl-C; a job started in the background by a non-interactive shell
+    # (`make test &`) inherits SIGINT ignored, and Ctrl-C never reaches it. Start the sweep as the former.
+    foreground = "import signal, runpy, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    foreground += "sys.argv[0] = 'rnnlab'; runpy.run_module('rnnlab', run_name='__main__')"
     driver = subprocess.Popen(
-        _sweep(study, store, workers=2),
+        [sys.executable, "-c", foreground, *_sweep(study, store, workers=2)[3:]],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, like a shell job
     )
-    checkpoints = tmp_path / "s.db.checkpoints"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (checkpoints.exists() and len(list(checkpoints.iterdir())) >= 2):
-        time.sleep(0.05)
-    workers = [p for p in children(driver.pid) if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)]
-    assert len(workers) == 2
-    os.killpg(driver.pid, signal.SIGINT)
-    interrupted = time.time()
-    _, err = driver.communicate(timeout=60)
+    try:
+        checkpoints = tmp_path / "s.db.checkpoints"
+        deadline = time.time() + 120
+        while time.time() < deadline and not (checkpoints.exists() and len(list(checkpoints.iterdir())) >= 2):
+            time.sleep(0.05)
+        workers = [
+            p for p in children(driver.pid) if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)
+        ]
+        assert len(workers) == 2
+        os.killpg(driver.pid, signal.SIGINT)
+        interrupted = time.time()
+        _, err = driver.communicate(timeout=60)
+    finally:  # a failure must not leave a sweep training in the background
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.communicate()
     assert time.time() - interrupted < 15, "stopped promptly"
     assert driver.returncode == 130
     assert "rnnlab: interrupted: 0 run(s) of this sweep finished" in err and "run the same command again" in err
