@@ -4,6 +4,7 @@ Run: `.venv/bin/pytest tests/test_monitor.py`.
 """
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -102,11 +103,12 @@ def test_only_every_nth_training_forward_is_recorded():
     model(x)
     assert sorted({r.step for r in monitor.history}) == [0, 3, 6]
     assert monitor.forwards == 7
-    assert monitor.table()[0] == {"step": 0, "module": "rnn", "layer": 0, "seq_len": 6,
+    assert monitor.table()[0] == {"step": 0, "module": "rnn", "layer": 0, "direction": "forward", "seq_len": 6,
                                   "horizon": monitor.history[0].horizon, "decay_rate": monitor.history[0].decay_rate}  # fmt: skip
     # pandas.DataFrame(monitor.table()) needs records with one set of keys and plain values (no tensors);
     # pandas itself is not a dependency, so the shape is checked here.
-    types = {"step": int, "module": str, "layer": int, "seq_len": int, "horizon": int, "decay_rate": float}
+    types = {"step": int, "module": str, "layer": int, "direction": str, "seq_len": int, "horizon": int,
+             "decay_rate": float}  # fmt: skip
     assert all({k: type(v) for k, v in row.items()} == types for row in monitor.table())
 
 
@@ -129,3 +131,43 @@ def test_bad_arguments_are_clear_errors():
         rnnlab.monitor(EveryStep(), every=0)
     with pytest.raises(TypeError, match="holds no RNN, LSTM or GRU layer"):
         rnnlab.monitor(nn.Linear(2, 2))
+
+
+def test_both_directions_of_a_bidirectional_layer_are_watched():
+    """Each direction is a row of its own, its profile by lag from its own last step (t = T−1 forward, t = 0
+    reverse), equal to what record_gradients records; the warning and the logged names say which direction."""
+    from rnnlab.integrations import scalar_tags
+
+    torch.manual_seed(0)
+    rnn = nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    model = nn.Sequential(rnn)
+    monitor = rnnlab.monitor(model, every=1, warn=False)
+    x = torch.randn(30, 5, 3, generator=torch.Generator().manual_seed(1))
+    model(x)[0][-1].square().sum().backward()
+    rows = {r.key: r for r in monitor.history}
+    assert sorted(rows) == [("0", layer, d) for layer in (0, 1) for d in ("forward", "reverse")]
+    monitor.close()  # the reference below: the same backward recorded by record_gradients
+    with rnnlab.record_gradients(model) as rec:
+        model(x)[0][-1].square().sum().backward()
+    for layer in (0, 1):
+        forward, reverse = rows["0", layer, "forward"], rows["0", layer, "reverse"]
+        assert forward.profile == pytest.approx(rec.last.norms[layer].flip(0).tolist(), rel=1e-6)
+        assert reverse.profile == pytest.approx(rec.last.reverse.norms[layer].tolist(), rel=1e-6)
+        assert monitor.horizon("0", layer, "reverse") == reverse.horizon
+    # The loss sits at the last step: the forward direction's own last step, the reverse direction's first.
+    assert (
+        rows["0", 1, "forward"].profile[0] > 0
+        and rows["0", 1, "reverse"].profile[0] < rows["0", 1, "reverse"].profile[-1]
+    )
+    assert monitor.table()[0]["direction"] in ("forward", "reverse")
+    assert scalar_tags("0", 1, "reverse")["horizon"] == "gradient_horizon/0/layer_1_reverse"
+    with pytest.raises(ValueError, match="direction must be 'forward' or 'reverse'"):
+        monitor.horizon("0", 0, "backward")
+    watched = rnnlab.monitor(nn.Sequential(nn.LSTM(3, 4, bidirectional=True)), every=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        watched.model(torch.randn(200, 2, 3))[0][-1].sum().backward()
+        watched.history  # noqa: B018 - reading the history turns the finished backward into rows and warnings
+    messages = [str(w.message) for w in caught if issubclass(w.category, HorizonWarning)]
+    assert len(messages) == 2 and "0 layer 0 sees about" in messages[0]  # one warning per direction
+    assert "0 layer 0 (reverse direction) sees about" in messages[1]

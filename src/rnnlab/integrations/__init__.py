@@ -25,10 +25,16 @@ def require(package: str, extra: str, feature: str) -> ModuleType:
         ) from None
 
 
-def scalar_tags(module: str, layer: int) -> dict[str, str]:
+def layer_label(layer: int, direction: str = "forward") -> str:
+    """`layer_<l>`, or `layer_<l>_reverse` for the reverse direction of a bidirectional layer."""
+    return f"layer_{layer}" + ("_reverse" if direction == "reverse" else "")
+
+
+def scalar_tags(module: str, layer: int, direction: str = "forward") -> dict[str, str]:
     """The names a layer's scalars are logged under (TensorBoard tags, Lightning logger keys): grouped by
     quantity first, so TensorBoard draws the horizons of all layers side by side."""
+    label = layer_label(layer, direction)
     return {
-        "horizon": f"gradient_horizon/{module}/layer_{layer}",
-        "decay_rate": f"gradient_decay_rate/{module}/layer_{layer}",
+        "horizon": f"gradient_horizon/{module}/{label}",
+        "decay_rate": f"gradient_decay_rate/{module}/{label}",
     }

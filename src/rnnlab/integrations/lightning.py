@@ -83,7 +83,7 @@ class GradientMonitor(pl.Callback):
         others = [logger for logger in trainer.loggers if not isinstance(logger, TensorBoardLogger)]
         by_step: dict[int, dict[str, float]] = {}
         for row in rows:
-            tags = scalar_tags(row.module, row.layer)
+            tags = scalar_tags(*row.key)
             by_step.setdefault(row.step, {}).update({tags["horizon"]: row.horizon, tags["decay_rate"]: row.decay_rate})
         for step, metrics in by_step.items():
             for logger in others:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from rnnlab.integrations import layer_label
 from rnnlab.lab.environment import environment
 from rnnlab.lab.store import DEFAULT_PATH, Store
 from rnnlab.recurrent.diagnostics import fit_decay
@@ -40,18 +41,20 @@ def save_monitor(monitor: Monitor, store: Store | str | Path = DEFAULT_PATH, nam
     history = monitor.history
     if not history:
         raise ValueError("save_monitor: the monitor has recorded nothing yet (no training step with a backward)")
-    layers = list(dict.fromkeys((r.module, r.layer) for r in history))  # in the order they were recorded
+    layers = list(dict.fromkeys(r.key for r in history))  # (module, layer, direction), in the order recorded
     owned = not isinstance(store, Store)
     db = Store(store) if owned else store
     try:
         where = environment()
         ids = []
-        for module, layer in layers:
-            rows = [r for r in history if (r.module, r.layer) == (module, layer)]
+        for module, layer, direction in layers:
+            rows = [r for r in history if r.key == (module, layer, direction)]
             config = _config(monitor, module, layer, rows)
+            if direction == "reverse":  # only then: forward runs keep the config (and hash) they always had
+                config["direction"] = direction
             text = json.dumps(config, sort_keys=True)
             config_hash = hashlib.sha256(text.encode()).hexdigest()[:16]
-            run_name = f"{name}/{module}/layer_{layer}"
+            run_name = f"{name}/{module}/{layer_label(layer, direction)}"
             ids.append(db.record_run(run_name, config, config_hash, where, _result(monitor, rows)))
         return ids
     finally:

@@ -11,6 +11,7 @@
 Per recorded step and layer: the scalars `gradient_horizon/<module>/layer_<l>` (steps) and
 `gradient_decay_rate/<module>/layer_<l>` (per-step factor); per layer, the image
 `gradient_profile/<module>/layer_<l>`: log₁₀‖∂L/∂h_t‖ by lag and training step so far (`Monitor.heatmap`).
+The reverse direction of a bidirectional layer is `layer_<l>_reverse` in each.
 Written with `torch.utils.tensorboard.SummaryWriter`, which is the `tensorboard` package's event-file writer
 (`pip install 'rnnlab[tensorboard]'`).
 """
@@ -21,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnlab.integrations import require, scalar_tags
+from rnnlab.integrations import layer_label, require, scalar_tags
 from rnnlab.recurrent.monitor import Monitor
 
 
-def image_tag(module: str, layer: int) -> str:
-    return f"gradient_profile/{module}/layer_{layer}"
+def image_tag(module: str, layer: int, direction: str = "forward") -> str:
+    return f"gradient_profile/{module}/{layer_label(layer, direction)}"
 
 
 def figure_pixels(figure) -> np.ndarray:
@@ -62,16 +63,17 @@ class TensorBoardWriter:
             writer = SummaryWriter(log_dir=str(log_dir))
         self.writer = writer
         self._written = 0  # rows of monitor.history already sent
-        self._unpictured: dict[tuple[str, int], int] = {}  # per layer: (last step, recorded steps) since its image
+        self._unpictured: dict[tuple[str, int, str], tuple[int, int]] = {}  # per layer and direction: (last step,
+        # recorded steps since its last image)
 
     def write(self) -> int:
         """Send the rows recorded since the last call; returns how many."""
         rows = self.monitor.history[self._written :]
         for row in rows:
-            tags = scalar_tags(row.module, row.layer)
+            tags = scalar_tags(*row.key)
             self.writer.add_scalar(tags["horizon"], row.horizon, row.step)
             self.writer.add_scalar(tags["decay_rate"], row.decay_rate, row.step)
-            key = (row.module, row.layer)
+            key = row.key
             count = self._unpictured.get(key, (0, 0))[1] + 1
             self._unpictured[key] = (row.step, count)
         self._written += len(rows)
@@ -81,7 +83,7 @@ class TensorBoardWriter:
                     self._picture(key)
         return len(rows)
 
-    def _picture(self, key: tuple[str, int]) -> None:
+    def _picture(self, key: tuple[str, int, str]) -> None:
         step, _ = self._unpictured.pop(key)
         pixels = figure_pixels(self.monitor.heatmap(*key))  # (H, W, 3)
         self.writer.add_image(image_tag(*key), pixels, step, dataformats="HWC")

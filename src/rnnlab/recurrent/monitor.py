@@ -45,10 +45,17 @@ class MonitorRow:
     seq_len: int
     horizon: int  # steps back the gradient still reaches (≥ threshold × its value at the last step)
     decay_rate: float  # per-step factor of the fitted geometric decay
-    profile: list[float] = field(repr=False)  # ‖∂L/∂h‖ (batch mean) by lag, lag 0 = the last step
+    profile: list[float] = field(repr=False)  # ‖∂L/∂h‖ (batch mean) by lag, lag 0 = this direction's last step
+    direction: str = "forward"  # or "reverse": the reverse direction of a bidirectional layer (its last step is t=0)
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        """Which layer (and direction) the row belongs to."""
+        return self.module, self.layer, self.direction
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("step", "module", "layer", "seq_len", "horizon", "decay_rate")}
+        keys = ("step", "module", "layer", "direction", "seq_len", "horizon", "decay_rate")
+        return {k: getattr(self, k) for k in keys}
 
 
 _ADVICE = {
@@ -142,28 +149,32 @@ class Monitor:
                 continue  # its backward has not run (yet) for every module
             del self._pending[step]
             for record in records[: len(self.modules)]:
-                for layer, norms in enumerate(record.norms):
-                    profile = norms.flip(0)  # (T,) by lag: lag 0 is the last step
-                    row = MonitorRow(
-                        step=step,
-                        module=record.module,
-                        layer=layer,
-                        seq_len=len(profile),
-                        horizon=horizon(profile, self.threshold),
-                        decay_rate=fit_decay(profile).rate,
-                        profile=[float(v) for v in profile],
-                    )
-                    self.rows.append(row)
-                    self._maybe_warn(row)
+                # A bidirectional layer's reverse direction is recorded too, by the original step t: its last
+                # step is t = 0, so its profile by lag is its norms as they are.
+                for part in (record, record.reverse) if record.reverse is not None else (record,):
+                    for layer, norms in enumerate(part.norms):
+                        profile = norms if part.direction == "reverse" else norms.flip(0)  # (T,) by lag
+                        row = MonitorRow(
+                            step=step,
+                            module=record.module,
+                            layer=layer,
+                            seq_len=len(profile),
+                            horizon=horizon(profile, self.threshold),
+                            decay_rate=fit_decay(profile).rate,
+                            profile=[float(v) for v in profile],
+                            direction=part.direction,
+                        )
+                        self.rows.append(row)
+                        self._maybe_warn(row)
 
     def _maybe_warn(self, row: MonitorRow) -> None:
-        key = (row.module, row.layer)
-        if not self.warn or key in self._warned or row.horizon >= FAR_SHORTER * row.seq_len:
+        if not self.warn or row.key in self._warned or row.horizon >= FAR_SHORTER * row.seq_len:
             return
-        self._warned.add(key)
+        self._warned.add(row.key)
         kind = dict(self.modules)[row.module]._kind
+        which = f"layer {row.layer}" + (" (reverse direction)" if row.direction == "reverse" else "")
         warnings.warn(
-            f"rnnlab.monitor: {row.module} layer {row.layer} sees about {row.horizon} steps back (its gradient "
+            f"rnnlab.monitor: {row.module} {which} sees about {row.horizon} steps back (its gradient "
             f"falls below {self.threshold:g} of its value at the last step); its sequences are {row.seq_len} "
             f"long, so it cannot learn dependencies longer than that. Try: {_ADVICE[kind]}.",
             HorizonWarning,
@@ -180,24 +191,31 @@ class Monitor:
         """The history as plain rows (`pandas.DataFrame(monitor.table())` makes a data frame of it)."""
         return [row.as_dict() for row in self.history]
 
-    def _rows(self, module: str | None, layer: int) -> list[MonitorRow]:
-        """The history of one layer; `module` defaults to the first recurrent module."""
+    def _rows(self, module: str | None, layer: int, direction: str = "forward") -> list[MonitorRow]:
+        """The history of one layer (and direction); `module` defaults to the first recurrent module."""
+        if direction not in ("forward", "reverse"):
+            raise ValueError(f"monitor: direction must be 'forward' or 'reverse', got {direction!r}")
         name = module if module is not None else self.modules[0][0]
-        return [r for r in self.history if r.module == name and r.layer == layer]
+        return [r for r in self.history if r.key == (name, layer, direction)]
 
-    def horizon(self, module: str | None = None, layer: int = 0) -> int | None:
-        """The most recent horizon of a layer (default: the first recurrent module), or None before any record."""
-        rows = self._rows(module, layer)
+    def _name(self, module: str | None, layer: int, direction: str) -> str:
+        name = module if module is not None else self.modules[0][0]
+        return f"{name} layer {layer}" + (" (reverse)" if direction == "reverse" else "")
+
+    def horizon(self, module: str | None = None, layer: int = 0, direction: str = "forward") -> int | None:
+        """The most recent horizon of a layer (default: the first recurrent module; `direction="reverse"` for
+        a bidirectional layer's reverse direction), or None before any record."""
+        rows = self._rows(module, layer, direction)
         return rows[-1].horizon if rows else None
 
-    def plot(self, module: str | None = None, layer: int = 0):
+    def plot(self, module: str | None = None, layer: int = 0, direction: str = "forward"):
         """A matplotlib Figure: ‖∂L/∂h_t‖ against lag at each recorded step (left) and the horizon over training
         (right), for one layer. Displays inline in Jupyter."""
         from matplotlib import colormaps
         from matplotlib.figure import Figure
 
-        rows = self._rows(module, layer)
-        name = module if module is not None else self.modules[0][0]
+        rows = self._rows(module, layer, direction)
+        name = self._name(module, layer, direction)
         fig = Figure(figsize=(11, 4), layout="constrained")
         left, right = fig.subplots(1, 2)
         cmap = colormaps["viridis"]  # early steps dark, late steps bright
@@ -212,7 +230,7 @@ class Monitor:
             right.axhline(rows[-1].seq_len - 1, color="grey", linestyle=":", linewidth=1, label="whole sequence")
             right.legend(fontsize=8)
             left.legend(fontsize=7, loc="lower left")
-        left.set_title(f"{name} layer {layer}: ‖∂L/∂h_t‖ of your loss against lag")
+        left.set_title(f"{name}: ‖∂L/∂h_t‖ of your loss against lag")
         left.set_xlabel("lag: steps back from the last step")
         left.set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
         right.set_title(f"gradient horizon (threshold {self.threshold:g} of lag 0)")
@@ -222,18 +240,18 @@ class Monitor:
             ax.grid(True, alpha=0.3)
         return fig
 
-    def heatmap(self, module: str | None = None, layer: int = 0):
+    def heatmap(self, module: str | None = None, layer: int = 0, direction: str = "forward"):
         """A matplotlib Figure: log₁₀‖∂L/∂h_t‖ by lag (x) and recorded step (y) for one layer, the horizon of
         each step marked: the whole profile over training in one picture (TensorBoard gets it as an image)."""
         import math
 
         from matplotlib.figure import Figure
 
-        rows = self._rows(module, layer)
-        name = module if module is not None else self.modules[0][0]
+        rows = self._rows(module, layer, direction)
+        name = self._name(module, layer, direction)
         fig = Figure(figsize=(7, 4.5), layout="constrained")
         ax = fig.subplots()
-        ax.set_title(f"{name} layer {layer}: log₁₀‖∂L/∂h_t‖ of your loss over training")
+        ax.set_title(f"{name}: log₁₀‖∂L/∂h_t‖ of your loss over training")
         ax.set_xlabel("lag: steps back from the last step")
         ax.set_ylabel("training step")
         if not rows:
