@@ -279,6 +279,17 @@ def test_denormal_setting_is_restored_after_forward_and_backward(before):
     assert denormals_flushed() is before
 
 
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_the_denormal_reading_agrees_with_what_the_cpu_does(engine, monkeypatch):
+    """The compiled engine reads the control register; the Python loop probes arithmetic. Both must say what
+    a denormal actually does: survive multiplication by one, or become zero."""
+    monkeypatch.setenv("RNNLAB_ENGINE", engine)
+    probe = torch.tensor([1e-40], dtype=torch.float32)
+    for flush in (True, False):
+        torch.set_flush_denormal(flush)
+        assert denormals_flushed() is ((probe * 1.0).item() == 0.0) is flush
+
+
 def test_engine_flushes_denormals_inside_and_can_be_told_not_to():
     seen = []
 

@@ -75,8 +75,13 @@ class StackSpec:
 def denormals_flushed() -> bool:
     """Whether the CPU currently flushes denormal floats to zero (PyTorch has a setter but no getter).
 
-    Probe: multiplying a denormal by one returns it unchanged unless denormals-are-zero is on.
+    The compiled engine reads the CPU's control register; otherwise a probe: multiplying a denormal by one
+    returns it unchanged unless flush-to-zero or denormals-are-zero is on.
     """
+    ext = native.extension()
+    known = -1 if ext is None else ext.denormals_flushed()
+    if known >= 0:
+        return bool(known)
     probe = torch.tensor([1e-40], dtype=torch.float32)  # below float32's smallest normal, 1.18e-38
     return bool((probe * 1.0).item() == 0.0)
 

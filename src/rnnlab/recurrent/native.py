@@ -106,6 +106,12 @@ def _extension_or_none():
 
 def extension():
     """The compiled module, or None when the Python time loop is to be used."""
+    # Called several times per training step: the answer is cached per value of the two variables.
+    return _extension_for(os.environ.get("RNNLAB_ENGINE", "auto"), os.environ.get("RNNLAB_GEMM", "auto"))
+
+
+@functools.lru_cache(maxsize=16)
+def _extension_for(engine: str, gemm: str):
     choice = engine_choice()
     gemm_choice()  # a bad value is an error here, not a silent fallback inside the build
     if choice == "python":
