@@ -166,6 +166,59 @@ def test_truncated_bptt_equals_the_repackage_hidden_recipe(tmp_path):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
 
 
+class LongerBackprop(Chunked):
+    """BPTT(k1 = 4, k2 = 8) over sequences of 14: chunks of 4, 4, 4, 2; each update backpropagates through two."""
+
+    tbptt_backprop_steps = 8
+
+
+def _bptt_k1_k2_reference(model, loader, k1, k2, clip):
+    """BPTT(k1, k2) written out in plain PyTorch: for chunk i, re-run chunks i−m+1 … i from the detached state
+    chunk i−m+1 started in, the loss of chunk i only, one update."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    m = k2 // k1
+    for x, y in loader:
+        bounds = list(range(0, x.shape[1], k1))
+        starts = [None]
+        for i, start in enumerate(bounds):
+            first = max(0, i - m + 1)
+            hidden = starts[first]
+            for j in range(first, i + 1):
+                out, hidden = model.rnn(x[:, bounds[j] : bounds[j] + k1], hidden)
+            loss = (model.head(out) - y[:, start : start + k1]).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            starts.append(tuple(h.detach() for h in hidden))
+
+
+@pytest.mark.filterwarnings(NO_WORKERS, LEAF_SPEC)
+def test_truncated_bptt_k1_k2_equals_its_plain_pytorch_recipe(tmp_path):
+    torch.manual_seed(0)
+    model = LongerBackprop()
+    reference, plain_k = copy.deepcopy(model), copy.deepcopy(model)
+    loader = _data(batches=2, batch=3, steps=14, inputs=3, targets=2)
+    trainer = _trainer(tmp_path)
+    trainer.fit(model, loader)
+    assert trainer.global_step == 2 * 4, "still one update per chunk of k1 steps"
+    _bptt_k1_k2_reference(reference, loader, k1=4, k2=8, clip=0.5)
+    for (name, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
+    # and it is not BPTT(4, 4): the longer backward changes the weights
+    _repackage_hidden_reference(plain_k, loader, k=4, clip=0.5)
+    assert not torch.allclose(model.rnn.weight_hh_l0, plain_k.rnn.weight_hh_l0)
+
+
+@pytest.mark.filterwarnings(NO_WORKERS, LEAF_SPEC)
+@pytest.mark.parametrize("k2", [6, 2, True])
+def test_a_backprop_length_that_is_not_a_multiple_of_the_chunk_is_a_clear_error(tmp_path, k2):
+    model = LongerBackprop()
+    model.tbptt_backprop_steps = k2
+    with pytest.raises(ValueError, match="tbptt_backprop_steps must be a multiple of truncated_bptt_steps=4"):
+        _trainer(tmp_path).fit(model, _data(batches=1, batch=2, steps=8, inputs=3, targets=2))
+
+
 @pytest.mark.filterwarnings(NO_WORKERS, LEAF_SPEC)
 def test_the_monitor_sees_one_chunk_under_truncated_bptt(tmp_path):
     torch.manual_seed(0)

@@ -139,10 +139,12 @@ def _cut(batch: Any, start: int, stop: int) -> Any:
 
 
 class TruncatedBPTT:
-    """LightningModule mixin: truncated BPTT(k, k) over each batch, as Lightning 1.x's `truncated_bptt_steps`.
+    """LightningModule mixin: truncated BPTT(k1, k2) over each batch — Lightning 1.x's `truncated_bptt_steps`
+    (k1 = k2 = k) and, with `tbptt_backprop_steps`, gradients that reach further back than one chunk.
 
         class CharModel(TruncatedBPTT, lightning.LightningModule):
-            truncated_bptt_steps = 50                      # k
+            truncated_bptt_steps = 50                      # k1: steps per chunk, one update per chunk
+            tbptt_backprop_steps = 150                     # k2 (optional, a multiple of k1; default k1)
             def tbptt_step(self, chunk, hiddens):          # chunk: the batch cut to ≤ 50 steps
                 x, y = chunk                               # x (B, ≤50, I), y (B, ≤50)
                 out, hiddens = self.lstm(x, hiddens)       # hiddens: None for a batch's first chunk
@@ -150,12 +152,17 @@ class TruncatedBPTT:
 
     Per chunk: forward from the state the previous chunk ended in, backward, clip (`tbptt_clip_norm`, the
     global gradient norm; Lightning's `gradient_clip_val` is refused under manual optimisation), one step of
-    the single optimizer from `configure_optimizers`. The state starts as None for every batch. The mixin
-    uses manual optimisation; step a learning-rate scheduler yourself (e.g. in `on_train_batch_end`).
-    `training_step` returns the mean loss over the chunks; log what you need in `tbptt_step`.
+    the single optimizer from `configure_optimizers`. With k2 = m·k1 the update for chunk i re-runs chunks
+    i−m+1 … i with the current weights from the (detached) state chunk i−m+1 started in, and backpropagates
+    the loss of chunk i alone through all m of them: the loss at a step reaches k2 − k1 … k2 − 1 steps back
+    (Williams & Peng's BPTT(h, h′)); each update costs m chunk forwards. The state starts as None for every
+    batch. The mixin uses manual optimisation; step a learning-rate scheduler yourself (e.g. in
+    `on_train_batch_end`). `training_step` returns the mean loss over the chunks; log what you need in
+    `tbptt_step`.
     """
 
-    truncated_bptt_steps: int = 0  # k: time steps per chunk; set it in the class or in __init__
+    truncated_bptt_steps: int = 0  # k1: time steps per chunk; set it in the class or in __init__
+    tbptt_backprop_steps: int | None = None  # k2: steps the gradient may travel back, a multiple of k1 (None: k1)
     tbptt_clip_norm: float | None = None  # clip the global gradient norm to this before each step
 
     def __init__(self, *args, **kwargs):
@@ -171,14 +178,27 @@ class TruncatedBPTT:
         return split_along_time(batch, steps)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        k = self.truncated_bptt_steps
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"{type(self).__name__}.truncated_bptt_steps must be a positive integer, got {k!r}")
+        k1, k2 = self.truncated_bptt_steps, self.tbptt_backprop_steps
+        name = type(self).__name__
+        if isinstance(k1, bool) or not isinstance(k1, int) or k1 < 1:
+            raise ValueError(f"{name}.truncated_bptt_steps must be a positive integer, got {k1!r}")
+        k2 = k1 if k2 is None else k2
+        if isinstance(k2, bool) or not isinstance(k2, int) or k2 < k1 or k2 % k1:
+            raise ValueError(
+                f"{name}.tbptt_backprop_steps must be a multiple of truncated_bptt_steps={k1} (or None), got {k2!r}"
+            )
         optimizer = self.optimizers()
         if isinstance(optimizer, list):
             raise ValueError(f"TruncatedBPTT steps one optimizer; configure_optimizers returned {len(optimizer)}")
-        hiddens, losses = None, []
-        for chunk in self.tbptt_split_batch(batch, k):
+        window = k2 // k1  # chunks each backward runs through
+        chunks = list(self.tbptt_split_batch(batch, k1)) if window > 1 else self.tbptt_split_batch(batch, k1)
+        starts: list[Any] = [None]  # the detached state each chunk started in
+        losses = []
+        for i, chunk in enumerate(chunks):
+            first = max(0, i - window + 1)
+            hiddens = starts[first]
+            for earlier in range(first, i):  # re-run with today's weights: the gradient flows back through them
+                _, hiddens = self.tbptt_step(chunks[earlier], hiddens)
             loss, hiddens = self.tbptt_step(chunk, hiddens)
             optimizer.zero_grad()
             self.manual_backward(loss)
@@ -187,6 +207,6 @@ class TruncatedBPTT:
             optimizer.step()
             # The next chunk starts from this state's value, but its gradient must stop here: otherwise its
             # backward would run on into this chunk's graph, already freed, and memory would grow with T.
-            hiddens = detach_state(hiddens)
+            starts.append(detach_state(hiddens))
             losses.append(loss.detach())
         return torch.stack(losses).mean()
