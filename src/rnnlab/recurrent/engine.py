@@ -336,16 +336,12 @@ def _run_layer_backward(cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, trun
             c_norms = None if dc_seen is None else _row_norms(dc_seen)
             seen = (_row_norms(dh_seen), c_norms, dh_seen if record == Record.VECTORS else None)
         return LayerGrads(d_x_pre, d_h_pre, dh0, dc0, seen)
-    d_x_pre, d_h_pre, dh0, dc0, sq_h, sq_c, vectors = ext.backward(
+    d_x_pre, d_h_pre, dh0, dc0, norm_h, norm_c, vectors = ext.backward(
         cell.native_kind, hs, cs, saved.acts, saved.aux, w_hh, d_out, dh_last, dc_last, int(record)
     )
     seen = None
-    if record != Record.NOTHING:
-        seen = (
-            sq_h.sqrt(),
-            sq_c.sqrt() if cell.has_cell_state else None,
-            vectors if record == Record.VECTORS else None,
-        )
+    if record != Record.NOTHING:  # the norms come from the loop itself, per sample, in float64
+        seen = (norm_h, norm_c if cell.has_cell_state else None, vectors if record == Record.VECTORS else None)
     return LayerGrads(d_x_pre, d_h_pre, dh0, dc0 if cell.has_cell_state else None, seen)
 
 

@@ -72,7 +72,9 @@ class GradientRecorder:
         (PackedSequence input), over which the batch mean is taken."""
 
         def mean(n: Tensor) -> Tensor:
-            return n.mean(-1) if present is None else n.sum(-1) / present.sum(-1).clamp(min=1)
+            if present is not None:
+                return n.sum(-1) / present.sum(-1).clamp(min=1)
+            return n.squeeze(-1) if n.shape[-1] == 1 else n.mean(-1)  # batch 1: no reduction to launch
 
         return GradientRecord(
             module=module,

@@ -121,11 +121,20 @@ inline double row_sq(const T* row, int64_t H) {
   return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
-// Recording targets of one step: per-sample squared norms (double) and, optionally, the vectors themselves.
+// A row buffer of this thread, reused from step to step: the recording backward passes each row's ∂L/∂h_t
+// through it (instead of a heap allocation per step and thread).
+template <typename T>
+T* row_buffer(int64_t n) {
+  thread_local std::vector<T> buffer;
+  if (int64_t(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// Recording targets of one step: per-sample norms (double) and, optionally, the vectors themselves.
 template <typename T>
 struct Seen {
-  double* sq_h = nullptr;  // (B,) ∂L/∂h_t squared norms, or null when not recording
-  double* sq_c = nullptr;  // (B,) ∂L/∂c_t (LSTM)
+  double* norm_h = nullptr;  // (B,) ‖∂L/∂h_t‖₂, or null when not recording
+  double* norm_c = nullptr;  // (B,) ∂L/∂c_t (LSTM)
   T* vec_h = nullptr;      // (B, H) when vectors are kept
 };
 
@@ -485,9 +494,8 @@ void lstm_backward_pointwise(const T* acts, const T* tanh_c, const T* c_prev, T*
   using V = Vectorized<T>;
   const int64_t n = V::size();
   const V one(T(1));
-  std::vector<T> row_h(seen.sq_h ? H : 0), row_c(seen.sq_h ? H : 0);
-  T* seen_row_h = row_h.data();
-  T* seen_row_c = row_c.data();
+  T* seen_row_h = seen.norm_h ? row_buffer<T>(2 * H) : nullptr;
+  T* seen_row_c = seen.norm_h ? seen_row_h + H : nullptr;
   for (int64_t b = b0; b < b1; ++b) {
     const T* a = acts + b * 4 * H;
     const T* tc = tanh_c + b * H;
@@ -508,7 +516,7 @@ void lstm_backward_pointwise(const T* acts, const T* tanh_c, const T* c_prev, T*
       (c * V::loadu(cp + j) * f * (one - f)).store(dp + H + j);
       (c * i * (one - g * g)).store(dp + 2 * H + j);
       (h * t * o * (one - o)).store(dp + 3 * H + j);
-      if (seen.sq_h) {
+      if (seen.norm_h) {
         h.store(rh + j);
         c.store(seen_row_c + j);
       }
@@ -522,15 +530,15 @@ void lstm_backward_pointwise(const T* acts, const T* tanh_c, const T* c_prev, T*
       dp[H + j] = c * cp[j] * f * (T(1) - f);
       dp[2 * H + j] = c * i * (T(1) - g * g);
       dp[3 * H + j] = h * t * o * (T(1) - o);
-      if (seen.sq_h) {
+      if (seen.norm_h) {
         rh[j] = h;
         seen_row_c[j] = c;
       }
       dcb[j] = c * f;
     }
-    if (seen.sq_h) {
-      seen.sq_h[b] = row_sq(rh, H);
-      seen.sq_c[b] = row_sq(seen_row_c, H);
+    if (seen.norm_h) {
+      seen.norm_h[b] = std::sqrt(row_sq(rh, H));
+      seen.norm_c[b] = std::sqrt(row_sq(seen_row_c, H));
     }
   }
 }
@@ -581,7 +589,7 @@ void gru_backward_pointwise(const T* acts, const T* aux, const T* h_prev, T* dh,
   using V = Vectorized<T>;
   const int64_t n = V::size();
   const V one(T(1));
-  std::vector<T> row(seen.sq_h && !seen.vec_h ? H : 0);
+  T* row = seen.norm_h && !seen.vec_h ? row_buffer<T>(H) : nullptr;
   for (int64_t b = b0; b < b1; ++b) {
     const T* a = acts + b * 3 * H;
     const T* ax = aux + b * H;
@@ -591,7 +599,7 @@ void gru_backward_pointwise(const T* acts, const T* aux, const T* h_prev, T* dh,
     T* dx = d_x_pre + b * 3 * H;
     T* dhh = d_h_pre + b * 3 * H;
     T* dd = dhb;
-    T* rh = seen.vec_h ? seen.vec_h + b * H : row.data();
+    T* rh = seen.vec_h ? seen.vec_h + b * H : row;
     int64_t j = 0;
     for (; j + n <= H; j += n) {
       V r = V::loadu(a + j), z = V::loadu(a + H + j), nn = V::loadu(a + 2 * H + j);
@@ -602,7 +610,7 @@ void gru_backward_pointwise(const T* acts, const T* aux, const T* h_prev, T* dh,
       dr.store(dx + j); dz.store(dx + H + j); dn.store(dx + 2 * H + j);
       dr.store(dhh + j); dz.store(dhh + H + j); (dn * r).store(dhh + 2 * H + j);
       (h * z).store(dd + j);
-      if (seen.sq_h) h.store(rh + j);
+      if (seen.norm_h) h.store(rh + j);
     }
     for (; j < H; ++j) {
       T r = a[j], z = a[H + j], nn = a[2 * H + j];
@@ -613,9 +621,9 @@ void gru_backward_pointwise(const T* acts, const T* aux, const T* h_prev, T* dh,
       dx[j] = dr; dx[H + j] = dz; dx[2 * H + j] = dn;
       dhh[j] = dr; dhh[H + j] = dz; dhh[2 * H + j] = dn * r;
       dd[j] = h * z;
-      if (seen.sq_h) rh[j] = h;
+      if (seen.norm_h) rh[j] = h;
     }
-    if (seen.sq_h) seen.sq_h[b] = row_sq(rh, H);
+    if (seen.norm_h) seen.norm_h[b] = std::sqrt(row_sq(rh, H));
   }
 }
 
@@ -646,14 +654,14 @@ void vanilla_backward_pointwise(int64_t kind, const T* h_new, const T* dh, const
   using V = Vectorized<T>;
   const int64_t n = V::size();
   const V one(T(1)), zero(T(0));
-  std::vector<T> row(seen.sq_h && !seen.vec_h ? H : 0);
+  T* row = seen.norm_h && !seen.vec_h ? row_buffer<T>(H) : nullptr;
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t o = b * H;
-    T* rh = seen.vec_h ? seen.vec_h + o : row.data();
+    T* rh = seen.vec_h ? seen.vec_h + o : row;
     int64_t j = 0;
     for (; j + n <= H; j += n) {
       V h = V::loadu(dh + o + j) + V::loadu(d_out + o + j);
-      if (seen.sq_h) h.store(rh + j);
+      if (seen.norm_h) h.store(rh + j);
       V y = V::loadu(h_new + o + j);
       if (kind == 0) h = h * (one - y * y);
       else if (kind == 1) h = V::blendv(zero, h, y > zero);
@@ -661,13 +669,13 @@ void vanilla_backward_pointwise(int64_t kind, const T* h_new, const T* dh, const
     }
     for (; j < H; ++j) {
       T h = dh[o + j] + d_out[o + j];
-      if (seen.sq_h) rh[j] = h;
+      if (seen.norm_h) rh[j] = h;
       T y = h_new[o + j];
       if (kind == 0) h = h * (T(1) - y * y);
       else if (kind == 1) h = y > T(0) ? h : T(0);
       d_pre[o + j] = h;
     }
-    if (seen.sq_h) seen.sq_h[b] = row_sq(rh, H);
+    if (seen.norm_h) seen.norm_h[b] = std::sqrt(row_sq(rh, H));
   }
 }
 
@@ -749,7 +757,7 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
                                  const c10::optional<at::Tensor>& acts, const c10::optional<at::Tensor>& aux,
                                  const at::Tensor& w_hh, const at::Tensor& d_out_in, const at::Tensor& dh_last,
                                  const c10::optional<at::Tensor>& dc_last, int64_t record) {
-  // record: 0 nothing, 1 per-sample squared norms (T, B) in double, 2 also the vectors ∂L/∂h_t (T, B, H).
+  // record: 0 nothing, 1 per-sample norms (T, B) in double, 2 also the vectors ∂L/∂h_t (T, B, H).
   at::NoGradGuard no_grad;
   TORCH_CHECK(d_out_in.device().is_cpu(), "the compiled time loop runs on CPU tensors only");
   const at::Tensor d_out = d_out_in.contiguous();
@@ -760,8 +768,8 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
   at::Tensor d_x_pre = scratch().get({T, B, G * H}, opts);
   at::Tensor d_h_pre = gru ? scratch().get({T, B, G * H}, opts) : d_x_pre;
   const auto dopts = opts.dtype(at::kDouble);
-  at::Tensor sq_h = record ? at::empty({T, B}, dopts) : at::Tensor();
-  at::Tensor sq_c = record && lstm ? at::empty({T, B}, dopts) : at::Tensor();
+  at::Tensor norm_h = record ? at::empty({T, B}, dopts) : at::Tensor();
+  at::Tensor norm_c = record && lstm ? at::empty({T, B}, dopts) : at::Tensor();
   at::Tensor vec_h = record == 2 ? at::empty({T, B, H}, opts) : at::Tensor();
   at::Tensor dh = dh_last.contiguous().clone();  // recurrent part of ∂L/∂h_t
   at::Tensor dc = lstm ? dc_last->contiguous().clone() : at::Tensor();
@@ -778,8 +786,8 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
     for (int64_t t = T - 1; t >= 0; --t) {
       Seen<scalar_t> seen;
       if (record) {
-        seen.sq_h = sq_h.data_ptr<double>() + t * B;
-        if (lstm) seen.sq_c = sq_c.data_ptr<double>() + t * B;
+        seen.norm_h = norm_h.data_ptr<double>() + t * B;
+        if (lstm) seen.norm_c = norm_c.data_ptr<double>() + t * B;
         if (record == 2) seen.vec_h = vec_h.data_ptr<scalar_t>() + t * sH;
       }
       const scalar_t* d_out_t = dop + t * sH;
@@ -806,7 +814,7 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
       }
     }
   });
-  return {d_x_pre, d_h_pre, dh, lstm ? dc : at::Tensor(), sq_h, sq_c, vec_h};
+  return {d_x_pre, d_h_pre, dh, lstm ? dc : at::Tensor(), norm_h, norm_c, vec_h};
 }
 
 }  // namespace
