@@ -68,12 +68,33 @@ inline T ssigmoid(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
-// Split `rows` batch rows over the intra-op threads, in chunks of at least kPointwiseGrain elements. The
-// caller's flush-to-zero / denormals-are-zero bits (rnnlab sets them around the engine) are carried into the
-// workers, which have their own MXCSR. A step whose pointwise work fits in one chunk runs right here: no
-// parallel region, no MXCSR round trip (at batch 1 the whole step takes a few microseconds, and every fixed
-// cost shows). A bare OpenMP region, as for the split product below. 4096 elements: measured against 8192 and
-// 16384 (the old grain) at 7 shapes per cell, it was never slower and up to 20 % faster per step (B=64, H=64).
+// body(p, count) on `threads` OpenMP threads, thread p of count. The caller's flush-to-zero /
+// denormals-are-zero bits (rnnlab sets them around the engine) are carried into the workers, which have their
+// own MXCSR. A bare OpenMP region: through at::parallel_for the split product below ran ~70× slower (perf: both
+// threads spinning in libgomp at B=1, H=512; the cause was not found), where a bare region takes 45 µs a step.
+template <typename F>
+void on_threads(int threads, const F& body) {
+#if defined(__x86_64__)
+  const unsigned csr = _mm_getcsr();
+#endif
+#pragma omp parallel num_threads(threads)
+  {
+#if defined(__x86_64__)
+    const unsigned old = _mm_getcsr();
+    _mm_setcsr(csr);
+#endif
+    body(int64_t(omp_get_thread_num()), int64_t(omp_get_num_threads()));
+#if defined(__x86_64__)
+    _mm_setcsr(old);
+#endif
+  }
+}
+
+// Split `rows` batch rows over the intra-op threads, in chunks of at least `pointwise_grain` elements. A step
+// whose pointwise work fits in one chunk runs right here: no parallel region, no MXCSR round trip (at batch 1
+// the whole step takes a few microseconds, and every fixed cost shows). 4096 elements: measured against 8192
+// and 16384 (the old grain) at 7 shapes per cell, it was never slower and up to 20 % faster per step (B=64,
+// H=64).
 int64_t pointwise_grain = 4096;
 
 template <typename F>
@@ -84,22 +105,10 @@ void for_rows(int64_t rows, int64_t row_cost, const F& body) {
     body(0, rows);
     return;
   }
-#if defined(__x86_64__)
-  const unsigned csr = _mm_getcsr();
-#endif
-#pragma omp parallel num_threads(threads)
-  {
-#if defined(__x86_64__)
-    const unsigned old = _mm_getcsr();
-    _mm_setcsr(csr);
-#endif
-    const int64_t p = omp_get_thread_num(), count = omp_get_num_threads();
+  on_threads(threads, [&](int64_t p, int64_t count) {
     const int64_t begin = rows * p / count, end = rows * (p + 1) / count;
     if (end > begin) body(begin, end);
-#if defined(__x86_64__)
-    _mm_setcsr(old);
-#endif
-  }
+  });
 }
 
 void set_pointwise_grain(int64_t elements) {
@@ -321,6 +330,8 @@ const Blas& blas() {
 // B=64, H=32 RNN·4 gates 9.4 → 5.4 µs; from ~2^19 on, (20, 100, 400) and (256, 32, 128), two threads win).
 constexpr int64_t kSingleThreadMaxWork = int64_t(1) << 19;
 
+bool one_mkl_thread(int64_t work) { return work < kSingleThreadMaxWork && blas().local_threads != nullptr; }
+
 // Which implementation runs the per-step product; chosen once per loop from the shapes (tested at the
 // thresholds through `step_path`).
 //   kOneDnn  large float32 products (oneDNN, its own threads)
@@ -358,7 +369,7 @@ std::string step_path(at::ScalarType dtype, int64_t batch, int64_t hidden, int64
   const int64_t work = batch * hidden * gates * hidden;
   const StepPath path = choose_step_path(dtype, batch, work);
   const char* names[] = {"onednn", "blas", "aten", "split"};
-  const bool single = path == StepPath::kBlas && work < kSingleThreadMaxWork && blas().local_threads != nullptr;
+  const bool single = path == StepPath::kBlas && one_mkl_thread(work);
   return std::string(names[int(path)]) + (single ? "/1 thread" : "");
 }
 
@@ -386,18 +397,13 @@ class StepProduct {
     if (path_ == StepPath::kBlas) {
       blas_columns(in, out, accumulate, 0, n_);
     } else if (path_ == StepPath::kSplit) {
-      const int parts = int(at::get_num_threads());
-      // One slice per thread, the same slice at every step. A bare OpenMP region: through at::parallel_for
-      // the same split ran ~70× slower here (perf: both threads spinning in libgomp at B=1, H=512;
-      // the cause was not found), where a bare region takes 45 µs a step.
-#pragma omp parallel num_threads(parts)
-      {
-        const int p = omp_get_thread_num(), count = omp_get_num_threads();
+      // One slice per thread, the same slice at every step.
+      on_threads(int(at::get_num_threads()), [&](int64_t p, int64_t count) {
         // Slice bounds on 16-element (64-byte) boundaries, so no cache line is written by two cores.
         const int64_t n0 = p == 0 ? 0 : n_ * p / count / 16 * 16;
         const int64_t n1 = p + 1 == count ? n_ : n_ * (p + 1) / count / 16 * 16;
         if (n1 > n0) blas_columns(in, out, accumulate, n0, n1);
-      }
+      });
     } else {
       const auto options = w_.options();
       at::Tensor a = at::from_blob(const_cast<T*>(in), {batch_, k_}, options);
@@ -428,10 +434,9 @@ class StepProduct {
 class SmallStepThreads {
  public:
   explicit SmallStepThreads(int64_t work) {
-    const Blas& b = blas();
-    if (work < kSingleThreadMaxWork && b.local_threads != nullptr) {
+    if (one_mkl_thread(work)) {
       active_ = true;
-      previous_ = b.local_threads(1);
+      previous_ = blas().local_threads(1);
     }
   }
   ~SmallStepThreads() {
