@@ -44,3 +44,19 @@ def _restore_thread_count():
     yield
     if torch.get_num_threads() != before:
         torch.set_num_threads(before)
+
+
+def on_both_loops(module, x, loss_fn, monkeypatch) -> list[list]:
+    """Forward and backward of `module` on `x` with the compiled time loop, then with the Python one
+    (RNNLAB_ENGINE=auto / python), recording on; for each: [output, *parameter gradients, per-sample ‖∂L/∂h_t‖,
+    and ‖∂L/∂c_t‖ when the cell has a cell state]."""
+    results = []
+    for engine in ("auto", "python"):
+        monkeypatch.setenv("RNNLAB_ENGINE", engine)
+        module.zero_grad()
+        with rnnlab.record_gradients(module, per_sample=True) as rec:
+            out, _ = module(x)
+            loss_fn(out).backward()
+        seen = [rec.last.per_sample] + ([] if rec.last.cell_per_sample is None else [rec.last.cell_per_sample])
+        results.append([out.detach(), *(p.grad.clone() for p in module.parameters()), *seen])
+    return results

@@ -15,9 +15,8 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-import rnnlab
 from rnnlab.recurrent import native
-from tests.conftest import make_pair
+from tests.conftest import make_pair, on_both_loops
 
 
 @pytest.fixture
@@ -180,14 +179,7 @@ def test_every_per_step_product_path_matches_the_python_loop(ext, cell, batch, h
     _, module = make_pair(cell, input_size=5, hidden_size=hidden, dtype=dtype, spread=None)
     x = torch.randn(6, batch, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
     weights = torch.linspace(-1, 1, hidden, dtype=dtype)
-    results = []
-    for engine in ("auto", "python"):
-        monkeypatch.setenv("RNNLAB_ENGINE", engine)
-        module.zero_grad()
-        with rnnlab.record_gradients(module, per_sample=True) as rec:
-            out, _ = module(x)
-            (out * weights).square().sum().backward()
-        results.append([out.detach(), *(p.grad.clone() for p in module.parameters()), rec.last.per_sample])
+    results = on_both_loops(module, x, lambda out: (out * weights).square().sum(), monkeypatch)
     tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
     for got, want in zip(*results, strict=True):
         assert_close(got, want.to(got.dtype), **tol)
