@@ -80,19 +80,21 @@ def build_name(flags: list[str]) -> str:
     return f"rnnlab_bptt_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
-def engine_choice() -> str:
-    choice = os.environ.get("RNNLAB_ENGINE", "auto")
-    if choice not in ENGINES:
-        raise ValueError(f"RNNLAB_ENGINE={choice!r} is not valid; choose from: {', '.join(ENGINES)}")
+def _checked(variable: str, choices: tuple[str, ...]) -> str:
+    choice = os.environ.get(variable, "auto")
+    if choice not in choices:
+        raise ValueError(f"{variable}={choice!r} is not valid; choose from: {', '.join(choices)}")
     return choice
+
+
+def engine_choice() -> str:
+    """RNNLAB_ENGINE: 'auto' (the compiled loop where it builds), 'cpp' (it must) or 'python'."""
+    return _checked("RNNLAB_ENGINE", ENGINES)
 
 
 def gemm_choice() -> str:
     """RNNLAB_GEMM: 'auto' (oneDNN for large float32 products where PyTorch has it) or 'aten' (always ATen)."""
-    choice = os.environ.get("RNNLAB_GEMM", "auto")
-    if choice not in GEMMS:
-        raise ValueError(f"RNNLAB_GEMM={choice!r} is not valid; choose from: {', '.join(GEMMS)}")
-    return choice
+    return _checked("RNNLAB_GEMM", GEMMS)
 
 
 @functools.cache
@@ -106,17 +108,11 @@ def _extension_or_none():
 
 def extension():
     """The compiled module, or None when the Python time loop is to be used."""
-    # Called several times per training step: the answer is cached per value of the two variables.
-    return _extension_for(os.environ.get("RNNLAB_ENGINE", "auto"), os.environ.get("RNNLAB_GEMM", "auto"))
-
-
-@functools.lru_cache(maxsize=16)
-def _extension_for(engine: str, gemm: str):
     choice = engine_choice()
     gemm_choice()  # a bad value is an error here, not a silent fallback inside the build
     if choice == "python":
         return None
-    module = _extension_or_none()
+    module = _extension_or_none()  # built (or found missing) once per process
     if module is None and choice == "cpp":
         raise RuntimeError("RNNLAB_ENGINE=cpp but the C++ engine could not be built (see the log)")
     return module
