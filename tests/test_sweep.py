@@ -229,12 +229,26 @@ def _wait_for_port(port: int, timeout: float = 120) -> None:
             time.sleep(0.5)
 
 
+def _ray_logs(temp_dir: str, pattern: str = "ray_client_server*", chars: int = 1500) -> str:
+    """The tails of the Ray Client servers' logs, so that a failure on CI says what the server saw."""
+    from pathlib import Path
+
+    tails = [
+        f"--- {p.name}\n{p.read_text(errors='replace')[-chars:]}"
+        for p in sorted(Path(temp_dir).glob(f"session_*/logs/{pattern}"))
+    ]
+    return "\n".join(tails) or f"(no {pattern} logs under {temp_dir})"
+
+
 def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
     """The documented `--address ray://HOST:PORT` for real: a Ray head with its client server is started here (token
     authentication on, as Ray ≥ 2.59 does by default), the CLI sweeps through Ray Client, and the results equal a
-    local sweep's."""
+    local sweep's. Hermetic: the cluster's token is made here and handed over in RAY_AUTH_TOKEN (not whatever
+    ~/.ray/auth_token an earlier test left), and the cluster keeps its files in a folder of its own."""
     import os
+    import secrets
     import shutil
+    import tempfile
     from pathlib import Path
 
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'rnnlab[ray]'); CI installs it")
@@ -245,10 +259,17 @@ def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
     study_file.write_text(
         yaml.safe_dump({"name": "roundtrip", "claim": "c", "defaults": TINY, "grid": {"seed": [0, 1]}})
     )
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    # The session folder holds Unix sockets, whose paths must stay under ~107 bytes: a short folder in /tmp.
+    temp_dir = tempfile.mkdtemp(prefix="rnnlab-ray-", dir="/tmp")
+    # The client server gives a new client's own server 30 s to come up by default; a busy 2-core CI machine
+    # can take longer to start that Python process, so the wait is longer here.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+           "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180"}  # fmt: skip
+    env.pop("RAY_AUTH_TOKEN_PATH", None)
     port, client_port = _free_port(), _free_port()
     head = [str(ray_cli), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
-            "--num-cpus=2", "--include-dashboard=false", "--node-ip-address=127.0.0.1", "--disable-usage-stats"]  # fmt: skip
+            f"--temp-dir={temp_dir}", "--num-cpus=2", "--include-dashboard=false", "--node-ip-address=127.0.0.1",
+            "--disable-usage-stats"]  # fmt: skip
     started = subprocess.run(head, env=env, capture_output=True, text=True, timeout=180, check=False)
     try:
         assert started.returncode == 0, started.stderr[-2000:]
@@ -256,8 +277,8 @@ def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
         rnnlab = [sys.executable, "-m", "rnnlab", "sweep", str(study_file), "--no-progress"]
         remote = [*rnnlab, "--executor", "ray", "--address", f"ray://127.0.0.1:{client_port}"]
         done = subprocess.run([*remote, "--store", str(tmp_path / "ray.db")], env=env, capture_output=True,
-                              text=True, timeout=300, check=False)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-2000:]
+                              text=True, timeout=400, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:] + "\n" + _ray_logs(temp_dir)
         local = subprocess.run([*rnnlab, "--store", str(tmp_path / "local.db")], capture_output=True, text=True,
                                timeout=300, check=False)  # fmt: skip
         assert local.returncode == 0, local.stderr[-2000:]
@@ -266,8 +287,22 @@ def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
         assert len(on_ray) == 2 and on_ray == here
         assert Store(tmp_path / "ray.db").check() == []
     finally:
-        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120, check=False)
-        shutil.rmtree(tmp_path / "ray", ignore_errors=True)
+        subprocess.run([str(ray_cli), "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_a_multi_line_ray_error_keeps_its_heading_and_the_traceback_s_last_line():
+    from rnnlab.lab.sweep import _one_line
+
+    server_side = ConnectionAbortedError(
+        'Initialization failure from server:\nTraceback (most recent call last):\n  File "proxier.py", line 780\n'
+        "RuntimeError: Proxy failed to Connect to backend!\n"
+    )
+    assert _one_line(server_side) == (
+        "Initialization failure from server: RuntimeError: Proxy failed to Connect to backend!"
+    )
+    assert _one_line(ConnectionError("refused")) == "refused"
+    assert _one_line(TimeoutError()) == "TimeoutError"
 
 
 def test_a_ray_client_address_failure_names_token_authentication(monkeypatch):

@@ -276,6 +276,16 @@ def _auth_hint(address: str | None) -> str:
     )
 
 
+def _one_line(error: BaseException) -> str:
+    """Ray's errors are often a heading and a server-side traceback ("Initialization failure from server:\n
+    Traceback … RuntimeError: Proxy failed to connect …"): the heading and the traceback's last line say what
+    went wrong, the lines between do not."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+
+
 def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
     ray = _require_ray()
     started_here = not ray.is_initialized()
@@ -285,7 +295,7 @@ def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
             ray.init(log_to_driver=False, configure_logging=False, **kwargs)
         except Exception as error:  # Ray raises many types (ConnectionError, RuntimeError, grpc errors, …)
             where = address or "a local Ray cluster"
-            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            message = _one_line(error)
             raise ExecutorUnavailable(
                 f"the ray executor could not start on {where}: {message}{_auth_hint(address)}"
             ) from None
