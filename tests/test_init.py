@@ -140,3 +140,21 @@ def test_chrono_called_directly_matches_apply():
     init.chrono(a, t_max=100, generator=torch.Generator().manual_seed(0))
     init.apply(b, "chrono", seed=0, t_max=100)
     torch.testing.assert_close(a.bias_ih_l0[:16], b.bias_ih_l0[:16], rtol=0, atol=0)  # input and forget blocks
+
+
+def test_every_scheme_reaches_the_reverse_direction_of_a_bidirectional_module():
+    """A bidirectional module's `_reverse` weights get the scheme too (they were left at torch's default)."""
+    lstm = rnnlab.LSTM(3, 16, num_layers=2, bidirectional=True)
+    init.apply(lstm, "orthogonal+chrono", t_max=50, seed=0)
+    for k in range(2):
+        for suffix in ("", "_reverse"):
+            for block in getattr(lstm, f"weight_hh_l{k}{suffix}").detach().chunk(4):
+                torch.testing.assert_close(block @ block.t(), torch.eye(16), rtol=0, atol=1e-5)
+            bias = getattr(lstm, f"bias_ih_l{k}{suffix}").detach()
+            assert torch.all(bias[16:32] >= 0) and torch.equal(bias[:16], -bias[16:32])
+    rnn = rnnlab.RNN(3, 8, nonlinearity="relu", bidirectional=True)
+    init.apply(rnn, "identity", seed=0)
+    assert torch.equal(rnn.weight_hh_l0_reverse.detach(), torch.eye(8))
+    gru = rnnlab.GRU(3, 8, bidirectional=True)
+    init.apply(gru, "xavier_uniform", seed=0)
+    assert torch.all(gru.bias_ih_l0_reverse == 0) and torch.all(gru.bias_hh_l0_reverse == 0)

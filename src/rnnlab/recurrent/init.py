@@ -6,7 +6,8 @@ docstring names, in place, and leaves the others alone, so schemes that touch di
 
 Gate blocks follow torch.nn's layout: weight_ih (G·H, I) and weight_hh (G·H, H) stack G blocks of H rows
 (LSTM: i, f, g, o; GRU: r, z, n). Where a scheme works "per gate block" each (H, ·) block is treated as its
-own matrix, because each block is a separate map from the input (or state) to one gate.
+own matrix, because each block is a separate map from the input (or state) to one gate. Bidirectional
+modules get every scheme on both directions' weights.
 """
 
 from __future__ import annotations
@@ -44,14 +45,26 @@ def _gates(module: nn.Module) -> int:
 
 
 def _layers(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
-    """Per layer: (weight_ih, weight_hh, bias_ih or None, bias_hh or None)."""
-    for layer in range(module.num_layers):
+    """Per layer and direction (a bidirectional module's `_reverse` weights too): (weight_ih, weight_hh,
+    bias_ih or None, bias_hh or None)."""
+    for tag in _tags(module):
         yield (
-            getattr(module, f"weight_ih_l{layer}"),
-            getattr(module, f"weight_hh_l{layer}"),
-            getattr(module, f"bias_ih_l{layer}", None),
-            getattr(module, f"bias_hh_l{layer}", None),
+            getattr(module, f"weight_ih_{tag}"),
+            getattr(module, f"weight_hh_{tag}"),
+            getattr(module, f"bias_ih_{tag}", None),
+            getattr(module, f"bias_hh_{tag}", None),
         )
+
+
+def _tags(module: nn.Module) -> list[str]:
+    """The parameter name suffixes of every layer and direction: l0, l0_reverse, l1, …"""
+    directions = ("", "_reverse") if module.bidirectional else ("",)
+    return [f"l{layer}{suffix}" for layer in range(module.num_layers) for suffix in directions]
+
+
+def _projections(module: nn.Module) -> list[Tensor]:
+    """The projection weights weight_hr (P, H) of an LSTM with proj_size > 0, per layer and direction."""
+    return [getattr(module, f"weight_hr_{tag}") for tag in _tags(module)] if getattr(module, "proj_size", 0) else []
 
 
 def _blocks(weight: Tensor, gates: int) -> list[Tensor]:
@@ -80,34 +93,41 @@ def torch_default(module: nn.Module, *, generator: torch.Generator | None = None
 @torch.no_grad()  # callable directly on a module whose parameters require grad
 def xavier_uniform(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Glorot & Bengio (2010), uniform: each gate block of weight_ih and weight_hh ~ U(−a, a) with
-    a = gain·√(6 / (fan_in + fan_out)), so Var = gain²·2 / (fan_in + fan_out) (fan_out = H per block).
-    Biases are set to zero. Sets every tensor."""
+    a = gain·√(6 / (fan_in + fan_out)), so Var = gain²·2 / (fan_in + fan_out) (fan_out = H per block); an
+    LSTM's projection weight_hr (proj_size > 0) likewise, as one matrix. Biases are set to zero. Sets every
+    tensor."""
     gates = _gates(module)
     for w_ih, w_hh, _, _ in _layers(module):
         for block in _blocks(w_ih, gates) + _blocks(w_hh, gates):
             nn.init.xavier_uniform_(block, gain=gain, generator=generator)
+    for w_hr in _projections(module):
+        nn.init.xavier_uniform_(w_hr, gain=gain, generator=generator)
     _zero_biases(module)
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
 def xavier_normal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
-    """Glorot & Bengio (2010), normal: each gate block ~ N(0, gain²·2 / (fan_in + fan_out)).
-    Biases are set to zero. Sets every tensor."""
+    """Glorot & Bengio (2010), normal: each gate block ~ N(0, gain²·2 / (fan_in + fan_out)); an LSTM's
+    projection weight_hr likewise, as one matrix. Biases are set to zero. Sets every tensor."""
     gates = _gates(module)
     for w_ih, w_hh, _, _ in _layers(module):
         for block in _blocks(w_ih, gates) + _blocks(w_hh, gates):
             nn.init.xavier_normal_(block, gain=gain, generator=generator)
+    for w_hr in _projections(module):
+        nn.init.xavier_normal_(w_hr, gain=gain, generator=generator)
     _zero_biases(module)
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
 def he(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
     """He et al. (2015), Kaiming normal with fan-in: weight_ih and weight_hh ~ N(0, 2 / fan_in), where fan_in
-    is the number of columns (I for weight_ih, H for weight_hh); the factor 2 is ReLU's gain.
-    Biases are set to zero. Sets every tensor."""
+    is the number of columns (I for weight_ih, H — or P with proj_size — for weight_hh, H for an LSTM's
+    projection weight_hr); the factor 2 is ReLU's gain. Biases are set to zero. Sets every tensor."""
     for w_ih, w_hh, _, _ in _layers(module):
         for w in (w_ih, w_hh):
             nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu", generator=generator)
+    for w_hr in _projections(module):
+        nn.init.kaiming_normal_(w_hr, mode="fan_in", nonlinearity="relu", generator=generator)
     _zero_biases(module)
 
 
