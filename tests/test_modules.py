@@ -235,12 +235,13 @@ def test_bad_input_is_a_clear_error(make, call, error, match):
             ValueError,
             r"unknown nonlinearity 'sigmoid'; choose from: tanh, relu, linear",
         ),
-        (lambda: rnnlab.LSTM(3, 7, proj_size=2), NotImplementedError, r"proj_size=2 is not supported"),
+        (lambda: rnnlab.LSTM(3, 7, proj_size=7), ValueError, r"proj_size has to be smaller than hidden_size"),
+        (lambda: rnnlab.LSTM(3, 7, proj_size=-1), ValueError, r"proj_size should be a positive integer or zero"),
+        (lambda: rnnlab.GRU(3, 7, proj_size=2), ValueError, r"only supported for LSTM, not RNN or GRU"),
         (lambda: rnnlab.GRU(0, 7), ValueError, r"input_size must be a positive integer, got 0"),
         (lambda: rnnlab.GRU(3, 7, dropout=1.5), ValueError, r"dropout must be a number in \[0, 1\], got 1.5"),
         (lambda: rnnlab.GRU(3, 7, truncate=0), ValueError, r"truncate must be a positive integer or None, got 0"),
         (lambda: rnnlab.from_torch(torch.nn.Linear(2, 3)), TypeError, r"expected torch.nn.RNN, LSTM or GRU"),
-        (lambda: rnnlab.from_torch(torch.nn.LSTM(3, 4, proj_size=2)), NotImplementedError, "proj_size"),
     ],
 )
 def test_bad_construction_is_a_clear_error(make, error, match):

@@ -8,8 +8,10 @@ test_RNN_input_size_zero, test_rnn_weight_norm, the dropout warning) and of the 
 non-contiguous input, gradcheck and gradgradcheck), rewritten for pytest on CPU. The checks were written
 from what those tests check, not compared line by line with PyTorch's current source (it was not read in
 this session), so an equal count here is a strong sign, not proof, that PyTorch's own suite would pass.
-Each test takes `family`, the namespace that provides RNN/LSTM/GRU. Not ported: LSTM `proj_size` tests (rnnlab does not support proj_size), cell tests (`nn.RNNCell` & co.,
-which rnnlab does not replace), cuDNN-only tests. Run: `.venv/bin/pytest tests/test_torch_parity.py`.
+The LSTM `proj_size` tests (test_projections_lstm_args_check, test_projections_lstm_initial_hidden_state,
+test_projections_errors_on_gru_and_rnn, and the LSTM ModuleInfo's proj_size inputs) are ported the same way.
+Each test takes `family`, the namespace that provides RNN/LSTM/GRU. Not ported: cell tests (`nn.RNNCell` &
+co., which rnnlab does not replace), cuDNN-only tests. Run: `.venv/bin/pytest tests/test_torch_parity.py`.
 """
 
 import copy
@@ -201,6 +203,74 @@ def test_rnn_weight_norm(family, mode):
     with torch.no_grad():
         module.weight_hh_l0_g.mul_(2)  # a different norm must change the output
     assert not torch.allclose(module(x)[0], output)
+
+
+# ------------------------------------------------------------------------------------------------ projections
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_projections_lstm_args_check(family, bidirectional):
+    """LSTM with proj_size: h0 has proj_size features, c0 hidden_size; any other shape is a RuntimeError."""
+    input_size, hidden_size, proj_size, num_layers, seq_len, batch = 3, 5, 2, 2, 7, 6
+    rows = num_layers * (2 if bidirectional else 1)
+    module = family.LSTM(input_size, hidden_size, num_layers, bidirectional=bidirectional, proj_size=proj_size)
+    module = module.double()
+    x = torch.randn(seq_len, batch, input_size, dtype=torch.float64)
+    good_h, good_c = (rows, batch, proj_size), (rows, batch, hidden_size)
+    bad_cases = [
+        (torch.randn(seq_len, batch, input_size + 1, dtype=torch.float64), good_h, good_c),  # input size
+        (x, (rows, batch + 1, proj_size), good_c),  # h0 batch
+        (x, (rows + 1, batch, proj_size), good_c),  # h0 layers
+        (x, (rows, batch, hidden_size), good_c),  # h0 of hidden_size, not proj_size
+        (x, good_h, (rows, batch, proj_size)),  # c0 of proj_size, not hidden_size
+        (x, good_h, (rows, batch + 1, hidden_size)),  # c0 batch
+    ]
+    for inp, h_shape, c_shape in bad_cases:
+        with pytest.raises(RuntimeError):
+            module(inp, (torch.randn(h_shape, dtype=torch.float64), torch.randn(c_shape, dtype=torch.float64)))
+    output, (h_n, c_n) = module(x, (torch.randn(good_h, dtype=torch.float64), torch.randn(good_c, dtype=torch.float64)))
+    assert output.shape == (seq_len, batch, (rows // num_layers) * proj_size)
+    assert h_n.shape == good_h and c_n.shape == good_c
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_projections_lstm_initial_hidden_state(family, bidirectional):
+    """Omitting hx is the same as zeros of the projected size for h0 and hidden_size for c0."""
+    torch.manual_seed(0)
+    rows = 2 * (2 if bidirectional else 1)
+    module = family.LSTM(30, 20, 2, bidirectional=bidirectional, proj_size=10).double()
+    x = torch.randn(10, 32, 30, dtype=torch.float64)
+    hx = (torch.zeros(rows, 32, 10, dtype=torch.float64), torch.zeros(rows, 32, 20, dtype=torch.float64))
+    out_default, (h_default, c_default) = module(x)
+    out_zeros, (h_zeros, c_zeros) = module(x, hx)
+    for a, b in ((out_default, out_zeros), (h_default, h_zeros), (c_default, c_zeros)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU"])
+def test_projections_errors_on_gru_and_rnn(family, mode):
+    with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM, not RNN or GRU"):
+        getattr(family, mode)(3, 5, proj_size=2)
+
+
+def test_projections_lstm_pickle_and_gradgradcheck(family):
+    """The LSTM ModuleInfo's proj_size inputs: pickling keeps the numbers; gradcheck and gradgradcheck pass."""
+    torch.manual_seed(0)
+    module = family.LSTM(2, 3, num_layers=2, proj_size=2).double()
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    expected, _ = module(x)
+    for copied in (pickle.loads(pickle.dumps(module)), copy.deepcopy(module)):
+        torch.testing.assert_close(copied(x)[0], expected, rtol=0, atol=0)
+    names = list(dict(module.named_parameters()))
+
+    def run(inp, *params):
+        with torch.nn.utils.stateless._reparametrize_module(module, dict(zip(names, params, strict=True))):
+            output, _ = module(inp)
+        return output
+
+    inputs = (x, *module.parameters())
+    assert gradcheck(run, inputs)
+    assert gradgradcheck(run, inputs)
 
 
 # ------------------------------------------------------------------------------------------------ ModuleInfo

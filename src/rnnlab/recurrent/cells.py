@@ -119,7 +119,7 @@ class LSTMCell(Cell):
     native_kind = 3
 
     def step(self, x_pre, h, c, weight_hh, bias_h):
-        hidden = h.shape[-1]
+        hidden = c.shape[-1]  # h has P < H features in a projected LSTM (projected.py); c always H
         pre = torch.addmm(x_pre, h, weight_hh.t())  # (B, 4H)
         ifo = torch.sigmoid(pre)
         g = torch.tanh(pre[:, 2 * hidden : 3 * hidden])

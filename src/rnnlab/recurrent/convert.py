@@ -22,8 +22,6 @@ def from_torch(module: nn.Module) -> RecurrentBase:
     except TypeError:
         raise TypeError(f"from_torch: expected torch.nn.RNN, LSTM or GRU, got {type(module).__name__}") from None
     target = MODULES[cell.torch_module]
-    if getattr(module, "proj_size", 0):
-        raise NotImplementedError("from_torch: LSTM with proj_size > 0 is not supported yet")
     param = next(module.parameters())
     kwargs = {
         "num_layers": module.num_layers,
@@ -36,6 +34,8 @@ def from_torch(module: nn.Module) -> RecurrentBase:
     }
     if target is RNN:
         kwargs["nonlinearity"] = module.nonlinearity
+    if getattr(module, "proj_size", 0):
+        kwargs["proj_size"] = module.proj_size
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch.nn already warned about dropout on 1 layer
         copy = target(module.input_size, module.hidden_size, **kwargs)
@@ -76,7 +76,7 @@ def convert(model: nn.Module) -> nn.Module:
     """Replace every `torch.nn.RNN/LSTM/GRU` inside `model` by rnnlab's equivalent, in place, and return the
     model (a bare torch.nn recurrent module is returned converted). Parameters are copied, so outputs,
     gradients and state_dict keys stay the same; `record_gradients(model)` and the diagnostics then see the real
-    model with its real loss. LSTM `proj_size` is not supported yet (clear error)."""
+    model with its real loss."""
     return _replace_children(model, from_torch, lambda m: isinstance(m, nn.RNN | nn.LSTM | nn.GRU))
 
 

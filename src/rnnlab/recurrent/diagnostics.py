@@ -193,8 +193,15 @@ def _analysis_copy(module: nn.Module) -> RecurrentBase:
     return copied
 
 
-def _zero_state(module: RecurrentBase, x: Tensor, batch: int) -> Tensor:
-    return x.new_zeros((module.num_layers * module.num_directions, batch, module.hidden_size)).requires_grad_()
+def _zero_hx(module: RecurrentBase, x: Tensor, batch: int) -> tuple[Tensor, Tensor | tuple[Tensor, Tensor]]:
+    """A zero initial state that requires grad (differentiating the loss with respect to it alone runs the
+    engine's backward without writing any .grad), and the hx to pass: (h0, c0) for an LSTM, whose c0 has
+    hidden_size features and h0 state_size (proj_size with a projection)."""
+    rows = module.num_layers * module.num_directions
+    h0 = x.new_zeros((rows, batch, module.state_size)).requires_grad_()
+    if not module.cell.has_cell_state:
+        return h0, h0
+    return h0, (h0, x.new_zeros((rows, batch, module.hidden_size)))
 
 
 def _batch_size(module: RecurrentBase, x: Tensor) -> int:
@@ -227,23 +234,23 @@ def gradient_flow(
         )
     copied = _analysis_copy(module)
     batch = _batch_size(copied, x)
-    h0 = _zero_state(copied, x, batch)
-    hx = (h0, h0.detach().clone()) if copied.cell.has_cell_state else h0
+    h0, hx = _zero_hx(copied, x, batch)
     if x.dim() == 2:
         hx = tuple(h.squeeze(1) for h in hx) if isinstance(hx, tuple) else hx.squeeze(1)
     with record_gradients(copied, per_sample=True) as recorder:
         output, _ = copied(x, hx)
         if loss_fn is None:
             gen = torch.Generator().manual_seed(seed)
-            v = torch.randn(copied.hidden_size, generator=gen, dtype=torch.float64)
+            size = copied.state_size  # hidden_size, or proj_size for a projected LSTM
+            v = torch.randn(size, generator=gen, dtype=torch.float64)
             v = (v / v.norm()).to(output)
             time_dim = -2 if copied.batch_first or x.dim() == 2 else 0
-            last = output.select(time_dim, -1)[..., : copied.hidden_size]  # (B, H) the forward direction's
+            last = output.select(time_dim, -1)[..., :size]  # (B, H) the forward direction's
             loss = (last @ v).sum()
             if copied.bidirectional:
-                v_rev = torch.randn(copied.hidden_size, generator=gen, dtype=torch.float64)
+                v_rev = torch.randn(size, generator=gen, dtype=torch.float64)
                 v_rev = (v_rev / v_rev.norm()).to(output)
-                first = output.select(time_dim, 0)[..., copied.hidden_size :]  # the reverse direction's last
+                first = output.select(time_dim, 0)[..., size:]  # the reverse direction's last
                 loss = loss + (first @ v_rev).sum()
         else:
             loss = loss_fn(output)
@@ -288,7 +295,7 @@ def jacobian_norms(module: nn.Module, x: Tensor, top_k: int = 5) -> JacobianNorm
             "jacobian_norms: bidirectional modules are not supported (h_T is the forward direction's state "
             "only); use gradient_flow, which reports both directions"
         )
-    hidden = copied.hidden_size
+    hidden = copied.state_size  # the units of h_T: proj_size for a projected LSTM
     if hidden > MAX_JACOBIAN_HIDDEN:
         raise ValueError(
             f"jacobian_norms: hidden_size {hidden} is above the limit {MAX_JACOBIAN_HIDDEN} "
@@ -302,8 +309,7 @@ def jacobian_norms(module: nn.Module, x: Tensor, top_k: int = 5) -> JacobianNorm
     steps, batch, _ = x.shape
     # Replicate every sample H times: replica i of sample b back-propagates the unit vector e_i from h_T.
     x_rep = x.repeat_interleave(hidden, dim=1)  # (T, B·H, I)
-    h0 = _zero_state(copied, x_rep, batch * hidden)
-    hx = (h0, h0.detach().clone()) if copied.cell.has_cell_state else h0
+    h0, hx = _zero_hx(copied, x_rep, batch * hidden)
     seeds = torch.eye(hidden, dtype=x.dtype, device=x.device).repeat(batch, 1)  # (B·H, H)
     with record_gradients(copied, keep_vectors=True) as recorder:
         output, _ = copied(x_rep, hx)
@@ -321,15 +327,17 @@ def spectral_radius(module: nn.Module) -> Tensor:
     (L, 2, G) for a bidirectional module: [:, 0] the forward direction, [:, 1] the reverse one.
 
     For a vanilla RNN G = 1 and this is the classic criterion: with a contracting nonlinearity the gradient
-    must vanish when the radius is below 1 (Pascanu et al. 2013)."""
+    must vanish when the radius is below 1 (Pascanu et al. 2013). For an LSTM with proj_size = P the state
+    reaches each gate through W_hh_g W_hr (H, P)·(P, H), whose radius is reported."""
     if not isinstance(module, RecurrentBase | nn.RNN | nn.LSTM | nn.GRU):
         raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU module, got {type(module).__name__}")
-    if getattr(module, "proj_size", 0):
-        raise NotImplementedError("spectral_radius: LSTM with proj_size > 0 is not supported")
+    gates = get_cell(init.cell_name(module)).gates
 
     def radius(name: str) -> Tensor:
         w_hh = getattr(module, name).detach()
-        blocks = torch.stack(w_hh.chunk(w_hh.shape[0] // w_hh.shape[1], dim=0))  # (G, H, H)
+        blocks = torch.stack(w_hh.chunk(gates, dim=0))  # (G, H, S)
+        if getattr(module, "proj_size", 0):
+            blocks = blocks @ getattr(module, name.replace("weight_hh", "weight_hr")).detach()  # (G, H, H)
         return torch.linalg.eigvals(blocks).abs().amax(-1)  # (G,)
 
     if module.bidirectional:

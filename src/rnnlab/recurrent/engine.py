@@ -12,7 +12,9 @@ Data flow for one layer (T steps, batch B, G gate blocks, hidden H, input I)::
               the weight gradients are then one GEMM each over all T·B rows.
 
 Everything is wired in as one `torch.autograd.Function` for the whole stack, so `loss.backward()`,
-optimisers and `clip_grad_norm_` work unchanged. Double backward is not supported.
+optimisers and `clip_grad_norm_` work unchanged. A backward with create_graph=True (higher-order gradients)
+re-runs the forward under autograd (`_differentiable_backward`). An LSTM with a projection (proj_size > 0)
+runs in `projected.py` instead: the hand-written backward has no projection.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class StackSpec:
     training: bool = False
     truncate: int | None = None  # keep ∂L_s/∂h_t only for s − t < truncate (None: full BPTT)
     flush: bool = True  # flush denormal floats to zero inside forward and backward (see `flush_denormals`)
+    proj_size: int = 0  # LSTM only: the size P of the projected state h_t (0: none; see `projected.py`)
 
 
 # --------------------------------------------------------------------------------------------- denormals
@@ -537,5 +540,12 @@ def run_stack(
     receives ∂L/∂h_t of every step and layer on backward, under `name`.
 
     **Returns**: output (T, B, H) of the top layer, h_n (L, B, H), c_n (L, B, H) or None.
+
+    An LSTM with `spec.proj_size > 0` takes `projected.run_projected` (weights per layer also hold w_hr; h0,
+    h_n and the output have P features): the hand-written backward has no projection.
     """
+    if spec.proj_size:
+        from rnnlab.recurrent.projected import run_projected  # it imports this module: import at use
+
+        return run_projected(spec, x, h0, c0, weights, recorder, name)
     return _StackBPTT.apply(spec, recorder, name, x, h0, c0, *weights)

@@ -6,7 +6,8 @@ with identical numbers. The difference is inside: the time loop runs in rnnlab's
 
 Two ways through the engine: the fast path — one engine call for the whole stack — for unidirectional
 modules on a padded tensor; and several engine calls for bidirectional layers, `PackedSequence` input,
-`dropout=1` in training and empty batches (`split_forward.py`).
+`dropout=1` in training and empty batches (`split_forward.py`). An LSTM with `proj_size > 0` runs its stacks in
+`projected.py` (autograd's backward: the engine's has no projection).
 float16 and bfloat16 modules compute in float32 on upcast copies of the weights and inputs (the casts are
 part of the graph, so gradients arrive in the parameters' dtype) and cast the results back.
 """
@@ -53,8 +54,9 @@ def _all_finite(t: Tensor) -> bool:
 class RecurrentBase(nn.Module):
     """Shared parameters, input checks and conversions of the three module kinds.
 
-    Parameters per layer k, registered in torch.nn's order: ``weight_ih_l{k}`` (G·H, I or H),
-    ``weight_hh_l{k}`` (G·H, H), and with ``bias=True`` ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G·H,).
+    Parameters per layer k, registered in torch.nn's order: ``weight_ih_l{k}`` (G·H, I or D·S),
+    ``weight_hh_l{k}`` (G·H, S), with ``bias=True`` ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G·H,), and for an
+    LSTM with proj_size = P > 0 ``weight_hr_l{k}`` (P, H); S = `state_size` (P, or H without a projection).
     """
 
     _kind: ClassVar[str]  # "RNN", "LSTM" or "GRU": the torch.nn class this one mirrors
@@ -89,8 +91,14 @@ class RecurrentBase(nn.Module):
                 raise RecurrentArgumentError(f"{name}: {arg} must be a positive integer, got {value!r}")
             if value < 1:
                 raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
-        if proj_size:
-            raise NotImplementedError(f"{name}: proj_size={proj_size} is not supported yet; use proj_size=0")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
+            raise RecurrentArgumentError(f"{name}: proj_size must be an integer, got {proj_size!r}")
+        if proj_size < 0:
+            raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections")
+        if proj_size >= hidden_size:
+            raise ValueError(f"{name}: proj_size has to be smaller than hidden_size (got {proj_size} >= {hidden_size})")
+        if proj_size and cell != "lstm":
+            raise ValueError(f"{name}: proj_size argument is only supported for LSTM, not RNN or GRU")
         if dropout > 0 and num_layers == 1:
             # torch.nn warns the same way: dropout only acts between layers.
             warnings.warn(
@@ -106,22 +114,25 @@ class RecurrentBase(nn.Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bool(bidirectional)  # torch.nn accepts any truthy value here too
-        self.proj_size = 0
+        self.proj_size = proj_size
         self.truncate = truncate
         # (GradientRecorder, qualified name) while inside rnnlab.record_gradients, else None
         self._recording = None
 
         factory = {"device": device, "dtype": dtype}
         gate_size = self.cell.gates * hidden_size
+        state = self.state_size
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            layer_input = input_size if layer == 0 else state * self.num_directions
             for suffix in ("", "_reverse")[: self.num_directions]:  # torch.nn's order: per layer, forward first
                 tag = f"l{layer}{suffix}"
                 self.register_parameter(f"weight_ih_{tag}", nn.Parameter(torch.empty(gate_size, layer_input, **factory)))  # fmt: skip
-                self.register_parameter(f"weight_hh_{tag}", nn.Parameter(torch.empty(gate_size, hidden_size, **factory)))  # fmt: skip
+                self.register_parameter(f"weight_hh_{tag}", nn.Parameter(torch.empty(gate_size, state, **factory)))
                 if bias:
                     self.register_parameter(f"bias_ih_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
                     self.register_parameter(f"bias_hh_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
+                if proj_size:
+                    self.register_parameter(f"weight_hr_{tag}", nn.Parameter(torch.empty(proj_size, hidden_size, **factory)))  # fmt: skip
         self.reset_parameters()
 
     # ------------------------------------------------------------------------------------------ properties
@@ -142,9 +153,21 @@ class RecurrentBase(nn.Module):
         return 2 if self.bidirectional else 1
 
     @property
+    def state_size(self) -> int:
+        """Features of h_t per direction: `proj_size` for an LSTM with a projection, else `hidden_size`
+        (the cell state c_t always has hidden_size)."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def weights_per_layer(self) -> int:
+        """Parameters per layer and direction: w_ih, w_hh[, b_ih, b_hh][, w_hr]."""
+        return (4 if self.bias else 2) + (1 if self.proj_size else 0)
+
+    @property
     def _flat_weights_names(self) -> list[str]:
-        """The parameter names in torch.nn's order: per layer, per direction, w_ih, w_hh[, b_ih, b_hh]."""
+        """The parameter names in torch.nn's order: per layer, per direction, w_ih, w_hh[, b_ih, b_hh][, w_hr]."""
         kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
+        kinds += ("weight_hr",) if self.proj_size else ()
         suffixes = ("", "_reverse")[: self.num_directions]
         return [f"{k}_l{layer}{sfx}" for layer in range(self.num_layers) for sfx in suffixes for k in kinds]
 
@@ -157,7 +180,7 @@ class RecurrentBase(nn.Module):
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
         """Per layer and direction, the parameters in torch.nn's order (as `torch.nn.RNNBase.all_weights`)."""
-        per_layer = 4 if self.bias else 2
+        per_layer = self.weights_per_layer
         flat = self._flat_weights
         return [flat[i : i + per_layer] for i in range(0, len(flat), per_layer)]
 
@@ -187,6 +210,8 @@ class RecurrentBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.truncate is not None:
             s += f", truncate={self.truncate}"
         return s
@@ -256,6 +281,7 @@ class RecurrentBase(nn.Module):
             dropout=self.dropout if dropout is None else dropout,
             training=self.training,
             truncate=self.truncate,
+            proj_size=self.proj_size,
         )
 
     def _check_input(self, input) -> tuple[Tensor, bool]:
@@ -300,9 +326,10 @@ class RecurrentBase(nn.Module):
         """Return h0 (and c0 for LSTMs) as (L, B, H), zeros where hx is None."""
         name = type(self).__name__
         batch = x.shape[1]
-        zeros = x.new_zeros((self.num_layers * self.num_directions, batch, self.hidden_size))
+        rows = self.num_layers * self.num_directions
         if hx is None:
-            return zeros, (zeros.clone() if self.cell.has_cell_state else None)
+            zeros = x.new_zeros((rows, batch, self.state_size))
+            return zeros, (x.new_zeros((rows, batch, self.hidden_size)) if self.cell.has_cell_state else None)
         if self.cell.has_cell_state:
             if not (isinstance(hx, tuple | list) and len(hx) == 2):
                 raise TypeError(f"{name}: hx must be a tuple (h0, c0), got {type(hx).__name__}")
@@ -315,12 +342,13 @@ class RecurrentBase(nn.Module):
             raise TypeError(f"{name}: {what} must be a torch.Tensor, got {type(state).__name__}")
         rows = self.num_layers * self.num_directions
         layers = "num_layers * 2" if self.bidirectional else "num_layers"
-        expected = (rows, batch, self.hidden_size) if batched else (rows, self.hidden_size)
+        size, size_name = (self.state_size, "proj_size") if what == "h0" and self.proj_size else (self.hidden_size, "hidden_size")  # fmt: skip
+        expected = (rows, batch, size) if batched else (rows, size)
         if tuple(state.shape) != expected:
             raise RecurrentInputError(
-                f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, batch, hidden_size)"
+                f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, batch, {size_name})"
                 if batched
-                else f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, hidden_size)"
+                else f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, {size_name})"
             )
         param = self.weight_ih_l0
         if state.dtype != param.dtype:
@@ -351,6 +379,8 @@ class RecurrentBase(nn.Module):
             if self.nonlinearity == "linear":
                 raise ValueError("RNN: nonlinearity='linear' has no torch.nn equivalent (torch: tanh or relu)")
             kwargs["nonlinearity"] = self.nonlinearity
+        if self.proj_size:
+            kwargs["proj_size"] = self.proj_size
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the dropout warning was already given here
             module = getattr(nn, self._kind)(self.input_size, self.hidden_size, **kwargs)
@@ -377,6 +407,7 @@ class RNN(RecurrentBase):
         device=None,
         dtype=None,
         *,
+        proj_size: int = 0,
         truncate: int | None = None,
     ):
         if nonlinearity not in NONLINEARITIES:
@@ -391,7 +422,7 @@ class RNN(RecurrentBase):
             batch_first,
             dropout,
             bidirectional,
-            0,
+            proj_size,
             device,
             dtype,
             truncate=truncate,
@@ -399,7 +430,9 @@ class RNN(RecurrentBase):
 
 
 class LSTM(RecurrentBase):
-    """LSTM, drop-in for `torch.nn.LSTM` (gate order i, f, g, o). `proj_size` is not supported yet."""
+    """LSTM, drop-in for `torch.nn.LSTM` (gate order i, f, g, o). With `proj_size` = P > 0 the state h_t is
+    projected to P features, h_t = (o ⊙ tanh(c_t)) W_hrᵀ, as in torch.nn; that stack's backward is autograd's
+    through the steps (`projected.py`), not the engine's."""
 
     _kind = "LSTM"
 
@@ -451,6 +484,7 @@ class GRU(RecurrentBase):
         device=None,
         dtype=None,
         *,
+        proj_size: int = 0,
         truncate: int | None = None,
     ):
         super().__init__(
@@ -462,7 +496,7 @@ class GRU(RecurrentBase):
             batch_first,
             dropout,
             bidirectional,
-            0,
+            proj_size,
             device,
             dtype,
             truncate=truncate,

@@ -30,7 +30,7 @@ def run_split(module, x, h0, c0, weights, split, columns, batch):
     h_n, c_n). The reverse direction runs on the time-flipped input and its output is flipped back (x
     here holds sequences of one length, so this is torch.nn's flip within each sequence's length);
     dropout between layers is torch.nn.functional.dropout, which gives zeros for p = 1."""
-    per_layer = 4 if module.bias else 2
+    per_layer = module.weights_per_layer
     spec = module._spec(num_layers=1, dropout=0.0)
     layer_input = x
     h_n, c_n = [], []
@@ -91,7 +91,7 @@ def empty_batch(module, x: Tensor, h0: Tensor, c0: Tensor | None, weights):
     """B = 0: empty outputs and states, as torch.nn returns; they still depend on the input, the state and
     every weight, so a backward through them gives zero gradients of the right shapes (as torch.nn)."""
     anchor = x.sum() * 0 + sum(w.sum() * 0 for w in weights)  # a zero scalar in the graph of everything
-    output = x.new_zeros((x.shape[0], 0, module.num_directions * module.hidden_size)) + anchor
+    output = x.new_zeros((x.shape[0], 0, module.num_directions * module.state_size)) + anchor
     return output, h0 + anchor, None if c0 is None else c0 + anchor
 
 
