@@ -26,6 +26,7 @@ def ext():
         pytest.skip("the compiled engine is not in use here")
     yield module
     module.set_gemm(native.gemm_choice())
+    module.set_backward_split("auto")
 
 
 def _grid() -> torch.Tensor:
@@ -67,7 +68,7 @@ def test_float32_sigmoid_of_the_lstm_gates_is_accurate(ext):
     assert _relative_error(got, torch.sigmoid(x.double())) < 3e-6
 
 
-@pytest.mark.parametrize("mode", ["auto", "aten"])
+@pytest.mark.parametrize("mode", ["auto", "onednn", "aten"])
 @pytest.mark.parametrize(
     ("m", "k", "n", "transpose_a", "transpose_b"),
     [
@@ -95,17 +96,34 @@ def test_gemm_backend_can_be_chosen_and_refuses_unknown_modes(ext):
     assert ext.gemm_backend() == "aten"
     ext.set_gemm("auto")
     assert ext.gemm_backend() in ("onednn", "aten")
-    with pytest.raises(RuntimeError, match="gemm mode must be 'auto' or 'aten'"):
+    with pytest.raises(RuntimeError, match="gemm mode must be 'auto', 'onednn' or 'aten'"):
         ext.set_gemm("mkl")
+
+
+def test_auto_takes_onednn_on_amd_cpus_only(ext):
+    """oneDNN's GEMM was faster than MKL on AMD EPYC and slower on an Intel Xeon (bptt.cpp): 'auto' follows the
+    CPU's vendor, read by CPUID and checked here against the kernel's /proc/cpuinfo."""
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        vendors = {
+            line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("vendor_id")
+        }
+        assert vendors == {ext.cpu_vendor()}
+    ext.set_gemm("onednn")
+    onednn_here = ext.gemm_backend() == "onednn"  # false only where PyTorch lacks it or it refuses the CPU
+    ext.set_gemm("auto")
+    assert ext.gemm_backend() == ("onednn" if onednn_here and ext.cpu_vendor() == "AuthenticAMD" else "aten")
 
 
 def test_bad_gemm_environment_variable_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("RNNLAB_GEMM", "fast")
-    with pytest.raises(ValueError, match=r"RNNLAB_GEMM='fast' is not valid; choose from: auto, aten"):
+    with pytest.raises(ValueError, match=r"RNNLAB_GEMM='fast' is not valid; choose from: auto, onednn, aten"):
         native.extension()
 
 
-@pytest.mark.parametrize("mode", ["auto", "aten"])
+@pytest.mark.parametrize("mode", ["auto", "onednn", "aten"])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_float32_at_onednn_sizes_matches_torch_nn(ext, cell, mode):
     """H=256, B=64: every per-step product (64·256·G·256 multiply-adds) is above the oneDNN threshold."""
@@ -135,7 +153,7 @@ def test_the_per_step_product_path_switches_at_its_thresholds(ext):
     """LSTM, 4 gates: work per step = B·H·4H multiply-adds. Batches up to 16 split the columns over the
     threads from 2^16 on (B=16, H=32), below it one MKL thread (B=15); larger batches take one MKL thread below
     2^19 (B=31, H=64), the library's threads from 2^19 on (B=32); float32 goes to oneDNN from 2^23 on (B=32,
-    H=256), float64 never."""
+    H=256) where oneDNN is the GEMM, float64 never."""
     f32, f64 = torch.float32, torch.float64
     assert ext.step_path(f32, 16, 32, 4) == _split()
     assert ext.step_path(f32, 15, 32, 4) == "blas/1 thread"
@@ -145,13 +163,32 @@ def test_the_per_step_product_path_switches_at_its_thresholds(ext):
     assert ext.step_path(f32, 31, 64, 4) == "blas/1 thread"
     assert ext.step_path(f32, 32, 64, 4) == "blas"
     assert ext.step_path(f32, 31, 256, 4) == "blas"
-    assert ext.step_path(f32, 32, 256, 4) == "onednn"
+    ext.set_gemm("onednn")  # as "auto" on AMD CPUs
+    assert ext.step_path(f32, 32, 256, 4) == ("onednn" if ext.gemm_backend() == "onednn" else "blas")
     assert ext.step_path(f64, 32, 256, 4) == "blas"
     ext.set_gemm("aten")  # oneDNN switched off: the same product stays with the BLAS
     assert ext.step_path(f32, 32, 256, 4) == "blas"
     ext.set_step_split(0)  # the split switched off (for benchmarks)
     assert ext.step_path(f32, 1, 128, 4) == "blas/1 thread"
     ext.set_step_split(16)
+
+
+def test_the_backward_splits_on_amd_cpus_only(ext):
+    """The backward's split was measured faster on an AMD EPYC and slower on an Intel Xeon (bptt.cpp)."""
+    if torch.get_num_threads() < 2:
+        pytest.skip("the split path needs two or more intra-op threads")
+    f32 = torch.float32
+    for batch, hidden, unsplit in ((1, 256, "blas/1 thread"), (1, 512, "blas"), (16, 128, "blas")):
+        backward = ext.step_path(f32, batch, hidden, 4, forward=False)
+        assert ext.step_path(f32, batch, hidden, 4) == _split()
+        assert backward == (_split() if ext.cpu_vendor() == "AuthenticAMD" else unsplit)
+        ext.set_backward_split("on")
+        assert ext.step_path(f32, batch, hidden, 4, forward=False) == _split()
+        ext.set_backward_split("off")
+        assert ext.step_path(f32, batch, hidden, 4, forward=False) == unsplit
+        ext.set_backward_split("auto")
+    with pytest.raises(RuntimeError, match="backward split mode must be 'auto', 'on' or 'off'"):
+        ext.set_backward_split("yes")
 
 
 @pytest.mark.parametrize(
@@ -173,16 +210,22 @@ def test_the_per_step_product_path_switches_at_its_thresholds(ext):
 def test_every_per_step_product_path_matches_the_python_loop(ext, cell, batch, hidden, path, dtype, monkeypatch):
     """The compiled loop against its slow reference, recording on, at shapes where each path is chosen."""
     gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1}[cell]
+    if path == "onednn":
+        ext.set_gemm("onednn")  # "auto" takes it on AMD CPUs only
+        path = path if ext.gemm_backend() == "onednn" else "blas"
     expected = path if dtype == torch.float32 or path != "onednn" else "blas"
     expected = _split() if expected == "split" else expected
     assert ext.step_path(dtype, batch, hidden, gates) == expected
     _, module = make_pair(cell, input_size=5, hidden_size=hidden, dtype=dtype, spread=None)
     x = torch.randn(6, batch, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
     weights = torch.linspace(-1, 1, hidden, dtype=dtype)
-    results = on_both_loops(module, x, lambda out: (out * weights).square().sum(), monkeypatch)
     tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
-    for got, want in zip(*results, strict=True):
-        assert_close(got, want.to(got.dtype), **tol)
+    # The backward's split runs on AMD CPUs only: both of its settings are checked on every machine.
+    for backward_split in ("on", "off") if path == "split" else ("auto",):
+        ext.set_backward_split(backward_split)
+        results = on_both_loops(module, x, lambda out: (out * weights).square().sum(), monkeypatch)
+        for got, want in zip(*results, strict=True):
+            assert_close(got, want.to(got.dtype), **tol)
 
 
 def _lstm_pair():

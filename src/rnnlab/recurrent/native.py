@@ -22,7 +22,7 @@ import torch
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"
 ENGINES = ("auto", "cpp", "python")
-GEMMS = ("auto", "aten")
+GEMMS = ("auto", "onednn", "aten")
 
 
 @functools.cache
@@ -93,7 +93,8 @@ def engine_choice() -> str:
 
 
 def gemm_choice() -> str:
-    """RNNLAB_GEMM: 'auto' (oneDNN for large float32 products where PyTorch has it) or 'aten' (always ATen)."""
+    """RNNLAB_GEMM: 'auto' (oneDNN for large float32 products on AMD CPUs, where it was measured faster, if
+    PyTorch has it), 'onednn' (oneDNN on any CPU) or 'aten' (always ATen, i.e. MKL)."""
     return _checked("RNNLAB_GEMM", GEMMS)
 
 

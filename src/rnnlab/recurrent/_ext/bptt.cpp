@@ -15,12 +15,15 @@
 #include <dlfcn.h>
 #include <omp.h>
 
+#include <cstring>
+
 #include <list>
 #include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <xmmintrin.h>
 #endif
 
@@ -236,11 +239,14 @@ int64_t scratch_bytes() { return scratch().held(); }
 
 // ---------------------------------------------------------------------------------------------- GEMM
 
-// PyTorch sends float32 matrix products to MKL. On this project's machines (AMD EPYC) oneDNN's GEMM, which
-// PyTorch's own fused CPU RNN (mkldnn_rnn_layer) runs on, is 15–40 % faster at the shapes that dominate a
-// training step: the per-step products at H=512 and the weight gradients (benchmarks/bench_engine.py,
-// --gemm). libtorch exports no oneDNN symbol except ATen's `at::native::mkldnn_matmul`, so it is looked up at
-// run time: when it is missing (another PyTorch build) or refuses this CPU, every product stays with ATen.
+// PyTorch sends float32 matrix products to MKL. On AMD EPYC machines oneDNN's GEMM, which PyTorch's own fused
+// CPU RNN (mkldnn_rnn_layer) runs on, was 15–40 % faster at the shapes that dominate a training step: the
+// per-step products at H=512 and the weight gradients (benchmarks/bench_engine.py, --gemm). On an Intel Xeon
+// it is the other way round: MKL was faster at every shape measured, by 3–23 % (per-step products at H=512
+// and H=1024, input projections, weight gradients up to 2^35 multiply-adds). So "auto" takes oneDNN on AMD
+// CPUs only; the choice depends on the machine alone, never on a timing, so runs stay reproducible.
+// libtorch exports no oneDNN symbol except ATen's `at::native::mkldnn_matmul`, so it is looked up at run time:
+// when it is missing (another PyTorch build) or refuses this CPU, every product stays with ATen.
 // Below ~2^23 multiply-adds the per-call set-up of oneDNN costs more than it saves (measured: 64×128×512).
 using OneDnnMatmul = void (*)(const at::Tensor&, const at::Tensor&, const at::Tensor&, float, float);
 constexpr int64_t kOneDnnMinWork = int64_t(1) << 23;
@@ -263,10 +269,28 @@ OneDnnMatmul onednn_matmul() {
   return fn;
 }
 
-// "auto" (default): oneDNN where it exists; "aten": never (for comparisons and tests).
+// The CPU's vendor string from CPUID leaf 0 ("AuthenticAMD", "GenuineIntel", …), "" where unknown (not x86).
+std::string cpu_vendor() {
+#if defined(__x86_64__)
+  unsigned int eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(0, &eax, &ebx, &ecx, &edx) == 0) return "";
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  return vendor;
+#else
+  return "";
+#endif
+}
+
+// "auto" (default): oneDNN on AMD CPUs, where it exists (see above); "onednn": wherever it exists; "aten":
+// never (for comparisons and tests).
 void set_gemm(const std::string& mode) {
-  TORCH_CHECK(mode == "auto" || mode == "aten", "gemm mode must be 'auto' or 'aten', not '", mode, "'");
-  gemm_mode = mode == "aten" ? 0 : (onednn_matmul() != nullptr ? 1 : 0);
+  TORCH_CHECK(mode == "auto" || mode == "onednn" || mode == "aten",
+              "gemm mode must be 'auto', 'onednn' or 'aten', not '", mode, "'");
+  const bool wanted = mode == "onednn" || (mode == "auto" && cpu_vendor() == "AuthenticAMD");
+  gemm_mode = wanted && onednn_matmul() != nullptr ? 1 : 0;
 }
 
 std::string gemm_backend() {
@@ -339,6 +363,11 @@ bool one_mkl_thread(int64_t work) { return work < kSingleThreadMaxWork && blas()
 //            one single-threaded BLAS call. At batch 1 the product is a matrix-vector product that MKL runs on
 //            one thread whatever it is told, and W_hh (1 MB at H = 256 for an LSTM) no longer fits one core's
 //            L2 cache; split the same way at every step, each core keeps its half of W_hh in its own cache.
+//            The backward's split reads a transposed copy of W_hh made once per loop. Measured on an AMD EPYC
+//            it won in both directions; on an Intel Xeon (2 MB of L2 per core) only in the forward: there the
+//            backward's split was up to 2× slower than one BLAS call on MKL's threads (B=1, H=512, T=35: 74
+//            against 38 µs a step, the 4 MB transposed copy costing ~1 ms per loop; B=16, H=128, T=200: 22
+//            against 14 µs). So the backward splits on AMD CPUs only (`split_backward`).
 //   kBlas    everything else: one BLAS call (MKL's threads, or one thread below kSingleThreadMaxWork)
 //   kAten    no BLAS symbols found (another PyTorch build)
 enum class StepPath { kOneDnn = 0, kBlas = 1, kAten = 2, kSplit = 3 };
@@ -347,27 +376,39 @@ enum class StepPath { kOneDnn = 0, kBlas = 1, kAten = 2, kSplit = 3 };
 // its parallel region. Settable for benchmarks (`set_step_split`).
 int64_t split_max_batch = 16;
 constexpr int64_t kSplitMinWork = int64_t(1) << 16;
+int split_backward = -1;  // -1 not decided yet (then: on AMD CPUs), 0 never, 1 always
 
 void set_step_split(int64_t max_batch) {
   TORCH_CHECK(max_batch >= 0, "set_step_split: max_batch must be ≥ 0, not ", max_batch);
   split_max_batch = max_batch;
 }
 
-StepPath choose_step_path(at::ScalarType dtype, int64_t batch, int64_t work) {
+// Whether the backward's per-step product may take the split path (see kSplit): "auto" (on AMD CPUs), "on",
+// "off". Settable for benchmarks and tests.
+void set_backward_split(const std::string& mode) {
+  TORCH_CHECK(mode == "auto" || mode == "on" || mode == "off",
+              "backward split mode must be 'auto', 'on' or 'off', not '", mode, "'");
+  split_backward = mode == "on" || (mode == "auto" && cpu_vendor() == "AuthenticAMD") ? 1 : 0;
+}
+
+StepPath choose_step_path(at::ScalarType dtype, int64_t batch, int64_t work, bool forward) {
   if (gemm_mode < 0) set_gemm("auto");
+  if (split_backward < 0) set_backward_split("auto");
   if (gemm_mode == 1 && dtype == at::kFloat && work >= kOneDnnMinWork) return StepPath::kOneDnn;
   const Blas& b = blas();
   if (!((dtype == at::kFloat && b.sgemm) || (dtype == at::kDouble && b.dgemm))) return StepPath::kAten;
-  if (batch <= split_max_batch && work >= kSplitMinWork && b.local_threads != nullptr && at::get_num_threads() > 1) {
+  if (batch <= split_max_batch && work >= kSplitMinWork && b.local_threads != nullptr && at::get_num_threads() > 1 &&
+      (forward || split_backward == 1)) {
     return StepPath::kSplit;
   }
   return StepPath::kBlas;
 }
 
-// For tests and benchmarks: the path and thread count the loop would use for a (batch, hidden, gates) layer.
-std::string step_path(at::ScalarType dtype, int64_t batch, int64_t hidden, int64_t gates) {
+// For tests and benchmarks: the path and thread count the loop would use for a (batch, hidden, gates) layer's
+// forward (or backward) per-step product.
+std::string step_path(at::ScalarType dtype, int64_t batch, int64_t hidden, int64_t gates, bool forward) {
   const int64_t work = batch * hidden * gates * hidden;
-  const StepPath path = choose_step_path(dtype, batch, work);
+  const StepPath path = choose_step_path(dtype, batch, work, forward);
   const char* names[] = {"onednn", "blas", "aten", "split"};
   const bool single = path == StepPath::kBlas && one_mkl_thread(work);
   return std::string(names[int(path)]) + (single ? "/1 thread" : "");
@@ -383,7 +424,7 @@ class StepProduct {
     const int64_t rows = w_.size(0), cols = w_.size(1);  // G·H, H
     k_ = forward ? cols : rows;
     n_ = forward ? rows : cols;
-    path_ = choose_step_path(w_.scalar_type(), batch, batch * k_ * n_);
+    path_ = choose_step_path(w_.scalar_type(), batch, batch * k_ * n_, forward);
     if (path_ == StepPath::kSplit && !forward) {
       // d_pre · W = d_pre · (Wᵀ)ᵀ: with Wᵀ (H, G·H) copied once per loop, each thread's slice of dh is a block of
       // contiguous rows, as in the forward, instead of a strided half of every row of W (measured at B=1,
@@ -832,9 +873,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("release_scratch", &release_scratch, "free the reusable buffers nobody holds; returns the bytes freed");
   m.def("scratch_bytes", &scratch_bytes, "bytes held by the reusable buffers");
   m.def("scratch", &scratch_like, "an uninitialised reusable buffer of this size with like's dtype and device");
-  m.def("set_gemm", &set_gemm, "'auto' (oneDNN where it pays) or 'aten'");
+  m.def("set_gemm", &set_gemm, "'auto' (oneDNN on AMD CPUs, where it pays), 'onednn' or 'aten'");
+  m.def("cpu_vendor", &cpu_vendor, "the CPU's vendor string (CPUID), '' where unknown");
   m.def("gemm_backend", &gemm_backend, "'onednn' or 'aten'");
-  m.def("step_path", &step_path, "the per-step product's path for (dtype, batch, hidden, gates)");
+  m.def("step_path", &step_path, "the per-step product's path for (dtype, batch, hidden, gates[, forward])",
+        py::arg("dtype"), py::arg("batch"), py::arg("hidden"), py::arg("gates"), py::arg("forward") = true);
+  m.def("set_backward_split", &set_backward_split, "whether the backward may split: 'auto' (AMD CPUs), 'on', 'off'");
   m.def("set_pointwise_grain", &set_pointwise_grain, "the least pointwise elements per thread (for benchmarks)");
   m.def("set_step_split", &set_step_split, "the largest batch that takes the split path (0: never)");
 }
