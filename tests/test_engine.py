@@ -306,6 +306,36 @@ def test_engine_flushes_denormals_inside_and_can_be_told_not_to():
     assert seen == [True] * 3 + [False] * 3
 
 
+@pytest.mark.parametrize("before", [False, True])
+def test_every_pool_thread_flushes_inside_the_engine_and_follows_the_caller_after(before):
+    """torch.set_flush_denormal sets the calling thread only, but the GEMMs run on the OpenMP pool too (where a
+    denormal weight-gradient product was 170× slower): inside the engine every pool thread flushes, and after it
+    the pool has the caller's setting again."""
+    ext = rnnlab.recurrent.native.extension()
+    if ext is None:
+        pytest.skip("the compiled engine is not in use here")
+    seen = []
+
+    class Spy(rnnlab.GradientRecorder):
+        def add_backward(self, module, records):  # called inside the engine's backward
+            seen.append(tuple(ext.pool_denormals_flushed()))
+            super().add_backward(module, records)
+
+    torch.set_flush_denormal(before)
+    ext.set_pool_denormals(before)
+    module = rnnlab.LSTM(2, 4)
+    recorder = Spy()
+    module._recording = (recorder, "lstm")
+    out, _ = module(torch.randn(5, 2, 2))
+    out.sum().backward()
+    flushing, team = seen[0]
+    assert team >= 1 and flushing == team, "every pool thread flushes inside the engine"
+    flushing, team = ext.pool_denormals_flushed()
+    assert flushing == (team if before else 0), "after it, the pool follows the caller's setting"
+    assert denormals_flushed() is before
+    ext.set_pool_denormals(False)
+
+
 def test_the_compiled_engine_is_built_where_a_compiler_exists():
     import shutil
 

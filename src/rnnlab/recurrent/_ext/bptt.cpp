@@ -15,6 +15,7 @@
 #include <dlfcn.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <list>
@@ -234,6 +235,35 @@ int64_t denormals_flushed() {
   return -1;
 #endif
 }
+// Flush-to-zero and denormals-are-zero on (or off) in every thread of the OpenMP pool, the caller included.
+// torch.set_flush_denormal sets the calling thread's MXCSR only, but the large GEMMs of a training step (MKL's and
+// oneDNN's) run on the pool's threads, which keep their own: there a vanishing gradient's denormals cost full
+// price. Measured on an Intel Xeon, the weight-gradient product (139×16640)·(16640×512) took 8.4 ms on normal
+// numbers and 1418 ms on denormal ones with only the caller flushing. A pool thread keeps its MXCSR between
+// parallel regions, so one region sets it for all the products that follow.
+void set_pool_denormals(bool flush) {
+#if defined(__x86_64__)
+  const int threads = std::max(omp_get_max_threads(), int(at::get_num_threads()));
+#pragma omp parallel num_threads(threads)
+  {
+    const unsigned csr = _mm_getcsr();
+    _mm_setcsr(flush ? (csr | 0x8040u) : (csr & ~0x8040u));
+  }
+#endif
+}
+
+// How many threads of the OpenMP pool (the caller included) flush denormals, and of how many; for tests.
+std::vector<int64_t> pool_denormals_flushed() {
+  const int threads = std::max(omp_get_max_threads(), int(at::get_num_threads()));
+  int64_t flushing = 0, team = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : flushing, team)
+  {
+    flushing += denormals_flushed() == 1 ? 1 : 0;
+    team += 1;
+  }
+  return {flushing, team};
+}
+
 at::Tensor scratch_like(at::IntArrayRef sizes, const at::Tensor& like) { return scratch().get(sizes, like.options()); }
 int64_t scratch_bytes() { return scratch().held(); }
 
@@ -870,6 +900,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "full BPTT backward of one layer");
   m.def("matmul", &matmul, "a · b, by oneDNN for large float32 products; into_scratch: a reused buffer");
   m.def("denormals_flushed", &denormals_flushed, "1 if this thread flushes denormals, 0 if not, -1: unknown");
+  m.def("set_pool_denormals", &set_pool_denormals, "flush denormals (or not) in every OpenMP pool thread");
+  m.def("pool_denormals_flushed", &pool_denormals_flushed, "[pool threads flushing denormals, pool threads]");
   m.def("release_scratch", &release_scratch, "free the reusable buffers nobody holds; returns the bytes freed");
   m.def("scratch_bytes", &scratch_bytes, "bytes held by the reusable buffers");
   m.def("scratch", &scratch_like, "an uninitialised reusable buffer of this size with like's dtype and device");
