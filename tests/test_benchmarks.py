@@ -19,11 +19,26 @@ def test_the_grid_benchmark_writes_json_table_and_heatmap(tmp_path):
     data = json.loads((tmp_path / "grid.json").read_text())
     assert [r["cell"] for r in data["results"]] == ["rnn_tanh", "lstm", "gru"]
     for r in data["results"]:
-        assert r["rounds"] == 3 and all(len(rounds) == 3 for rounds in r["samples_ms"].values())
+        assert r["rounds"] == 4 and all(len(rounds) == 4 for rounds in r["samples_ms"].values())
         assert r["ratio"] == pytest.approx(r["medians_ms"]["rnnlab"] / r["medians_ms"]["torch+ftz"])
     table = (tmp_path / "grid.md").read_text().splitlines()
     assert len(table) == 2 + 3 and "| T=6 B=2 I=3 H=8 | lstm |" in table[3]
     assert not heatmap.exists()  # the smoke shape is not on the H × B grid the heatmap draws
+
+
+def test_each_variant_runs_in_every_position_of_a_round_equally_often(monkeypatch):
+    """The variant after torch.nn's runs on the caches torch.nn filled: a fixed order biased the comparison."""
+    calls = []
+    fake = {v: ((lambda v=v: calls.append(v)), None) for v in bench_grid.VARIANTS}
+    monkeypatch.setattr(bench_grid, "make_steps", lambda cell, shape: fake)
+    monkeypatch.setattr(bench_grid, "timed", lambda step, flush: step() or 1e-3)
+    result = bench_grid.measure("lstm", bench_grid.Shape(6, 2, 3, 8), budget_s=0, block=1)
+    n = len(bench_grid.VARIANTS)
+    rounds = calls[n:]  # after the warm-up: per variant one untimed and `block` timed steps
+    order = [rounds[i] for i in range(0, len(rounds), 2)]
+    per_round = [order[k * n : (k + 1) * n] for k in range(result["rounds"])]
+    for position in range(n):
+        assert sorted(r[position] for r in per_round) == sorted(bench_grid.VARIANTS)
 
 
 def test_the_grid_plan_prunes_by_size_but_keeps_the_named_shapes(capsys):
