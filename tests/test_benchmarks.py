@@ -19,8 +19,8 @@ def test_the_grid_benchmark_writes_json_table_and_heatmap(tmp_path):
     data = json.loads((tmp_path / "grid.json").read_text())
     assert [r["cell"] for r in data["results"]] == ["rnn_tanh", "lstm", "gru"]
     for r in data["results"]:
-        assert r["rounds"] == 4 and all(len(rounds) == 4 for rounds in r["samples_ms"].values())
-        assert r["ratio"] == pytest.approx(r["medians_ms"]["rnnlab"] / r["medians_ms"]["torch+ftz"])
+        assert r["rounds"] == 5 and all(len(rounds) == 5 for rounds in r["samples_ms"].values())
+        assert r["ratio"] == pytest.approx(r["medians_ms"]["rnnlab"] / r["medians_ms"]["torch+ftz-all"])
     table = (tmp_path / "grid.md").read_text().splitlines()
     assert len(table) == 2 + 3 and "| T=6 B=2 I=3 H=8 | lstm |" in table[3]
     assert not heatmap.exists()  # the smoke shape is not on the H × B grid the heatmap draws
@@ -55,3 +55,17 @@ def test_step_flops_counts_every_layer():
     assert one == 3 * 2 * 20 * 4 * 16 + 2 * 2 * 20 * 3 * 16
     two = bench_grid.step_flops("lstm", bench_grid.Shape(10, 2, 3, 4, layers=2))
     assert two == one + 3 * 2 * 20 * 4 * 16 + 2 * 2 * 20 * 4 * 16
+
+
+def test_the_baseline_flushes_every_pool_thread_and_torch_ftz_only_the_caller():
+    ext = bench_grid.native.extension()
+    if ext is None:
+        pytest.skip("the pool can be set only through the compiled engine")
+    seen = {}
+    for flush in (True, "all"):
+        bench_grid.timed(lambda f=flush: seen.__setitem__(f, tuple(ext.pool_denormals_flushed())), flush)
+    flushing, team = seen["all"]
+    assert flushing == team
+    flushing, team = seen[True]
+    assert flushing == 1 or team == 1, "torch.set_flush_denormal sets the calling thread only"
+    assert ext.pool_denormals_flushed()[0] == 0, "and both are undone after the step"
