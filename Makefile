@@ -50,7 +50,7 @@ study: $(STAMP)
 	$(BIN)/rnnlab report $(S) --store $(STUDY_STORE) --out docs/studies/$(S)
 	$(BIN)/rnnlab runs export docs/studies/$(S)/runs.csv --study $(S) --store $(STUDY_STORE)
 
-# Speed on a quiet machine (~15 min): the shape grid against torch.nn → benchmarks/results/grid.{json,md},
+# Speed on a quiet machine (~22 min): the shape grid against torch.nn → benchmarks/results/grid.{json,md},
 # docs/bench-grid.png. bench-engine: the two tuned shapes in depth (GEMM rate, peak memory, the cell loop).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_grid.py

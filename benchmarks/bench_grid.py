@@ -16,7 +16,7 @@ short timed block), so machine noise hits them alike. Per configuration it repor
 rnnlab / torch+ftz-all with its spread over the rounds (the noise), the recording overhead, and GFLOP/s as a
 fraction of this machine's GEMM rate (a 1024³ float32 torch.mm, measured at the start).
 
-The grid (pruned so a 2-core machine runs it in ~15 minutes: configurations whose LSTM step exceeds
+The grid (pruned so a 2-core machine runs it in ~20 minutes: configurations whose LSTM step exceeds
 `--max-gflop` are left out and listed as such, except the shapes named in issue 15):
 
   small-input   T=200, I=8:  H ∈ {32, 64, 128, 256, 512, 1024} × B ∈ {1, 16, 64, 256}
