@@ -261,10 +261,7 @@ def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
     )
     # The session folder holds Unix sockets, whose paths must stay under ~107 bytes: a short folder in /tmp.
     temp_dir = tempfile.mkdtemp(prefix="rnnlab-ray-", dir="/tmp")
-    # The client server gives a new client's own server 30 s to come up by default; a busy 2-core CI machine
-    # can take longer to start that Python process, so the wait is longer here.
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "180"}  # fmt: skip
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     env.pop("RAY_AUTH_TOKEN_PATH", None)
     port, client_port = _free_port(), _free_port()
     head = [str(ray_cli), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
@@ -289,6 +286,43 @@ def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
     finally:
         subprocess.run([str(ray_cli), "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_a_ray_client_connection_whose_server_did_not_start_is_tried_again(capsys):
+    """Ray 2.60's client server sometimes dies as it starts (seen on CI and here); the next attempt connects."""
+    from types import SimpleNamespace
+
+    from rnnlab.lab.sweep import CLIENT_ATTEMPTS, _init_ray
+
+    failure = ConnectionAbortedError(
+        "Initialization failure from server:\nTraceback (most recent call last):\nRuntimeError: Starting Ray client "
+        "server failed. See ray_client_server_23000.err for detailed logs."
+    )
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        if sum(c != "shutdown" for c in calls) < CLIENT_ATTEMPTS:
+            raise failure
+
+    fake = SimpleNamespace(init=init, shutdown=lambda: calls.append("shutdown"))
+    _init_ray(fake, {"address": "ray://head:10001"}, "ray://head:10001")
+    assert [c for c in calls if c != "shutdown"] == [{"address": "ray://head:10001", "log_to_driver": False,
+                                                      "configure_logging": False}] * CLIENT_ATTEMPTS  # fmt: skip
+    assert "trying again (2/3)" in capsys.readouterr().err
+    calls.clear()
+
+    def always(**kwargs):
+        calls.append(kwargs)
+        raise failure
+
+    with pytest.raises(ConnectionAbortedError):  # the last attempt's error is the caller's to report
+        _init_ray(SimpleNamespace(init=always, shutdown=lambda: None), {}, "ray://head:10001")
+    assert len(calls) == CLIENT_ATTEMPTS
+    calls.clear()
+    with pytest.raises(ConnectionAbortedError):  # a local cluster, or any other error: no second attempt
+        _init_ray(SimpleNamespace(init=always, shutdown=lambda: None), {}, None)
+    assert len(calls) == 1
 
 
 def test_a_multi_line_ray_error_keeps_its_heading_and_the_traceback_s_last_line():

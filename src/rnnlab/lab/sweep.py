@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import queue as queue_module
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -286,13 +287,38 @@ def _one_line(error: BaseException) -> str:
     return lines[0] if len(lines) == 1 else f"{lines[0]} {lines[-1]}"
 
 
+# Ray Client starts a server of its own for each connection, and with Ray 2.60 that server sometimes dies as it
+# starts, with nothing in its log: the connection then fails after Ray's 30 s wait with "Starting Ray client
+# server failed". Measured here: the first connection to a fresh cluster failed in 1 of 4 trials (and on CI), and
+# the next attempt on the same cluster connected in 2 s every time.
+CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+CLIENT_ATTEMPTS = 3
+
+
+def _init_ray(ray, kwargs: dict, address: str | None, attempts: int = CLIENT_ATTEMPTS) -> None:
+    """ray.init, tried again (up to `attempts` in all) when a ray:// connection fails because its own client
+    server did not start; any other error is raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+            return
+        except Exception as error:
+            retry = (address or "").startswith("ray://") and CLIENT_SERVER_FAILED in str(error) and attempt < attempts
+            if not retry:
+                raise
+            with contextlib.suppress(Exception):
+                ray.shutdown()  # whatever the failed connection left behind
+            print(f"rnnlab: Ray Client's server for this connection did not start; trying again ({attempt + 1}/"
+                  f"{attempts})", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
     ray = _require_ray()
     started_here = not ray.is_initialized()
     if started_here:
         kwargs = {"address": address} if address else {"num_cpus": workers, "include_dashboard": False}
         try:
-            ray.init(log_to_driver=False, configure_logging=False, **kwargs)
+            _init_ray(ray, kwargs, address)
         except Exception as error:  # Ray raises many types (ConnectionError, RuntimeError, grpc errors, …)
             where = address or "a local Ray cluster"
             message = _one_line(error)
