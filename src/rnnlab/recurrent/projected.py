@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.recurrent.engine import StackSpec, flush_denormals
+from rnnlab.recurrent.engine import StackSpec, _row_norms, flush_denormals
 
 
 def layer_weights(spec: StackSpec, weights, layer: int):
@@ -108,18 +108,17 @@ class _ProjectedStack(torch.autograd.Function):
 def _record(recorder, name: str, states, state_grads) -> None:
     """Hand the recorder, per layer, (‖∂L/∂h_t‖ (T, B), ‖∂L/∂c_t‖ (T, B), ∂L/∂h_t (T, B, P) or None) in float64
     norms, as the engine does; a state the loss does not reach has gradient 0."""
+
+    def stacked(grads, like) -> Tensor:  # (T, B, ·), zeros where autograd found no path
+        return torch.stack([torch.zeros_like(s) if g is None else g for g, s in zip(grads, like, strict=True)]).detach()
+
     seen, k = [], 0
     for hs, cs in states:
         steps = len(hs)
-        dh = [g if g is not None else torch.zeros_like(s) for g, s in zip(state_grads[k : k + steps], hs, strict=True)]
-        k += steps
-        dc = [g if g is not None else torch.zeros_like(s) for g, s in zip(state_grads[k : k + steps], cs, strict=True)]
-        k += steps
-        dh_t = torch.stack(dh).detach()  # (T, B, P)
-        dc_t = torch.stack(dc).detach()  # (T, B, H)
-        norm = torch.linalg.vector_norm
-        vectors = dh_t if recorder.keep_vectors else None
-        seen.append((norm(dh_t, dim=-1, dtype=torch.float64), norm(dc_t, dim=-1, dtype=torch.float64), vectors))
+        dh = stacked(state_grads[k : k + steps], hs)  # (T, B, P)
+        dc = stacked(state_grads[k + steps : k + 2 * steps], cs)  # (T, B, H)
+        k += 2 * steps
+        seen.append((_row_norms(dh), _row_norms(dc), dh if recorder.keep_vectors else None))
     recorder.add_backward(name, seen)
 
 
