@@ -47,6 +47,8 @@ def from_torch(module: nn.Module) -> RecurrentBase:
 def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
     """Every rnnlab recurrent module inside `model` (itself included), with its qualified name — the class
     name for `model` itself — as recordings and the monitor name it."""
+    if isinstance(model, RecurrentBase) and not model._modules:  # the common case, without walking the tree
+        return [(type(model).__name__, model)]
     return [(name or type(m).__name__, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -89,31 +88,46 @@ def denormals_flushed() -> bool:
     return bool((probe * 1.0).item() == 0.0)
 
 
-@contextlib.contextmanager
-def flush_denormals(enabled: bool = True) -> Iterator[None]:
-    """Flush denormal floats to zero inside the block, then restore the caller's setting.
+def flush_denormals(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
+    """Flush denormal floats to zero inside the block (`with rnnlab.flush_denormals():`), then restore the
+    caller's setting.
 
     Why: a vanishing gradient passes through ~1e-38…1e-45 on its way to zero, and x86 CPUs handle such
     denormal numbers in microcode, many times slower. The engine's backward spends most of its time on
     exactly these numbers at long lags, so by default the engine flushes them; the recorded norms then
     reach exactly zero a few steps earlier, which `rnnlab.recurrent.diagnostics` handles.
     """
-    if not enabled:
-        yield
-        return
-    previous = denormals_flushed()
-    ext = native.extension()
-    torch.set_flush_denormal(True)
-    if ext is not None:
-        # torch.set_flush_denormal sets the calling thread only; the GEMMs run on the OpenMP pool's threads too,
-        # where denormals cost full price (measured: a weight-gradient GEMM 8.3 ms → 1390 ms on an Intel Xeon).
-        ext.set_pool_denormals(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(previous)
-        if ext is not None:
-            ext.set_pool_denormals(previous)  # the pool follows the caller's setting again
+    return _FlushScope(enabled, native.extension())
+
+
+class _FlushScope:
+    """`flush_denormals` for a known extension (or None): the engine enters one per forward and per backward,
+    so it is a plain class rather than a generator-based context manager (~10 µs less per step, which is
+    ~2 % of a small training step)."""
+
+    __slots__ = ("enabled", "ext", "previous")
+
+    def __init__(self, enabled: bool, ext):
+        self.enabled, self.ext = enabled, ext
+
+    def __enter__(self) -> None:
+        if not self.enabled:
+            return
+        known = -1 if self.ext is None else self.ext.denormals_flushed()
+        self.previous = bool(known) if known >= 0 else denormals_flushed()
+        torch.set_flush_denormal(True)
+        if self.ext is not None:
+            # torch.set_flush_denormal sets the calling thread only; the GEMMs run on the OpenMP pool's threads
+            # too, where denormals cost full price (measured: a weight-gradient GEMM 8.3 ms → 1390 ms on an
+            # Intel Xeon).
+            self.ext.set_pool_denormals(True)
+
+    def __exit__(self, *exc) -> None:
+        if not self.enabled:
+            return
+        torch.set_flush_denormal(self.previous)
+        if self.ext is not None:
+            self.ext.set_pool_denormals(self.previous)  # the pool follows the caller's setting again
 
 
 def release_buffers() -> int:
@@ -230,12 +244,12 @@ def _layer_backward(
     return d_x_pre, d_h_pre, dh_slots.sum(0), dc0, dh_seen, dc_seen
 
 
-def _layer_weight_grads(d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bias: bool, needs, shared: bool) -> list:
+def _layer_weight_grads(ext, d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bias: bool, needs, shared: bool) -> list:
     """Weight gradients of one layer for all steps at once, in torch.nn's order (w_ih, w_hh[, b_ih, b_hh]).
 
     d_x, d_h (T·B, G·H): gradients of the input and recurrent projections — one tensor when `shared` (every cell
     but the GRU); x (T·B, I) the layer's inputs, h (T·B, H) the states h_{t−1}. Each gradient is d_preᵀ ·
-    operand; where several share d_pre they come from one GEMM against the operands side by side ([h, x, 1]
+    operand; `ext` the compiled extension or None. Where several share d_pre they come from one GEMM against the operands side by side ([h, x, 1]
     for vanilla and LSTM cells), so the large d_pre is read once instead of once per weight and bias (measured
     at the adding shape: ~7 ms saved of ~100).
     """
@@ -253,7 +267,7 @@ def _layer_weight_grads(d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bias: bo
         wanted = [(m, k) for m, k in operands if needs[k] or (k == _B_IH and shared and needs[_B_HH])]
         if not wanted:
             continue
-        product = _weight_grad(d_pre, _side_by_side([m for m, _ in wanted]))
+        product = _weight_grad(ext, d_pre, _side_by_side(ext, [m for m, _ in wanted]))
         col = 0
         for m, k in wanted:
             block = product[:, col : col + m.shape[1]]
@@ -266,19 +280,18 @@ def _layer_weight_grads(d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bias: bo
     return [g if needs[k] else None for k, g in enumerate(grads)]
 
 
-def _side_by_side(parts: list[Tensor]) -> Tensor:
+def _side_by_side(ext, parts: list[Tensor]) -> Tensor:
     """The operands of one weight-gradient GEMM as columns of one (T·B, ΣI) matrix, in a reused buffer where
     the compiled engine runs (at the fastrnns shape a fresh 26 MB buffer cost ~3 ms of page faults)."""
     if len(parts) == 1:
         return parts[0]
-    ext = _extension_on(parts[0].device)
     if ext is None:
         return torch.cat(parts, dim=1)
     out = ext.scratch([parts[0].shape[0], sum(p.shape[1] for p in parts)], parts[0])
     return torch.cat(parts, dim=1, out=out)
 
 
-def _weight_grad(d_pre: Tensor, inputs: Tensor) -> Tensor:
+def _weight_grad(ext, d_pre: Tensor, inputs: Tensor) -> Tensor:
     """d_preᵀ · inputs, (G·H, T·B) @ (T·B, I) → (G·H, I).
 
     Two orientations, by shape. With many rows and few columns (T·B ≥ 8·I: long sequences, small inputs) it is
@@ -288,29 +301,27 @@ def _weight_grad(d_pre: Tensor, inputs: Tensor) -> Tensor:
     short sequences (T·B=35, I=1025, G·H=2048: 3.1 ms against 0.65 ms; T·B=560, I=513, G·H=1024: 2.9 against
     1.8 ms). The rule T·B ≥ 8·I picked the faster one at all 8 shapes measured (Intel Xeon, MKL)."""
     if inputs.shape[0] >= 8 * inputs.shape[1]:
-        return _matmul(inputs.t(), d_pre).t()
-    return _matmul(d_pre.t(), inputs)
+        return _matmul(ext, inputs.t(), d_pre).t()
+    return _matmul(ext, d_pre.t(), inputs)
 
 
-def _matmul(a: Tensor, b: Tensor, scratch: bool = False) -> Tensor:
-    """a · b by the compiled engine's GEMM where it runs (oneDNN for large float32 products on AMD CPUs, see
-    `_ext/bptt.cpp`), else by PyTorch. scratch: the result is the engine's own temporary and may live in one
-    of the extension's reused buffers (never for a tensor handed to the caller)."""
-    ext = _extension_on(a.device)
+def _matmul(ext, a: Tensor, b: Tensor, scratch: bool = False) -> Tensor:
+    """a · b by the compiled extension `ext`'s GEMM where it runs (oneDNN for large float32 products on AMD
+    CPUs, see `_ext/bptt.cpp`), else (ext None) by PyTorch. scratch: the result is the engine's own temporary
+    and may live in one of the extension's reused buffers (never for a tensor handed to the caller)."""
     return a @ b if ext is None else ext.matmul(a, b, scratch)
 
 
 def _extension_on(device: torch.device):
-    """The compiled extension for tensors on `device`, or None: it reads CPU memory only."""
+    """The compiled extension for tensors on `device`, or None: it reads CPU memory only. Resolved once per
+    engine call (it reads the environment, RNNLAB_ENGINE and RNNLAB_GEMM) and handed down from there."""
     return native.extension() if device.type == "cpu" else None
 
 
-def _native_for(cell: Cell, device: torch.device):
-    """The compiled loop for rnnlab's own cells on CPU tensors, or None: a user's Cell subclass, and every
-    other device (CUDA), keep the Python loop."""
-    if CELLS.get(cell.name) is not cell:
-        return None
-    return _extension_on(device)
+def _native_for(cell: Cell, ext):
+    """The compiled loop for rnnlab's own cells, or None: a user's Cell subclass keeps the Python loop, and so
+    does every call without the extension (other devices, RNNLAB_ENGINE=python)."""
+    return ext if CELLS.get(cell.name) is cell else None
 
 
 class _NativeSaved:
@@ -325,10 +336,10 @@ class _NativeSaved:
         return self.acts[t], self.aux[t]
 
 
-def _run_layer_forward(cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
+def _run_layer_forward(ext, cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
     """x_pre (T, B, G·H) is the input projection without its bias `bias_x` (G·H,): the compiled loop adds it
     in its pointwise pass (one pass over x_pre fewer); the Python loop adds it up front."""
-    ext = _native_for(cell, x_pre.device)
+    ext = _native_for(cell, ext)
     if ext is None:
         if bias_x is not None:
             x_pre += bias_x
@@ -340,9 +351,9 @@ def _run_layer_forward(cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor
     return hs, (cs if cell.has_cell_state else None), _NativeSaved(cell, hs, acts, aux)
 
 
-def _run_layer_backward(cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record: Record) -> LayerGrads:
+def _run_layer_backward(ext, cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record) -> LayerGrads:
     """Backward of one layer by the compiled loop when it applies, else the Python loop."""
-    ext = _native_for(cell, d_out.device)
+    ext = _native_for(cell, ext)
     if ext is None or not isinstance(saved, _NativeSaved) or (truncate is not None and truncate <= d_out.shape[0]):
         # Truncation keeps one gradient stream per entry step: the Python loop handles it.
         d_x_pre, d_h_pre, dh0, dc0, dh_seen, dc_seen = _layer_backward(
@@ -378,7 +389,8 @@ class _StackBPTT(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec: StackSpec, recorder, name: str, x, h0, c0, *weights):
-        with flush_denormals(spec.flush):
+        ext = _extension_on(x.device)  # one decision for the forward and its backward
+        with _FlushScope(spec.flush, ext):
             steps, batch, _ = x.shape
             layer_input = x
             layers = []
@@ -387,9 +399,9 @@ class _StackBPTT(torch.autograd.Function):
                 w_ih, w_hh, b_ih, b_hh = _layer_weights(spec, weights, layer)
                 bias_x, bias_h = spec.cell.split_bias(b_ih, b_hh)
                 flat = layer_input.reshape(steps * batch, -1)  # (T·B, I)
-                x_pre = _matmul(flat, w_ih.t(), scratch=True).view(steps, batch, -1)  # (T, B, G·H), no bias
+                x_pre = _matmul(ext, flat, w_ih.t(), scratch=True).view(steps, batch, -1)  # (T, B, G·H), no bias
                 hs, cs, saved = _run_layer_forward(
-                    spec.cell, x_pre, bias_x, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
+                    ext, spec.cell, x_pre, bias_x, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
                 )
                 h_n.append(hs[-1])
                 if cs is not None:
@@ -402,7 +414,7 @@ class _StackBPTT(torch.autograd.Function):
                     mask = torch.empty_like(out).bernoulli_(keep).div_(keep)
                 layers.append((layer_input, hs, cs, saved, mask))
                 layer_input = out if mask is None else out * mask
-            ctx.spec, ctx.recorder, ctx.name = spec, recorder, name
+            ctx.spec, ctx.recorder, ctx.name, ctx.ext = spec, recorder, name, ext
             ctx.layers = layers
             ctx.weights = weights
             # Saved through autograd so that an in-place edit of the input or a weight between forward and
@@ -446,7 +458,7 @@ def _differentiable_backward(ctx, saved_inputs, d_output, d_hn, d_cn):
     needs = ctx.needs_input_grad
     wanted = [(_X, x), (_H0, h0), (_C0, c0), *((_FIRST_WEIGHT + i, w) for i, w in enumerate(weights))]
     wanted = [(i, t) for i, t in wanted if t is not None and needs[i]]
-    with torch.enable_grad(), flush_denormals(spec.flush):
+    with torch.enable_grad(), _FlushScope(spec.flush, ctx.ext):
         output, hn, cn = _differentiable_stack(spec, x, h0, c0, weights, masks)
         outputs, grads_out = [output, hn], [d_output, d_hn]
         if cn is not None and d_cn is not None:
@@ -485,8 +497,8 @@ def _differentiable_stack(spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor | N
 def _fast_backward(ctx, d_output, d_hn, d_cn):
     """The hand-written BPTT backward (compiled or Python loop): first-order gradients, recording, truncation."""
     spec: StackSpec = ctx.spec
-    recorder = ctx.recorder
-    with flush_denormals(spec.flush):
+    recorder, ext = ctx.recorder, ctx.ext
+    with _FlushScope(spec.flush, ext):
         weight_grads: list[Tensor | None] = [None] * len(ctx.weights)
         dh0 = torch.empty_like(d_hn)
         dc0 = torch.empty_like(d_cn) if d_cn is not None else None
@@ -499,6 +511,7 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
             layer_input, hs, cs, saved, _ = ctx.layers[layer]
             w_ih, w_hh, _, _ = _layer_weights(spec, ctx.weights, layer)
             grads = _run_layer_backward(
+                ext,
                 spec.cell,
                 hs,
                 cs,
@@ -520,6 +533,7 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
             base = layer * per_layer
             needs = ctx.needs_input_grad[_FIRST_WEIGHT + base : _FIRST_WEIGHT + base + per_layer]
             weight_grads[base : base + per_layer] = _layer_weight_grads(
+                ext,
                 flat_dx,
                 flat_dh,
                 layer_input.reshape(steps * batch, -1),
@@ -529,7 +543,7 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
                 shared=not spec.cell.separate_recurrent_grad,
             )
             if layer > 0 or ctx.needs_input_grad[_X]:
-                d_x = _matmul(flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)
+                d_x = _matmul(ext, flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)
             if layer > 0:
                 mask = ctx.layers[layer - 1][4]
                 d_out = d_x if mask is None else d_x * mask

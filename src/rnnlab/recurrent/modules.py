@@ -47,8 +47,9 @@ class RecurrentArgumentError(ValueError, TypeError):
 def _all_finite(t: Tensor) -> bool:
     """Whether every value of t is finite. The sum is one pass (isfinite is three, ~1 % of a training step at
     the fastrnns shape) and is non-finite whenever a value is; finite values can also overflow it, so only
-    then is each value checked."""
-    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+    then is each value checked. The sum is tested in Python: a tensor isfinite on it is two more dispatches
+    (5.4 against 1.9 µs, ~1 % of a small training step)."""
+    return math.isfinite(t.sum().item()) or bool(torch.isfinite(t).all())
 
 
 class RecurrentBase(nn.Module):
@@ -215,6 +216,14 @@ class RecurrentBase(nn.Module):
         if self.truncate is not None:
             s += f", truncate={self.truncate}"
         return s
+
+    def attach_recording(self, recording: tuple | None) -> None:
+        """Set what the next forwards report their backward to: (GradientRecorder, qualified name), or None.
+
+        Written past nn.Module.__setattr__ (whose checks for parameters, buffers and submodules do not apply to
+        this value): through it, each set made the next training step ~7 µs slower (measured at T=35, B=1,
+        H=32, a ~450 µs step), and recording sets it twice per step."""
+        object.__setattr__(self, "_recording", recording)
 
     # ------------------------------------------------------------------------------------------ forward
 

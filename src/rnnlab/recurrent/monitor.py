@@ -117,14 +117,14 @@ class Monitor:
             label = self.forwards if step is None else step
             recorder = self._pending[label] = GradientRecorder()
             for name, m in self.modules:
-                m._recording = (recorder, name)
+                m.attach_recording((recorder, name))
         self.forwards += 1
 
     def end_step(self) -> None:
         """End a training step's forwards: later forwards are not recorded until the next `begin_step`."""
         # The engine took the recorder when the forward ran; the backward of this forward will use it.
         for _, m in self.modules:
-            m._recording = None
+            m.attach_recording(None)
 
     def _before_forward(self, module, args) -> None:
         self.begin_step()
@@ -137,7 +137,7 @@ class Monitor:
         for hook in self._hooks:
             hook.remove()
         for _, m in self.modules:
-            m._recording = None
+            m.attach_recording(None)
 
     # ------------------------------------------------------------------------------------------ results
 

@@ -11,8 +11,6 @@ reads gradients the engine computes anyway; it never changes them.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -103,31 +101,39 @@ class GradientRecorder:
         return self.last.cell_norms
 
 
-@contextlib.contextmanager
-def record_gradients(
-    model: nn.Module, per_sample: bool = False, keep_vectors: bool = False
-) -> Iterator[GradientRecorder]:
+class record_gradients:  # lower case: a context manager used like torch.no_grad
     """Record ‖∂L/∂h_t‖₂ for every step and layer of every rnnlab recurrent module in `model`.
 
     **Arguments**: `model` an rnnlab RNN/LSTM/GRU or any nn.Module containing them; `per_sample` also keeps
-    the (L, T, B) per-sample norms; `keep_vectors` keeps ∂L/∂h_t itself (L, T, B, H). **Returns** (as the context value) a `GradientRecorder`.
-    Raises TypeError when `model` holds no rnnlab module (convert torch.nn ones with `rnnlab.from_torch`).
+    the (L, T, B) per-sample norms; `keep_vectors` keeps ∂L/∂h_t itself (L, T, B, H). **Returns** (as the
+    context value) a `GradientRecorder`. Raises TypeError when `model` holds no rnnlab module (convert
+    torch.nn ones with `rnnlab.from_torch`).
+
+    A class rather than a generator-based context manager because it is entered once per training step: the
+    generator's machinery alone added ~7 µs to a ~450 µs step (T=35, B=1, H=32), where recording's whole
+    budget is 10 %.
     """
-    found = recurrent_modules(model)
-    if not found:
-        raise TypeError(
-            f"record_gradients: {type(model).__name__} contains no rnnlab RNN/LSTM/GRU; "
-            "convert the torch.nn ones inside it with rnnlab.convert(model)"
-        )
-    recorder = GradientRecorder(per_sample=per_sample, keep_vectors=keep_vectors)
-    previous = [m._recording for _, m in found]
-    for name, m in found:
-        m._recording = (recorder, name)
-    try:
-        yield recorder
-    finally:
-        for (_, m), prev in zip(found, previous, strict=True):
-            m._recording = prev
+
+    __slots__ = ("_found", "_previous", "recorder")
+
+    def __init__(self, model: nn.Module, per_sample: bool = False, keep_vectors: bool = False):
+        self._found = recurrent_modules(model)
+        if not self._found:
+            raise TypeError(
+                f"record_gradients: {type(model).__name__} contains no rnnlab RNN/LSTM/GRU; "
+                "convert the torch.nn ones inside it with rnnlab.convert(model)"
+            )
+        self.recorder = GradientRecorder(per_sample=per_sample, keep_vectors=keep_vectors)
+
+    def __enter__(self) -> GradientRecorder:
+        self._previous = [m._recording for _, m in self._found]
+        for name, m in self._found:
+            m.attach_recording((self.recorder, name))
+        return self.recorder
+
+    def __exit__(self, *exc) -> None:
+        for (_, m), previous in zip(self._found, self._previous, strict=True):
+            m.attach_recording(previous)
 
 
 class SplitRecording:
