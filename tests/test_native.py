@@ -5,7 +5,9 @@
 - its GEMM (oneDNN for large float32 products, else ATen) against a float64 product, at shapes on both sides
   of the oneDNN threshold, with transposed operands (accumulation is covered by the LSTM below);
 - a float32 LSTM/GRU large enough that every per-step product goes to oneDNN, against torch.nn, with the
-  GEMM forced both ways.
+  GEMM forced both ways;
+- the choice of the per-step product's path at its thresholds, and every path (the BLAS, the split, oneDNN and
+  oneDNN's micro-kernel on reordered weights) against the Python loop.
 Skipped where no C++ compiler exists (the engine then runs its Python loop). Run: `.venv/bin/pytest tests/test_native.py`.
 """
 
@@ -27,6 +29,7 @@ def ext():
     yield module
     module.set_gemm(native.gemm_choice())
     module.set_backward_split("auto")
+    module.set_brgemm("auto")
 
 
 def _grid() -> torch.Tensor:
@@ -128,6 +131,7 @@ def test_bad_gemm_environment_variable_is_a_clear_error(monkeypatch):
 def test_float32_at_onednn_sizes_matches_torch_nn(ext, cell, mode):
     """H=256, B=64: every per-step product (64·256·G·256 multiply-adds) is above the oneDNN threshold."""
     ext.set_gemm(mode)
+    ext.set_brgemm("off")  # which would take the per-step products on AMD CPUs
     reference, module = make_pair(cell, input_size=48, hidden_size=256, dtype=torch.float32, spread=None)
     x = torch.randn(12, 64, 48, generator=torch.Generator().manual_seed(5))
     readout = torch.randn(256, generator=torch.Generator().manual_seed(6))
@@ -153,8 +157,9 @@ def test_the_per_step_product_path_switches_at_its_thresholds(ext):
     """LSTM, 4 gates: work per step = B·H·4H multiply-adds. Batches up to 16 split the columns over the
     threads from 2^16 on (B=16, H=32), below it one MKL thread (B=15); larger batches take one MKL thread below
     2^19 (B=31, H=64), the library's threads from 2^19 on (B=32); float32 goes to oneDNN from 2^23 on (B=32,
-    H=256) where oneDNN is the GEMM, float64 never."""
+    H=256) where oneDNN is the GEMM, float64 never. (With oneDNN's micro-kernel off: see the next test.)"""
     f32, f64 = torch.float32, torch.float64
+    ext.set_brgemm("off")
     assert ext.step_path(f32, 16, 32, 4) == _split()
     assert ext.step_path(f32, 15, 32, 4) == "blas/1 thread"
     assert ext.step_path(f32, 1, 128, 4) == _split()
@@ -178,6 +183,7 @@ def test_the_backward_splits_on_amd_cpus_only(ext):
     if torch.get_num_threads() < 2:
         pytest.skip("the split path needs two or more intra-op threads")
     f32 = torch.float32
+    ext.set_brgemm("off")
     for batch, hidden, unsplit in ((1, 256, "blas/1 thread"), (1, 512, "blas"), (16, 128, "blas")):
         backward = ext.step_path(f32, batch, hidden, 4, forward=False)
         assert ext.step_path(f32, batch, hidden, 4) == _split()
@@ -191,9 +197,39 @@ def test_the_backward_splits_on_amd_cpus_only(ext):
         ext.set_backward_split("yes")
 
 
+def test_the_micro_kernel_takes_float32_loops_of_8_steps_on_amd_cpus(ext):
+    """oneDNN's micro-kernel on reordered weights (bptt.cpp, kBrgemm): float32 only, loops of 8 steps or more
+    (the reordering must pay for itself), one thread below 2^18 multiply-adds a step; "auto" on AMD CPUs only,
+    where it was measured."""
+    if not torch.backends.mkldnn.enabled:
+        pytest.skip("oneDNN is switched off in this process")
+    f32, f64 = torch.float32, torch.float64
+    ext.set_brgemm("on")
+    if ext.step_path(f32, 16, 64, 4, steps=8) == "blas/1 thread":
+        pytest.skip("this CPU has no AVX2 and FMA: the micro-kernel is never chosen")
+    threaded = "brgemm" if torch.get_num_threads() > 1 else "brgemm/1 thread"
+    assert ext.step_path(f32, 1, 256, 4, steps=8) == threaded  # 2^18 multiply-adds
+    assert ext.step_path(f32, 1, 255, 4, steps=8) == "brgemm/1 thread"
+    assert ext.step_path(f32, 1, 256, 4, forward=False, steps=8) == threaded
+    assert ext.step_path(f32, 256, 1024, 4, steps=8) == threaded  # every size, however large
+    assert ext.step_path(f32, 1, 256, 4, steps=7) == _split()  # too short a loop: the other paths
+    assert ext.step_path(f64, 1, 256, 4, steps=100) == _split()  # float32 only
+    ext.set_brgemm("off")
+    assert ext.step_path(f32, 1, 256, 4, steps=100) == _split()
+    ext.set_brgemm("auto")
+    amd = ext.cpu_vendor() == "AuthenticAMD"
+    assert ext.step_path(f32, 1, 256, 4, steps=100) == (threaded if amd else _split())
+    with pytest.raises(RuntimeError, match="brgemm mode must be 'auto', 'on' or 'off'"):
+        ext.set_brgemm("fast")
+
+
 @pytest.mark.parametrize(
     ("cell", "batch", "hidden", "path"),
     [
+        ("lstm", 20, 40, "brgemm/1 thread"),  # the copy task's shape; backward: a 32-column panel and an 8-column one
+        ("gru", 16, 80, "brgemm"),  # forward: 7 full panels and a 16-column one, split over the threads
+        ("lstm", 256, 32, "brgemm"),  # backward: one panel, the rows split over the threads instead
+        ("rnn_tanh", 3, 300, "brgemm"),
         ("lstm", 1, 16, "blas/1 thread"),
         ("lstm", 1, 160, "split"),
         ("gru", 16, 72, "split"),
@@ -210,14 +246,25 @@ def test_the_backward_splits_on_amd_cpus_only(ext):
 def test_every_per_step_product_path_matches_the_python_loop(ext, cell, batch, hidden, path, dtype, monkeypatch):
     """The compiled loop against its slow reference, recording on, at shapes where each path is chosen."""
     gates = {"lstm": 4, "gru": 3, "rnn_tanh": 1}[cell]
+    steps = 9
+    micro_kernel = path.startswith("brgemm")
+    ext.set_brgemm("on" if micro_kernel else "off")
+    if micro_kernel and not torch.backends.mkldnn.enabled:
+        pytest.skip("oneDNN is switched off in this process")
     if path == "onednn":
         ext.set_gemm("onednn")  # "auto" takes it on AMD CPUs only
         path = path if ext.gemm_backend() == "onednn" else "blas"
     expected = path if dtype == torch.float32 or path != "onednn" else "blas"
     expected = _split() if expected == "split" else expected
-    assert ext.step_path(dtype, batch, hidden, gates) == expected
+    if expected == "brgemm" and torch.get_num_threads() == 1:
+        expected = "brgemm/1 thread"
+    got_path = ext.step_path(dtype, batch, hidden, gates, steps=steps)
+    if micro_kernel and dtype == torch.float64:
+        assert not got_path.startswith("brgemm")  # float32 only
+    else:
+        assert got_path == expected
     _, module = make_pair(cell, input_size=5, hidden_size=hidden, dtype=dtype, spread=None)
-    x = torch.randn(6, batch, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    x = torch.randn(steps, batch, 5, dtype=dtype, generator=torch.Generator().manual_seed(3))
     weights = torch.linspace(-1, 1, hidden, dtype=dtype)
     tol = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {"rtol": 1e-4, "atol": 1e-5}
     # The backward's split runs on AMD CPUs only: both of its settings are checked on every machine.
