@@ -51,6 +51,8 @@ from rnnlab.recurrent import native
 
 CELLS = {"rnn_tanh": (nn.RNN, 1), "lstm": (nn.LSTM, 4), "gru": (nn.GRU, 3)}
 VARIANTS = ("rnnlab+rec", "rnnlab", "torch", "torch+ftz", "torch+ftz-all")
+# What a round rotates over: "rnnlab" times rnnlab+rec and rnnlab step by step, alternately (see `measure`).
+UNITS = ("rnnlab", "torch", "torch+ftz", "torch+ftz-all")
 BASELINE = "torch+ftz-all"
 HIDDEN = (32, 64, 128, 256, 512, 1024)
 BATCH = (1, 16, 64, 256)
@@ -172,18 +174,39 @@ def timed(step, flush) -> float:
 
 def measure(cell: str, shape: Shape, budget_s: float, block: int) -> dict:
     """Interleaved rounds of every variant until about `budget_s` is spent: 4 or 8 rounds, the order of the
-    variants rotated from round to round, so that each variant runs in every position equally often. (With
-    a fixed order the variant that follows torch.nn's ran on the caches torch.nn had just filled: recording
-    measured +5.9 % in that position and −0.7 % in the next one, GRU T=200 B=64 H=32.)"""
+    units rotated from round to round, so that each runs in every position equally often. (With a fixed order
+    the variant that follows torch.nn's ran on the caches torch.nn had just filled: recording measured +5.9 %
+    in that position and −0.7 % in the next one, GRU T=200 B=64 H=32.)
+
+    Recording's cost is a few percent, below the drift between two blocks on a shared machine (measured as
+    the ratio of two blocks' medians it came out anywhere from −3 % to +24 % at steps of 1–3 ms), so rnnlab
+    with and without recording run as pairs of adjacent steps, the pair's order alternating, and the overhead
+    is the median of the pairs' ratios."""
     steps = make_steps(cell, shape)
     first = {v: timed(*steps[v]) for v in VARIANTS}  # warm-up: allocations, the engine's scratch buffers
     per_round = sum(first.values()) * (block + 1)
-    rounds = len(VARIANTS) * (2 if budget_s / max(per_round, 1e-9) >= 2 * len(VARIANTS) else 1)
+    rounds = len(UNITS) * (2 if budget_s / max(per_round, 1e-9) >= 2 * len(UNITS) else 1)
     samples: dict[str, list[list[float]]] = {v: [] for v in VARIANTS}
+    pair_ratios: list[float] = []
     for i in range(rounds):
-        for v in VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]:
-            timed(*steps[v])  # the first step after a switch pays for the caches
-            samples[v].append([timed(*steps[v]) for _ in range(block)])
+        for unit in UNITS[i % len(UNITS) :] + UNITS[: i % len(UNITS)]:
+            if unit == "rnnlab":
+                timed(*steps["rnnlab+rec"])  # the first steps after a switch pay for the caches
+                timed(*steps["rnnlab"])
+                recorded, plain = [], []
+                for k in range(block):
+                    if k % 2 == 0:
+                        recorded.append(timed(*steps["rnnlab+rec"]))
+                        plain.append(timed(*steps["rnnlab"]))
+                    else:
+                        plain.append(timed(*steps["rnnlab"]))
+                        recorded.append(timed(*steps["rnnlab+rec"]))
+                    pair_ratios.append(recorded[-1] / plain[-1])
+                samples["rnnlab+rec"].append(recorded)
+                samples["rnnlab"].append(plain)
+                continue
+            timed(*steps[unit])
+            samples[unit].append([timed(*steps[unit]) for _ in range(block)])
     medians = {v: statistics.median(t for r in samples[v] for t in r) for v in VARIANTS}
     # The noise: the ratio of each round's medians, whose spread says how far one number can be trusted.
     round_ratio = [
@@ -195,7 +218,7 @@ def measure(cell: str, shape: Shape, budget_s: float, block: int) -> dict:
         "ratio": medians["rnnlab"] / medians[BASELINE],
         "ratio_rec": medians["rnnlab+rec"] / medians[BASELINE],
         "ratio_rounds": round_ratio,
-        "recording_overhead": medians["rnnlab+rec"] / medians["rnnlab"] - 1,
+        "recording_overhead": statistics.median(pair_ratios) - 1,
         "rounds": rounds,
         "samples_ms": {v: [[t * 1e3 for t in r] for r in rs] for v, rs in samples.items()},
     }

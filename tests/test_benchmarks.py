@@ -19,7 +19,7 @@ def test_the_grid_benchmark_writes_json_table_and_heatmap(tmp_path):
     data = json.loads((tmp_path / "grid.json").read_text())
     assert [r["cell"] for r in data["results"]] == ["rnn_tanh", "lstm", "gru"]
     for r in data["results"]:
-        assert r["rounds"] == 5 and all(len(rounds) == 5 for rounds in r["samples_ms"].values())
+        assert r["rounds"] == 4 and all(len(rounds) == 4 for rounds in r["samples_ms"].values())
         assert r["ratio"] == pytest.approx(r["medians_ms"]["rnnlab"] / r["medians_ms"]["torch+ftz-all"])
     table = (tmp_path / "grid.md").read_text().splitlines()
     assert len(table) == 2 + 3 and "| T=6 B=2 I=3 H=8 | lstm |" in table[3]
@@ -27,18 +27,31 @@ def test_the_grid_benchmark_writes_json_table_and_heatmap(tmp_path):
 
 
 def test_each_variant_runs_in_every_position_of_a_round_equally_often(monkeypatch):
-    """The variant after torch.nn's runs on the caches torch.nn filled: a fixed order biased the comparison."""
+    """The variant after torch.nn's runs on the caches torch.nn filled: a fixed order biased the comparison.
+    rnnlab with and without recording run as adjacent pairs, in alternating order."""
     calls = []
     fake = {v: ((lambda v=v: calls.append(v)), None) for v in bench_grid.VARIANTS}
     monkeypatch.setattr(bench_grid, "make_steps", lambda cell, shape: fake)
     monkeypatch.setattr(bench_grid, "timed", lambda step, flush: step() or 1e-3)
-    result = bench_grid.measure("lstm", bench_grid.Shape(6, 2, 3, 8), budget_s=0, block=1)
-    n = len(bench_grid.VARIANTS)
-    rounds = calls[n:]  # after the warm-up: per variant one untimed and `block` timed steps
-    order = [rounds[i] for i in range(0, len(rounds), 2)]
-    per_round = [order[k * n : (k + 1) * n] for k in range(result["rounds"])]
-    for position in range(n):
-        assert sorted(r[position] for r in per_round) == sorted(bench_grid.VARIANTS)
+    result = bench_grid.measure("lstm", bench_grid.Shape(6, 2, 3, 8), budget_s=0, block=2)
+    rounds = calls[len(bench_grid.VARIANTS) :]  # after the warm-up
+    # A unit is one untimed and 2 timed steps of a torch variant, or two untimed and 2 pairs of rnnlab's.
+    per_round, i = [], 0
+    for _ in range(result["rounds"]):
+        units = []
+        while len(units) < len(bench_grid.UNITS):
+            if rounds[i] == "rnnlab+rec":
+                assert rounds[i : i + 6] == ["rnnlab+rec", "rnnlab", "rnnlab+rec", "rnnlab", "rnnlab", "rnnlab+rec"]
+                units.append("rnnlab")
+                i += 6
+            else:
+                assert rounds[i : i + 3] == [rounds[i]] * 3
+                units.append(rounds[i])
+                i += 3
+        per_round.append(units)
+    assert i == len(rounds)
+    for position in range(len(bench_grid.UNITS)):
+        assert sorted(r[position] for r in per_round) == sorted(bench_grid.UNITS)
 
 
 def test_the_grid_plan_prunes_by_size_but_keeps_the_named_shapes(capsys):

@@ -248,10 +248,10 @@ def _layer_weight_grads(ext, d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, bia
     """Weight gradients of one layer for all steps at once, in torch.nn's order (w_ih, w_hh[, b_ih, b_hh]).
 
     d_x, d_h (T·B, G·H): gradients of the input and recurrent projections — one tensor when `shared` (every cell
-    but the GRU); x (T·B, I) the layer's inputs, h (T·B, H) the states h_{t−1}. Each gradient is d_preᵀ ·
-    operand; `ext` the compiled extension or None. Where several share d_pre they come from one GEMM against the operands side by side ([h, x, 1]
-    for vanilla and LSTM cells), so the large d_pre is read once instead of once per weight and bias (measured
-    at the adding shape: ~7 ms saved of ~100).
+    but the GRU); x (T·B, I) the layer's inputs, h (T·B, H) the states h_{t−1}; `ext` the compiled extension or
+    None. Each gradient is d_preᵀ · operand; where several share d_pre they come from one GEMM against the
+    operands side by side ([h, x, 1] for vanilla and LSTM cells), so the large d_pre is read once instead of
+    once per weight and bias (measured at the adding shape: ~7 ms saved of ~100).
     """
     ones = x.new_ones((x.shape[0], 1))
     if shared:

@@ -47,6 +47,12 @@ class GradientRecord:
     lengths: Tensor | None = None  # (B,) each sequence's length for PackedSequence input, else None
 
 
+def _layers(per_layer: list[Tensor]) -> Tensor:
+    """Per-layer tensors stacked along a new first dim; one layer as a view (this runs once per recorded
+    backward, and every tensor op counts at steps of a few hundred µs)."""
+    return per_layer[0].unsqueeze(0) if len(per_layer) == 1 else torch.stack(per_layer)
+
+
 class GradientRecorder:
     """Receives the engine's per-step gradient norms, one `GradientRecord` per backward. The engine computes
     the norms as it walks back in time (in float64, in the compiled loop without storing the gradients), so
@@ -60,9 +66,9 @@ class GradientRecorder:
     def add_backward(self, module: str, seen: list[tuple[Tensor, Tensor | None, Tensor | None]]) -> None:
         """Called by the engine once per backward: per layer, (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ (T, B) or
         None, the vectors ∂L/∂h_t (T, B, H) or None — present when `keep_vectors`)."""
-        h = torch.stack([s[0] for s in seen])  # (L, T, B)
-        c = torch.stack([s[1] for s in seen]) if seen[0][1] is not None else None  # (L, T, B)
-        vectors = torch.stack([s[2] for s in seen]) if self.keep_vectors else None
+        h = _layers([s[0] for s in seen])  # (L, T, B)
+        c = _layers([s[1] for s in seen]) if seen[0][1] is not None else None  # (L, T, B)
+        vectors = _layers([s[2] for s in seen]) if self.keep_vectors else None
         self.records.append(self._record(module, h, c, vectors))
 
     def _record(self, module: str, h: Tensor, c: Tensor | None, vectors, present: Tensor | None = None, **extra):
