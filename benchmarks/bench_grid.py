@@ -320,6 +320,7 @@ def main(argv=None) -> int:
         "gemm": ext.gemm_backend() if ext is not None else "torch",
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "cpu_vendor": ext.cpu_vendor() if ext is not None else "",
         "capability": torch.backends.cpu.get_cpu_capability(),
         "machine": platform.platform(),
         "gemm_gflops_1024": rate,

@@ -82,3 +82,14 @@ def test_the_baseline_flushes_every_pool_thread_and_torch_ftz_only_the_caller():
     flushing, team = seen[True]
     assert flushing == 1 or team == 1, "torch.set_flush_denormal sets the calling thread only"
     assert ext.pool_denormals_flushed()[0] == 0, "and both are undone after the step"
+
+
+def test_the_recording_benchmark_writes_one_line_per_shape(tmp_path, monkeypatch):
+    import bench_recording
+
+    monkeypatch.setattr(bench_recording, "SHAPES", [("lstm", 6, 2, 3, 8), ("gru", 6, 1, 3, 8)])
+    out = tmp_path / "recording.txt"
+    assert bench_recording.main(["--pairs", "4", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 3 and "4 adjacent pairs" in lines[0]
+    assert lines[1].startswith("lstm     T=6 B=2 I=3 H=8: step ") and "recording " in lines[1]
