@@ -404,7 +404,8 @@ bool one_mkl_thread(int64_t work) { return work < kSingleThreadMaxWork && blas()
 //   kBrgemm  float32 on AMD CPUs, every shape, for loops of kBrgemmMinSteps steps or more: oneDNN's batch-reduce
 //            GEMM micro-kernel (ATen's at::native::cpublas::brgemm, JIT-compiled once per shape and thread), on a
 //            copy of W_hh reordered once per loop into panels of kPanel output columns, each panel's (K, kPanel)
-//            block contiguous, the panels split over the threads as in kSplit. A GEMM call re-packs the whole
+//            block contiguous, the panels split over the threads as in kSplit (the batch rows where there are
+//            fewer than two panels per thread). A GEMM call re-packs the whole
 //            weight into its own panels at every step, and at these small batches that packing is most of
 //            the work: on an AMD EPYC (Zen 4, 2 cores) it ran the per-step product at ~230 GFLOP/s where MKL
 //            and oneDNN's GEMM ran 90–160 (B=16, H=512 LSTM forward: 150 µs against 365 µs for oneDNN's GEMM;
@@ -439,7 +440,8 @@ void set_backward_split(const std::string& mode) {
 
 // Whether float32 per-step products may take oneDNN's micro-kernel (see kBrgemm): "auto" (on AMD CPUs), "on",
 // "off". It needs AVX2 (below it ATen's brgemm falls back to a plain GEMM per panel) and oneDNN enabled
-// (torch.backends.mkldnn.enabled, which ATen's brgemm checks too).
+// (torch.backends.mkldnn.enabled, which ATen's brgemm checks too). A PyTorch built without oneDNN's micro-kernel
+// API takes the same fallback, which gives the same numbers more slowly; the PyTorch 2.13 CPU wheel has it.
 void set_brgemm(const std::string& mode) {
   TORCH_CHECK(mode == "auto" || mode == "on" || mode == "off", "brgemm mode must be 'auto', 'on' or 'off', not '",
               mode, "'");
