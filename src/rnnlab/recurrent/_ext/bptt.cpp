@@ -408,8 +408,9 @@ bool one_mkl_thread(int64_t work) { return work < kSingleThreadMaxWork && blas()
 //            fewer than two panels per thread). A GEMM call re-packs the whole
 //            weight into its own panels at every step, and at these small batches that packing is most of
 //            the work: on an AMD EPYC (Zen 4, 2 cores) it ran the per-step product at ~230 GFLOP/s where MKL
-//            and oneDNN's GEMM ran 90–160 (B=16, H=512 LSTM forward: 150 µs against 365 µs for oneDNN's GEMM;
-//            B=1, H=512: 27 against 69 µs; B=256, H=128: 146 against 177 µs; the smallest steps tie). This is
+//            and oneDNN's GEMM ran 90–160 (B=16, H=512 LSTM forward: 150 µs against 365 µs for oneDNN's GEMM
+//            and 373 µs for MKL's; B=1, H=512: 27 against 69 µs for MKL's; B=256, H=128: 146 against 177 µs for
+//            MKL's; the smallest steps tie). This is
 //            what torch.nn's fused oneDNN LSTM does, and why it beat the engine at T=35, B=16, H=512 (1.17×).
 //            Not measured on an Intel CPU, so "auto" keeps the other paths there (`set_brgemm("on")` to try).
 //            The reordering costs about one product's worth of memory traffic, hence the minimum loop length
