@@ -13,53 +13,34 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+import bench_grid
 import rnnlab
 
 # The grid's steps under ~2 ms, where recording's fixed cost shows most: (cell, T, B, I, H).
 SHAPES = [("rnn_tanh", 35, 1, 32, 32), ("lstm", 35, 1, 32, 32), ("gru", 35, 1, 32, 32), ("rnn_tanh", 35, 16, 32, 32),
           ("lstm", 35, 16, 32, 32), ("rnn_tanh", 200, 1, 8, 32), ("lstm", 200, 1, 8, 32), ("gru", 200, 1, 8, 32),
           ("rnn_tanh", 200, 16, 8, 32), ("gru", 200, 16, 8, 64), ("lstm", 300, 1, 8, 64)]  # fmt: skip
-MODULES = {"rnn_tanh": rnnlab.RNN, "lstm": rnnlab.LSTM, "gru": rnnlab.GRU}
 
 
 def pairs(cell: str, steps: int, batch: int, inputs: int, hidden: int, count: int) -> tuple[list, list]:
-    """`count` adjacent (recorded, plain) step times in seconds."""
-    torch.manual_seed(0)
-    module = MODULES[cell](inputs, hidden)
-    x = torch.randn(steps, batch, inputs)
-    target = torch.rand(batch)
-    readout = torch.randn(hidden) / hidden**0.5
-
-    def plain():
-        module.zero_grad()
-        out, _ = module(x)
-        ((out[-1] @ readout - target) ** 2).mean().backward()
-
-    def recorded():
-        with rnnlab.record_gradients(module):
-            plain()
-
-    def timed(step) -> float:
-        start = time.perf_counter()
-        step()
-        return time.perf_counter() - start
-
+    """`count` adjacent (recorded, plain) step times in seconds, of the grid's own training step."""
+    variants = bench_grid.make_steps(cell, bench_grid.Shape(steps, batch, inputs, hidden))
+    recorded, plain = variants["rnnlab+rec"], variants["rnnlab"]
     for _ in range(20):  # warm-up: allocations, the engine's scratch buffers
-        recorded()
-        plain()
+        bench_grid.timed(*recorded)
+        bench_grid.timed(*plain)
     with_rec, without = [], []
     for k in range(count):
         if k % 2 == 0:
-            with_rec.append(timed(recorded))
-            without.append(timed(plain))
+            with_rec.append(bench_grid.timed(*recorded))
+            without.append(bench_grid.timed(*plain))
         else:
-            without.append(timed(plain))
-            with_rec.append(timed(recorded))
+            without.append(bench_grid.timed(*plain))
+            with_rec.append(bench_grid.timed(*recorded))
     return with_rec, without
 
 
