@@ -431,22 +431,23 @@ void set_step_split(int64_t max_batch) {
   split_max_batch = max_batch;
 }
 
+// An "auto" / "on" / "off" switch of a choice measured on AMD CPUs only: whether it is wanted here.
+bool wanted_on_amd(const std::string& mode, const char* what) {
+  TORCH_CHECK(mode == "auto" || mode == "on" || mode == "off", what, " mode must be 'auto', 'on' or 'off', not '",
+              mode, "'");
+  return mode == "on" || (mode == "auto" && cpu_vendor() == "AuthenticAMD");
+}
+
 // Whether the backward's per-step product may take the split path (see kSplit): "auto" (on AMD CPUs), "on",
 // "off". Settable for benchmarks and tests.
-void set_backward_split(const std::string& mode) {
-  TORCH_CHECK(mode == "auto" || mode == "on" || mode == "off",
-              "backward split mode must be 'auto', 'on' or 'off', not '", mode, "'");
-  split_backward = mode == "on" || (mode == "auto" && cpu_vendor() == "AuthenticAMD") ? 1 : 0;
-}
+void set_backward_split(const std::string& mode) { split_backward = wanted_on_amd(mode, "backward split") ? 1 : 0; }
 
 // Whether float32 per-step products may take oneDNN's micro-kernel (see kBrgemm): "auto" (on AMD CPUs), "on",
 // "off". It needs AVX2 (below it ATen's brgemm falls back to a plain GEMM per panel) and oneDNN enabled
 // (torch.backends.mkldnn.enabled, which ATen's brgemm checks too). A PyTorch built without oneDNN's micro-kernel
 // API takes the same fallback, which gives the same numbers more slowly; the PyTorch 2.13 CPU wheel has it.
 void set_brgemm(const std::string& mode) {
-  TORCH_CHECK(mode == "auto" || mode == "on" || mode == "off", "brgemm mode must be 'auto', 'on' or 'off', not '",
-              mode, "'");
-  const bool wanted = mode == "on" || (mode == "auto" && cpu_vendor() == "AuthenticAMD");
+  const bool wanted = wanted_on_amd(mode, "brgemm");
 #if defined(__x86_64__)
   const bool able = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
