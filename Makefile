@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= dev,ray,tensorboard,lightning
 
-.PHONY: setup browser test test-slow lint format demo study bench bench-engine clean
+.PHONY: setup browser test test-slow lint format demo study publish bench bench-engine clean
 
 setup: $(STAMP)
 
@@ -42,11 +42,20 @@ test-slow: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rnnlab demo
 
-# One bundled study run to the end and published: make study S=adding-t100 (runs resume if interrupted).
-STUDY_STORE ?= runs/studies.db
+# One bundled study run and published: make study S=adding-t100. Its store is committed beside its report
+# (docs/studies/<study>/store.db, finished runs without checkpoints), so a study longer than one sitting runs
+# in parts: stop it (Ctrl-C or a killed session), commit the folder, run the same command later, anywhere.
+STUDY_STORE ?= docs/studies/$(S)/store.db
 study: $(STAMP)
 	@test -n "$(S)" || { echo "usage: make study S=<study> (see: .venv/bin/rnnlab studies)"; exit 2; }
-	$(BIN)/rnnlab sweep $(S) --workers 2 --store $(STUDY_STORE)
+	$(BIN)/rnnlab sweep $(S) --workers 2 --store $(STUDY_STORE); status=$$?; \
+	$(MAKE) --no-print-directory publish S=$(S) && exit $$status
+
+# The report and runs.csv of a study from its store as it stands (finished runs; unfinished ones keep their
+# checkpoints so that the next sitting resumes them).
+publish: $(STAMP)
+	@test -n "$(S)" || { echo "usage: make publish S=<study>"; exit 2; }
+	$(BIN)/rnnlab runs prune --store $(STUDY_STORE)
 	$(BIN)/rnnlab report $(S) --store $(STUDY_STORE) --out docs/studies/$(S)
 	$(BIN)/rnnlab runs export docs/studies/$(S)/runs.csv --study $(S) --store $(STUDY_STORE)
 

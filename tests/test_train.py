@@ -457,3 +457,67 @@ def test_flow_snapshots_hold_the_task_loss_beside_the_probe(options, tmp_path):
     store.finish_run(run_id, result.to_dict())
     stored = [v for _, _, v in store.metrics(run_id, "loss_flow_horizon")]
     assert stored == [e.flow.loss_horizon for e in result.evaluations]
+
+
+class Norms(Callback):
+    """Keeps every update's pre-clip gradient norm."""
+
+    def __init__(self):
+        self.norms = []
+
+    def on_step(self, trainer, step, loss, grad_norm, clipped):
+        self.norms.append(grad_norm)
+
+
+def test_each_evaluation_keeps_the_largest_pre_clip_norm_of_its_window(tmp_path):
+    config = make_config(
+        {"task": "adding", "seq_len": 10, "hidden_size": 8, "steps": 30, "eval_every": 10, "clip": "global_norm"}
+        | {"clip_threshold": 0.5, "stop_when_solved": False}
+    )
+    seen = Norms()
+    result = Trainer(config, callbacks=[seen]).run()
+    windows = [seen.norms[i : i + 10] for i in (0, 10, 20)]
+    assert [e.grad_norm_max for e in result.evaluations[1:]] == [max(w) for w in windows]
+    assert [e.grad_norm for e in result.evaluations[1:]] == pytest.approx([sum(w) / 10 for w in windows])
+    assert math.isnan(result.evaluations[0].grad_norm_max), "no updates before step 0"
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("r", config.canonical(), config.hash(), {})
+    store.finish_run(run_id, result.to_dict())
+    assert [v for _, _, v in store.metrics(run_id, "window_grad_norm_max")] == [None] + [max(w) for w in windows]
+
+
+class AddingWithExtras(Adding):
+    def extra_scores(self, prediction, target):
+        return {"mean_prediction": float(prediction.mean())}
+
+
+def test_a_tasks_extra_scores_are_kept_with_each_evaluation_and_stored(tmp_path):
+    config = make_config({"task": "adding", "seq_len": 10, "hidden_size": 8, "steps": 20, "eval_every": 10})
+    result = Trainer(config, task=AddingWithExtras(seq_len=10, seed=0)).run()
+    values = [e.extras["mean_prediction"] for e in result.evaluations]
+    assert len(values) == 3 and len(set(values)) == 3, "scored at every evaluation, on the model of that step"
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("r", config.canonical(), config.hash(), {})
+    store.finish_run(run_id, result.to_dict())
+    assert [v for _, _, v in store.metrics(run_id, "mean_prediction")] == pytest.approx(values)
+
+
+def test_a_resumed_run_records_which_machine_ran_which_updates(tmp_path):
+    from rnnlab.lab.environment import machine
+
+    config = make_config(
+        {"seq_len": 12, "hidden_size": 8, "steps": 60, "eval_every": 20, "batch_size": 8, "checkpoint_every": 10}
+        | {"stop_when_solved": False}
+    )
+    path = tmp_path / "c.pt"
+    with pytest.raises(Crash):
+        Trainer(config, checkpoint_path=path, callbacks=[CrashAt(35)]).run()
+    assert [(p["from_step"], p["to_step"]) for p in load_checkpoint(path)["result"]["parts"]] == [(0, 30)]
+    result = Trainer(config, checkpoint_path=path).run()
+    assert [(p["from_step"], p["to_step"]) for p in result.parts] == [(0, 30), (30, 60)]
+    assert {p["machine"] for p in result.parts} == {machine()}
+    assert result.parts[0]["started_at"] < result.parts[1]["started_at"]
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("r", config.canonical(), config.hash(), {"torch": "x"})
+    store.finish_run(run_id, result.to_dict())
+    assert store.run(run_id).environment == {"torch": "x", "parts": result.parts}

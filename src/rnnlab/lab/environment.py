@@ -23,3 +23,21 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def machine() -> str:
+    """A one-line name of this machine for the record of where a run's updates ran, e.g.
+    "AMD EPYC 9R14, 2 cpus, Linux-6.1-x86_64": the CPU model matters for speed and, through its GEMM paths
+    and float32 rounding, for the exact numbers."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:  # not Linux: the platform module's name is the best there is
+        pass
+    return f"{model}, {os.cpu_count()} cpus, {platform.system()}-{platform.machine()}"

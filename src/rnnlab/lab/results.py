@@ -43,6 +43,10 @@ class Evaluation:
     clip_rate: float  # fraction of updates in the window where clipping acted
     flow: FlowSnapshot | None = None
     train_time: float = 0.0  # seconds spent in updates so far (evaluations excluded), summed over resumes
+    # The largest pre-clip norm in the window: a mean hides the single exploding update that clipping exists
+    # for (Pascanu et al. 2013), so exploding and vanishing gradients are told apart by this. None before 0.3.
+    grad_norm_max: float | None = None
+    extras: dict[str, float] = field(default_factory=dict)  # task-specific scores, e.g. bpc per distance band
 
 
 @dataclass
@@ -64,6 +68,9 @@ class TrainResult:
     train_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every log interval
     chance: float | None = None  # the task's metric for a memoryless predictor (for reports)
     baseline_loss: float | None = None  # the task's loss for that predictor
+    # One entry per sitting that trained this run (a run resumed from its checkpoint, perhaps days later on
+    # another machine, has several): {"machine", "from_step", "to_step", "seconds", "started_at"}.
+    parts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -87,6 +87,7 @@ class MetricName:
     TEST_LOSS = "test_loss"  # the task's loss on the test set, at each evaluation
     WINDOW_TRAIN_LOSS = "window_train_loss"  # mean training loss since the previous evaluation
     WINDOW_GRAD_NORM = "window_grad_norm"  # mean pre-clip gradient norm since the previous evaluation
+    WINDOW_GRAD_NORM_MAX = "window_grad_norm_max"  # largest pre-clip gradient norm since the previous evaluation
     WINDOW_CLIP_RATE = "window_clip_rate"  # fraction of updates clipped since the previous evaluation
     TRAIN_TIME = "train_time"  # seconds spent in updates before the evaluation
     CHANCE = "chance"  # the task's metric for a memoryless predictor (step 0)
@@ -505,12 +506,19 @@ def _write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], p
             metrics += [(run_id, step, name, _real(e[key])) for key, name in per_evaluation.items()]
         if "train_time" in e:  # seconds of updates before this evaluation (results from rnnlab ≥ 0.2)
             metrics.append((run_id, step, MetricName.TRAIN_TIME, _real(e["train_time"])))
+        if e.get("grad_norm_max") is not None:  # results from rnnlab ≥ 0.3
+            metrics.append((run_id, step, MetricName.WINDOW_GRAD_NORM_MAX, _real(e["grad_norm_max"])))
+        for name, value in (e.get("extras") or {}).items():  # a task's own scores, under their own names
+            metrics.append((run_id, step, name, _real(value)))
         if e.get("flow"):
             f = e["flow"]
             flows.append((run_id, step, f["horizon"], f["decay_rate"], f["r2"], json.dumps(f["profile"])))
             if f.get("loss_horizon") is not None:  # results from before it was recorded have none
                 metrics.append((run_id, step, MetricName.LOSS_HORIZON, _real(f["loss_horizon"])))
                 metrics.append((run_id, step, MetricName.LOSS_DECAY_RATE, _real(f["loss_decay_rate"])))
+    # Which machine ran which updates (a run resumed in another sitting has several parts): kept in the run's
+    # environment, beside the machine that started it.
+    parts = json.dumps(result["parts"]) if result.get("parts") else None
     db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
     db.execute("DELETE FROM flows WHERE run_id = ?", (run_id,))
     db.executemany("INSERT INTO metrics (run_id, step, name, value) VALUES (?, ?, ?, ?)", metrics)
@@ -519,7 +527,8 @@ def _write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], p
     )
     updated = db.execute(
         "UPDATE runs SET status = ?, finished_at = ?, steps = ?, metric_name = ?, final_metric = ?, "
-        "final_loss = ?, solved_at = ?, diverged_at = ?, clip_rate = ?, wall_time = ?, error = NULL "
+        "final_loss = ?, solved_at = ?, diverged_at = ?, clip_rate = ?, wall_time = ?, error = NULL, "
+        "environment = CASE WHEN ? IS NULL THEN environment ELSE json_set(environment, '$.parts', json(?)) END "
         "WHERE id = ?",
         (
             result["status"],
@@ -532,6 +541,8 @@ def _write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], p
             result["diverged_at"],
             result["clip_rate"],
             result["wall_time"],
+            parts,
+            parts,
             run_id,
         ),
     ).rowcount

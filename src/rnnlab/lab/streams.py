@@ -87,8 +87,11 @@ def _state_from_tensors(tensors: list[Tensor]):
 
 
 @torch.no_grad()
-def stream_scores(model: nn.Module, task: StreamTask, parallel: int = 10, window: int = 200) -> tuple[float, float]:
-    """Bits per symbol and loss over the whole test stream, read as `parallel` streams with carried state."""
+def stream_scores(
+    model: nn.Module, task: StreamTask, parallel: int = 10, window: int = 200
+) -> tuple[float, float, dict[str, float]]:
+    """Bits per symbol, loss and the task's extra scores over the whole test stream, read as `parallel`
+    streams with carried state."""
     stream = task.test_stream()
     columns = len(stream) // parallel
     data = stream[: columns * parallel].view(parallel, columns)
@@ -100,4 +103,4 @@ def stream_scores(model: nn.Module, task: StreamTask, parallel: int = 10, window
         total += float(task.loss(prediction, target)) * target.numel()
         count += target.numel()
     loss = total / count
-    return loss / math.log(2), loss
+    return loss / math.log(2), loss, {}

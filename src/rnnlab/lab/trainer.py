@@ -22,6 +22,7 @@ from torch import nn
 from rnnlab.lab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from rnnlab.lab.clip import clip_gradients
 from rnnlab.lab.config import RunConfig
+from rnnlab.lab.environment import machine
 from rnnlab.lab.model import SequenceModel
 from rnnlab.lab.results import Evaluation, FlowSnapshot, TrainResult, result_from_dict
 from rnnlab.lab.streams import StreamWindows, stream_scores
@@ -140,12 +141,13 @@ class Trainer:
             chance=self.task.chance,
             baseline_loss=self.task.baseline_loss,
         )
-        self._window: dict[str, float] = {"loss": 0.0, "norm": 0.0, "clipped": 0.0, "count": 0.0}
+        self._window = _empty_window()
         self._clipped_total = 0
         self._stream: StreamWindows | None = None
         if isinstance(self.task, StreamTask):
             self._stream = StreamWindows(self.task.train_stream(), config.batch_size, *config.bptt)
         self.log_every = max(1, config.eval_every // 10)
+        self._part: dict[str, Any] = {}  # this sitting: machine, first step, start time (see _close_part)
 
     # ------------------------------------------------------------------------------------------ state
 
@@ -175,7 +177,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["data_rng"])
         torch.set_rng_state(state["torch_rng"])
-        self._window = dict(state["window"])
+        self._window = {**_empty_window(), **state["window"]}  # checkpoints before 0.3 have no "max_norm"
         self._clipped_total = state["clipped_total"]
         self.result = result_from_dict(state["result"])
         if self._stream is not None:
@@ -198,6 +200,12 @@ class Trainer:
             return self.result  # the checkpoint is of a finished run
         started = time.perf_counter()
         wall_before = self.result.wall_time
+        if self.step > 0 and not self.result.parts:  # a checkpoint from before parts were recorded
+            self.result.parts.append(
+                {"machine": "not recorded", "from_step": 0, "to_step": self.step, "seconds": wall_before}
+                | {"started_at": None}
+            )
+        self._part = {"machine": machine(), "from_step": self.step, "started_at": time.time()}
         if self.step == 0 and not self.result.evaluations:
             self._evaluate()  # the untrained network: test metric and gradient flow at step 0
         for cb in self.callbacks:
@@ -208,6 +216,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_end(self)
         self.result.wall_time = wall_before + time.perf_counter() - started
+        self._close_part(time.perf_counter() - started)
         self._checkpoint()  # the finished state, so that a resume returns the same result
         return self.result
 
@@ -234,6 +243,7 @@ class Trainer:
             if done:
                 break
             if self.step % self.config.checkpoint_interval == 0 and self.step < self.config.steps:
+                self._close_part(time.perf_counter() - started)
                 self._checkpoint()
         else:
             self._finish("completed")
@@ -265,11 +275,22 @@ class Trainer:
         w = self._window
         w["loss"] += loss
         w["norm"] += grad_norm
+        w["max_norm"] = max(w["max_norm"], grad_norm)
         w["clipped"] += float(clipped)
         w["count"] += 1
         self._clipped_total += int(clipped)
         if self.step % self.log_every == 0:
             self.result.train_losses.append((self.step, loss))
+
+    def _close_part(self, seconds: float) -> None:
+        """Record this sitting's updates so far in `result.parts` (replacing its own earlier entry), so that a
+        checkpoint — and the finished run — says which machine ran which updates."""
+        entry = {**self._part, "to_step": self.step, "seconds": round(seconds, 3)}
+        parts = self.result.parts
+        if parts and parts[-1]["started_at"] == entry["started_at"]:
+            parts[-1] = entry
+        else:
+            parts.append(entry)
 
     def is_solved(self, evaluation: Evaluation) -> bool:
         """Whether `evaluation` meets the config's success criterion (see RunConfig.success)."""
@@ -287,14 +308,16 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ evaluation
 
     @torch.no_grad()
-    def _test_scores(self) -> tuple[float, float]:
+    def _test_scores(self) -> tuple[float, float, dict[str, float]]:
+        """(metric, loss, the task's extra scores) on the test set."""
         self.model.eval()
         if isinstance(self.task, StreamTask):
             return stream_scores(self.model, self.task)
         x, y = self.task.test_set()
         predictions = [self.model(x[i : i + EVAL_CHUNK])[0] for i in range(0, len(x), EVAL_CHUNK)]
         prediction = torch.cat(predictions)
-        return self.task.score(prediction, y), float(self.task.loss(prediction, y))
+        score, loss = self.task.score(prediction, y), float(self.task.loss(prediction, y))
+        return score, loss, self.task.extra_scores(prediction, y)
 
     def _flow(self) -> FlowSnapshot:
         """The gradient flow on FLOW_BATCH test sequences, from the probe loss and from the task's loss."""
@@ -326,7 +349,7 @@ class Trainer:
         )
 
     def _evaluate(self) -> Evaluation:
-        metric, loss = self._test_scores()
+        metric, loss, extras = self._test_scores()
         w = self._window
         count = w["count"] or math.nan  # no updates yet (step 0): the window statistics are undefined
         evaluation = Evaluation(
@@ -338,13 +361,20 @@ class Trainer:
             clip_rate=w["clipped"] / count,
             flow=self._flow(),
             train_time=self.result.train_time,
+            grad_norm_max=w["max_norm"] if w["count"] else math.nan,
+            extras=extras,
         )
-        self._window = {"loss": 0.0, "norm": 0.0, "clipped": 0.0, "count": 0.0}
+        self._window = _empty_window()
         self.result.evaluations.append(evaluation)
         self.result.final_metric, self.result.final_loss = metric, loss
         for cb in self.callbacks:
             cb.on_evaluation(self, evaluation)
         return evaluation
+
+
+def _empty_window() -> dict[str, float]:
+    """Training statistics accumulated between two evaluations."""
+    return {"loss": 0.0, "norm": 0.0, "max_norm": 0.0, "clipped": 0.0, "count": 0.0}
 
 
 def solved_below_baseline(loss: float, baseline_loss: float, margin: float) -> bool:

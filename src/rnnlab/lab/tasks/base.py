@@ -54,6 +54,10 @@ class Task:
         """The task metric on a batch (the test set)."""
         raise NotImplementedError
 
+    def extra_scores(self, prediction: Tensor, target: Tensor) -> dict[str, float]:
+        """Scores besides the metric, stored with each evaluation under their names (none by default)."""
+        return {}
+
 
 class SequenceTask(Task):
     """Independent sequences of length `length` (which may exceed the `seq_len` parameter, e.g. copy)."""
