@@ -13,7 +13,7 @@ import yaml
 from rnnlab.lab.config import ConfigError
 from rnnlab.lab.store import Store
 from rnnlab.lab.study import bundled_studies, load_study, make_study
-from rnnlab.lab.sweep import ExecutorUnavailable, run_study
+from rnnlab.lab.sweep import ExecutorUnavailable, plan, run_study
 from tests.processes import alive, children
 
 TINY = {
@@ -55,6 +55,15 @@ def test_grid_times_variants_and_names():
     assert study.runs[0].name == "gru · seed=0" and study.runs[-1].name == "tanh · seed=2"
 
 
+def test_a_study_ordered_by_seeds_runs_every_variant_at_seed_0_first(tmp_path):
+    data = {"name": "tiny", "claim": "c", "source": "s", "defaults": TINY, "grid": {"seed": [0, 1]}, "order": "seeds"}
+    data["variants"] = [{"name": "gru", "cell": "gru"}, {"name": "tanh", "cell": "rnn_tanh"}]
+    names = [r.name for r in make_study(data).runs]
+    assert names == ["gru · seed=0", "tanh · seed=0", "gru · seed=1", "tanh · seed=1"]
+    _, jobs = plan(make_study(data), Store(tmp_path / "s.db"))
+    assert [j.name for j in jobs] == names, "claimed and run in that order"
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -68,6 +77,7 @@ def test_grid_times_variants_and_names():
             "two runs are named 'a'",
         ),
         ({"name": "x", "defaults": TINY, "variants": [{"name": "a"}, {"name": "b"}]}, "same config as another run"),
+        ({"name": "x", "defaults": TINY, "order": "random"}, "unknown order 'random'; choose from: variants, seeds"),
     ],
 )
 def test_bad_studies_are_one_line_errors(data, message):

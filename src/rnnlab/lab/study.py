@@ -27,7 +27,11 @@ from typing import Any
 
 from rnnlab.lab.config import ConfigError, RunConfig, load_yaml, make_config
 
-STUDY_KEYS = ("name", "claim", "source", "description", "defaults", "grid", "variants")
+STUDY_KEYS = ("name", "claim", "source", "description", "defaults", "grid", "variants", "order")
+# The order runs are claimed and run in. "variants": variant by variant (the file's order); "seeds": seed by seed,
+# every variant at seed 0 first — for studies longer than one sitting, so that one stopped part-way has every
+# variant at its first seeds rather than one variant at all of them.
+ORDERS = ("variants", "seeds")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe as a file name: no '/', no '..'
 
 
@@ -113,6 +117,11 @@ def make_study(data: dict[str, Any], path: Path | None = None) -> Study:
                 raise ConfigError(f"{where}: two runs are named {run_name!r}; give each variant a distinct name")
             seen.add(run_name)
             runs.append(config)
+    order = data.get("order", "variants")
+    if order not in ORDERS:
+        raise ConfigError(f"{where}: unknown order {order!r}; choose from: {', '.join(ORDERS)}")
+    if order == "seeds":
+        runs.sort(key=lambda r: r.seed)  # stable: within a seed, the variants keep the file's order
     hashes = [r.hash() for r in runs]
     if len(set(hashes)) != len(hashes):
         duplicate = next(r.name for r, h in zip(runs, hashes, strict=True) if hashes.count(h) > 1)
