@@ -93,3 +93,52 @@ def test_hashes_of_configs_written_before_the_new_keys_are_unchanged():
     # … and the same one as an explicit 0.
     assert make_config({"optimizer": "sgd"}).hash() == make_config({"optimizer": "sgd", "momentum": 0.0}).hash()
     assert make_config({"success": "baseline"}).hash() != RunConfig().hash()
+
+
+def test_readout_std_leaves_old_hashes_alone_and_is_part_of_new_ones():
+    # Hashes computed on main at 08c4613, before readout_std existed: an IRNN-like SGD run and a small one.
+    irnn = {"cell": "rnn_relu", "init": "identity", "seq_len": 150, "lr": 1e-4, "optimizer": "sgd", "momentum": 0.9}
+    irnn |= {"clip": "global_norm", "clip_threshold": 1.0, "seed": 3}
+    assert make_config(irnn).hash() == "464d76636cb3f750"
+    small = {"seq_len": 10, "cell": "rnn_relu", "init": "identity", "hidden_size": 8, "seed": 3}
+    assert make_config(small).hash() == "53820b71c83975ce"
+    assert make_config({**small, "readout_std": None}).hash() == "53820b71c83975ce"
+    assert "readout_std" not in make_config(small).canonical()
+    with_readout = make_config({**small, "readout_std": 0.001})
+    assert with_readout.canonical()["readout_std"] == 0.001
+    assert with_readout.hash() not in ("53820b71c83975ce", make_config({**small, "readout_std": 0.01}).hash())
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"readout_std": 0}, "readout_std: Input should be greater than 0 (got 0)"),
+        ({"readout_std": "small"}, "readout_std: Input should be a valid number"),
+        ({"cell": "lstm", "init": "sparse_tanh"}, "init 'sparse_tanh' does not apply to a lstm module"),
+        ({"cell": "rnn_tanh", "init": "sparse_tanh", "init_options": {"rh": 1}}, "init option 'rh' is not used"),
+    ],
+)
+def test_the_papers_settings_give_one_line_errors(data, message):
+    with pytest.raises(ConfigError) as error:
+        make_config(data)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_study_file_can_ask_for_the_papers_initialisations(tmp_path):
+    from rnnlab.lab.study import load_study
+
+    path = tmp_path / "papers.yaml"
+    path.write_text(
+        "defaults: {task: adding, seq_len: 20, hidden_size: 16}\n"
+        "variants:\n"
+        "  - {name: IRNN, cell: rnn_relu, init: identity+input_normal, init_options: {input_std: 0.001},"
+        " readout_std: 0.001}\n"
+        "  - {name: smart tanh, cell: rnn_tanh, init: sparse_tanh, init_options: {rho: 0.95}, readout_std: 0.01}\n"
+    )
+    irnn, tanh = load_study(path).runs
+    assert (irnn.init, irnn.resolved_init_options(), irnn.readout_std) == (
+        "identity+input_normal",
+        {"input_std": 0.001},
+        0.001,
+    )
+    assert (tanh.init, tanh.resolved_init_options(), tanh.readout_std) == ("sparse_tanh", {"rho": 0.95}, 0.01)

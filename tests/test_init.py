@@ -3,6 +3,7 @@
 errors for schemes that do not apply. Run: `.venv/bin/pytest tests/test_init.py`.
 """
 
+import itertools
 import math
 
 import pytest
@@ -158,3 +159,127 @@ def test_every_scheme_reaches_the_reverse_direction_of_a_bidirectional_module():
     gru = rnnlab.GRU(3, 8, bidirectional=True)
     init.apply(gru, "xavier_uniform", seed=0)
     assert torch.all(gru.bias_ih_l0_reverse == 0) and torch.all(gru.bias_hh_l0_reverse == 0)
+
+
+# ------------------------------------------------------------------------ the papers' own initialisations
+
+
+def test_irnn_as_le_et_al_identity_recurrence_zero_biases_inputs_normal_0_001():
+    """identity+input_normal: W_hh exactly I, biases exactly 0, every W_ih (deeper layers and `_reverse`
+    too) N(0, 0.001²): sample std to ±3 % (standard error ≈ 0.5 % over ≥ 16k draws), mean within 4 SE."""
+    rnn = rnnlab.RNN(IN, H, num_layers=2, nonlinearity="relu", bidirectional=True, dtype=torch.float64)
+    init.apply(rnn, "identity+input_normal", seed=0, input_std=0.001)
+    for tag in ("l0", "l0_reverse", "l1", "l1_reverse"):
+        assert torch.equal(getattr(rnn, f"weight_hh_{tag}").detach(), torch.eye(H, dtype=torch.float64))
+        assert torch.count_nonzero(getattr(rnn, f"bias_ih_{tag}")) == 0
+        assert torch.count_nonzero(getattr(rnn, f"bias_hh_{tag}")) == 0
+        w_ih = getattr(rnn, f"weight_ih_{tag}").detach()  # (H, I) in layer 0, (H, 2H) above
+        assert w_ih.std().item() == pytest.approx(0.001, rel=0.03), tag
+        assert abs(w_ih.mean().item()) < 4 * 0.001 / math.sqrt(w_ih.numel()), tag
+
+
+def test_input_normal_sets_weight_ih_only_and_defaults_to_le_et_al():
+    lstm = rnnlab.LSTM(IN, H, dtype=torch.float64)
+    before = {name: p.detach().clone() for name, p in lstm.named_parameters()}
+    init.apply(lstm, "input_normal", seed=0)  # default input_std 0.001, the paper's
+    assert lstm.weight_ih_l0.std().item() == pytest.approx(0.001, rel=0.03)
+    for name, p in lstm.named_parameters():
+        if name != "weight_ih_l0":
+            assert torch.equal(p, before[name]), name
+    init.apply(lstm, "input_normal", seed=0, input_std=0.25)
+    assert lstm.weight_ih_l0.std().item() == pytest.approx(0.25, rel=0.03)
+
+
+def _nonzeros_per_column(w):
+    return (w.detach() != 0).sum(dim=0)
+
+
+@pytest.mark.parametrize("rho", [0.95, 1.1])
+def test_sparse_tanh_as_pascanu_et_al_code(rho):
+    """15 non-zeros out of each unit (each column of torch's weight_hh, the transpose of their W_hh's rows),
+    spectral radius exactly rho, weight_ih N(0, 0.01²), biases zero."""
+    rnn = rnnlab.RNN(IN, H, dtype=torch.float64)
+    init.apply(rnn, "sparse_tanh", seed=0, rho=rho)
+    w_hh = rnn.weight_hh_l0.detach()
+    assert torch.equal(_nonzeros_per_column(w_hh), torch.full((H,), 15))
+    fan_in = (w_hh != 0).sum(dim=1)  # rows: a random count with mean 15, so not the sparse axis
+    assert fan_in.sum() == 15 * H and fan_in.min() < 15 < fan_in.max()
+    radius = torch.linalg.eigvals(w_hh).abs().max().item()
+    assert radius == pytest.approx(rho, abs=1e-6)
+    w_ih = rnn.weight_ih_l0.detach()
+    assert w_ih.std().item() == pytest.approx(0.01, rel=0.03)
+    assert abs(w_ih.mean().item()) < 4 * 0.01 / math.sqrt(w_ih.numel())
+    assert torch.count_nonzero(rnn.bias_ih_l0) == 0 and torch.count_nonzero(rnn.bias_hh_l0) == 0
+
+
+def test_sparse_tanh_is_dense_at_or_below_15_units_and_takes_input_std():
+    rnn = rnnlab.RNN(3, 12, dtype=torch.float64)
+    init.apply(rnn, "sparse_tanh", seed=0, input_std=0.5)
+    assert torch.count_nonzero(rnn.weight_hh_l0) == 12 * 12  # their spng[15:] is empty: nothing zeroed
+    assert torch.linalg.eigvals(rnn.weight_hh_l0.detach()).abs().max().item() == pytest.approx(0.95, abs=1e-6)
+    big = rnnlab.RNN(IN, H, dtype=torch.float64)
+    init.apply(big, "sparse_tanh", seed=0, input_std=0.5)
+    assert big.weight_ih_l0.std().item() == pytest.approx(0.5, rel=0.03)
+
+
+def test_sparse_tanh_reaches_every_layer_and_the_reverse_direction():
+    rnn = rnnlab.RNN(3, 40, num_layers=2, bidirectional=True, dtype=torch.float64)
+    init.apply(rnn, "sparse_tanh", seed=0)
+    draws = []
+    for tag in ("l0", "l0_reverse", "l1", "l1_reverse"):
+        w_hh = getattr(rnn, f"weight_hh_{tag}").detach()
+        assert torch.equal(_nonzeros_per_column(w_hh), torch.full((40,), 15)), tag
+        assert torch.linalg.eigvals(w_hh).abs().max().item() == pytest.approx(0.95, abs=1e-6), tag
+        assert getattr(rnn, f"weight_ih_{tag}").detach().abs().max() < 0.01 * 6, tag  # torch's: U(±0.16)
+        assert torch.count_nonzero(getattr(rnn, f"bias_ih_{tag}")) == 0
+        assert torch.count_nonzero(getattr(rnn, f"bias_hh_{tag}")) == 0
+        draws.append(w_hh)
+    assert not any(torch.equal(a, b) for a, b in itertools.combinations(draws, 2))  # each its own draw
+
+
+@pytest.mark.parametrize("spec", ["sparse_tanh", "identity+input_normal"])
+def test_the_papers_schemes_are_seeded_and_leave_the_global_rng_alone(spec):
+    nonlinearity = "tanh" if spec == "sparse_tanh" else "relu"
+    a, b, c = (rnnlab.RNN(3, 32, nonlinearity=nonlinearity) for _ in range(3))
+    state = torch.random.get_rng_state()
+    init.apply(a, spec, seed=5)
+    init.apply(b, spec, seed=5)
+    init.apply(c, spec, seed=6)
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert torch.equal(a.weight_ih_l0, b.weight_ih_l0) and torch.equal(a.weight_hh_l0, b.weight_hh_l0)
+    assert not torch.equal(a.weight_ih_l0, c.weight_ih_l0)
+    if spec == "sparse_tanh":
+        assert not torch.equal(a.weight_hh_l0 != 0, c.weight_hh_l0 != 0)  # the sparsity pattern is drawn too
+
+
+def test_sparse_tanh_called_directly_matches_apply_and_works_in_float32():
+    a, b = rnnlab.RNN(3, 64), rnnlab.RNN(3, 64)
+    init.sparse_tanh(a, generator=torch.Generator().manual_seed(0))
+    init.apply(b, "sparse_tanh", seed=0)
+    assert torch.equal(a.weight_hh_l0, b.weight_hh_l0) and a.weight_hh_l0.requires_grad
+    radius = torch.linalg.eigvals(a.weight_hh_l0.detach().double()).abs().max().item()
+    assert radius == pytest.approx(0.95, abs=1e-6)  # float32 rounding moves it by ~1e-7
+
+
+@pytest.mark.parametrize(
+    ("module", "spec", "options", "match"),
+    [
+        (
+            rnnlab.LSTM(3, 4),
+            "sparse_tanh",
+            {},
+            r"^init 'sparse_tanh' does not apply to a lstm module; it applies to: rnn_tanh$",
+        ),
+        (rnnlab.RNN(3, 4, nonlinearity="relu"), "sparse_tanh", {}, r"does not apply to a rnn_relu module"),
+        (rnnlab.RNN(3, 4), "sparse_tanh", {"rho": 0.0}, r"^init 'sparse_tanh' needs rho > 0 \(the spectral radius"),
+        (rnnlab.RNN(3, 4), "sparse_tanh", {"rho": math.inf}, r"needs rho > 0"),
+        (rnnlab.RNN(3, 4), "sparse_tanh", {"input_std": -1.0}, r"^init 'sparse_tanh' needs input_std > 0"),
+        (rnnlab.GRU(3, 4), "input_normal", {"input_std": 0}, r"^init 'input_normal' needs input_std > 0"),
+        (rnnlab.RNN(3, 4), "identity", {"input_std": 0.001}, r"init option 'input_std' is not used by 'identity'"),
+        (rnnlab.RNN(3, 4), "sparse_tanh", {"scale": 1.0}, r"its options: input_std, rho$"),
+    ],
+)
+def test_errors_of_the_papers_schemes_are_one_line(module, spec, options, match):
+    with pytest.raises(ValueError, match=match) as error:
+        init.apply(module, spec, **options)
+    assert "\n" not in str(error.value)

@@ -19,7 +19,16 @@ from rnnlab.lab.config import make_config
 from rnnlab.lab.model import SequenceModel
 from rnnlab.lab.store import Store
 from rnnlab.lab.tasks import Adding, StreamTask
-from rnnlab.lab.trainer import Callback, CheckpointError, Trainer, load_checkpoint, save_checkpoint, train
+from rnnlab.lab.trainer import (
+    Callback,
+    CheckpointError,
+    Trainer,
+    build_model,
+    build_task,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
 
 
 class TinyStream(StreamTask):
@@ -339,6 +348,46 @@ def test_same_config_same_metrics_across_processes(tmp_path, clean_run):
     subprocess.run(_train_cmd(tmp_path / "again.db"), capture_output=True, check=True, timeout=300)
     again = Store(tmp_path / "again.db").metrics(1, "test_metric")
     assert again == Store(clean_run).metrics(1, "test_metric") and len(again) == 4  # steps 0, 50, 100, 150
+
+
+# ------------------------------------------------------------------------------------------------ readout
+
+
+def test_readout_std_unset_builds_the_same_model_as_before():
+    """Without readout_std the readout is torch.nn.Linear's own init, bit for bit what main drew at 08c4613
+    (values printed there), so stored runs reproduce."""
+    config = make_config({"seq_len": 10, "cell": "rnn_relu", "init": "identity", "hidden_size": 8, "seed": 3})
+    model = build_model(config, build_task(config))
+    expected_weight = [-0.23883071541786194, 0.19511225819587708, -0.08255256712436676, -0.17590758204460144]
+    expected_weight += [0.06013735756278038, 0.14714433252811432, 0.037441909313201904, -0.12369471788406372]
+    assert model.readout.weight.detach().flatten().tolist() == expected_weight
+    assert model.readout.bias.detach().tolist() == [0.0657423809170723]
+    assert model.rnn.weight_ih_l0.detach()[0].tolist() == [-0.35053861141204834, -0.27890458703041077]
+
+
+def test_readout_std_draws_normal_weights_and_a_zero_bias():
+    torch.manual_seed(0)
+    model = SequenceModel("rnn_relu", 3, 256, 64, readout_std=0.001).double()
+    weight = model.readout.weight.detach()  # (64, 256): 16k draws, standard error of the std ≈ 0.5 %
+    assert weight.std().item() == pytest.approx(0.001, rel=0.03)
+    assert abs(weight.mean().item()) < 4 * 0.001 / math.sqrt(weight.numel())
+    assert torch.count_nonzero(model.readout.bias) == 0
+    with pytest.raises(ValueError, match=r"readout_std must be None \(torch's default init\) or a number > 0, got -1"):
+        SequenceModel("rnn_relu", 3, 8, 1, readout_std=-1)
+
+
+def test_build_model_with_the_irnn_settings_is_seeded_and_leaves_the_recurrent_draw_alone():
+    base = {"seq_len": 10, "cell": "rnn_relu", "init": "identity+input_normal", "hidden_size": 8, "seed": 3}
+    config = make_config({**base, "readout_std": 0.001})
+    a, b = build_model(config, build_task(config)), build_model(config, build_task(config))
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), name
+    assert torch.count_nonzero(a.readout.bias) == 0 and a.readout.weight.abs().max() < 0.006
+    plain = build_model(make_config(base), build_task(config))
+    for name, p in a.rnn.state_dict().items():  # the readout's draw does not move the recurrent one
+        assert torch.equal(p, plain.rnn.state_dict()[name]), name
+    assert not torch.equal(a.readout.weight, plain.readout.weight)
+    assert Trainer(make_config({**base, "readout_std": 0.001, "steps": 2, "eval_every": 2})).run().status != "diverged"
 
 
 # ------------------------------------------------------------------------------------------------ learning

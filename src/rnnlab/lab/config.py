@@ -21,7 +21,7 @@ from rnnlab.recurrent import init as init_schemes
 from rnnlab.recurrent.cells import CELLS
 
 # Keys added after the first stores were written, with their defaults (see RunConfig.canonical).
-LATER_KEYS: dict[str, Any] = {"alpha": None, "success": "task", "baseline_margin": 0.1}
+LATER_KEYS: dict[str, Any] = {"alpha": None, "success": "task", "baseline_margin": 0.1, "readout_std": None}
 
 
 class ConfigError(ValueError):
@@ -44,7 +44,8 @@ class RunConfig(BaseModel):
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between layers
     init: str = "torch_default"  # init schemes joined by '+', e.g. orthogonal+chrono
-    init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {value: 1} for forget_bias
+    init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {input_std: 0.001} for input_normal
+    readout_std: float | None = Field(None, gt=0)  # readout weight N(0, σ²), bias 0; None: torch.nn.Linear's init
     # --- optimisation
     optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
     lr: float = Field(1e-3, gt=0)  # learning rate

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from rnnlab.recurrent.convert import make_recurrent
@@ -13,7 +16,9 @@ class SequenceModel(nn.Module):
 
     **Arguments**: `cell`, `input_size` (features, or vocabulary size when `symbols`), `hidden_size`,
     `output_size`, `readout` ("last": one prediction per sequence, from the last step; "every": one per
-    step), `num_layers`, `dropout` (between layers), `truncate` (engine-level truncated BPTT).
+    step), `num_layers`, `dropout` (between layers), `truncate` (engine-level truncated BPTT), `readout_std`
+    (None: torch.nn.Linear's own init; σ > 0: readout weight N(0, σ²) and bias 0, drawn from the global RNG
+    after the layers' default init — Le et al.'s IRNN uses 0.001, Pascanu et al.'s smart tanh 0.01).
     Symbols are one-hot encoded (an embedding with the identity matrix would be the same thing), so the
     recurrent layer sees exactly the inputs the task defines and no extra learnable parameters.
 
@@ -32,15 +37,23 @@ class SequenceModel(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         truncate: int | None = None,
+        readout_std: float | None = None,
     ):
         super().__init__()
         if readout not in ("last", "every"):
             raise ValueError(f"readout must be 'last' or 'every', got {readout!r}")
+        if readout_std is not None and not (math.isfinite(readout_std) and readout_std > 0):
+            raise ValueError(f"readout_std must be None (torch's default init) or a number > 0, got {readout_std!r}")
         self.symbols, self.readout_mode, self.vocabulary = symbols, readout, input_size
         self.rnn: RecurrentBase = make_recurrent(
             cell, input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, truncate=truncate
         )
         self.readout = nn.Linear(hidden_size, output_size)
+        if readout_std is not None:
+            # Drawn after nn.Linear's own init, so a model without readout_std draws exactly what it always did.
+            with torch.no_grad():
+                nn.init.normal_(self.readout.weight, 0.0, readout_std)
+                nn.init.zeros_(self.readout.bias)
 
     def encode(self, x: Tensor) -> Tensor:
         """What the recurrent stack reads: symbols (B, T) int64 → one-hot (B, T, V); real inputs unchanged."""

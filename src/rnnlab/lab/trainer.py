@@ -63,7 +63,8 @@ def build_task(config: RunConfig) -> Task:
 
 
 def build_model(config: RunConfig, task: Task) -> SequenceModel:
-    """The model for a config: seeded construction, then the config's init schemes on the recurrent layers."""
+    """The model for a config: seeded construction (the readout's N(0, σ²) included when the config sets
+    `readout_std`), then the config's init schemes on the recurrent layers."""
     torch.manual_seed(config.seed)
     model = SequenceModel(
         cell=config.cell,
@@ -75,6 +76,7 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
         num_layers=config.num_layers,
         dropout=config.dropout,
         truncate=config.truncate,
+        readout_std=config.readout_std,
     )
     init_schemes.apply(model.rnn, config.init, seed=config.seed, **config.resolved_init_options())
     return model

@@ -145,9 +145,77 @@ def orthogonal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generat
 def identity(module: nn.Module, *, scale: float = 1.0, generator: torch.Generator | None = None) -> None:
     """IRNN, Le, Jaitly & Hinton (2015): weight_hh = scale·I and both biases zero, so a ReLU RNN starts by
     copying its state forward (∂h_t/∂h_{t-1} = scale·I where units are active). Meant for ReLU RNNs;
-    vanilla RNNs only. Sets weight_hh, bias_ih, bias_hh; weight_ih is left as it is."""
+    vanilla RNNs only. Sets weight_hh, bias_ih, bias_hh; weight_ih is left as it is (the paper's N(0, 0.001²)
+    input weights: ``identity+input_normal``)."""
     for _, w_hh, _, _ in _layers(module):
         w_hh.copy_(scale * torch.eye(w_hh.shape[0], dtype=w_hh.dtype, device=w_hh.device))
+    _zero_biases(module)
+
+
+def _require_positive(scheme: str, option: str, value, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"init {scheme!r} needs {option} > 0 ({meaning}), got {value!r}")
+
+
+def _normal_inputs(module: nn.Module, std: float, generator: torch.Generator | None) -> None:
+    """Every layer's weight_ih (both directions) ~ N(0, std²)."""
+    for w_ih, _, _, _ in _layers(module):
+        nn.init.normal_(w_ih, 0.0, std, generator=generator)
+
+
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def input_normal(module: nn.Module, *, input_std: float = 0.001, generator: torch.Generator | None = None) -> None:
+    """Input weights N(0, input_std²): weight_ih of every layer and direction (a deeper layer's input is the
+    layer below). Le, Jaitly & Hinton (2015), §4: "For IRNNs, in addition to the recurrent weights being
+    initialized at identity, the non-recurrent weights are initialized with a random matrix, whose entries
+    are sampled from a Gaussian distribution with mean of zero and standard deviation of 0.001" — hence the
+    default; their IRNN is ``identity+input_normal`` (the readout, their other non-recurrent weight, is the
+    model's: `RunConfig.readout_std`). Applies to every cell. Sets weight_ih only."""
+    _require_positive("input_normal", "input_std", input_std, "the standard deviation of weight_ih")
+    _normal_inputs(module, input_std, generator)
+
+
+SPARSE_CONNECTIONS = 15  # non-zeros per unit in sparse_tanh's weight_hh, as in Pascanu et al.'s code
+
+
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def sparse_tanh(
+    module: nn.Module, *, rho: float = 0.95, input_std: float = 0.01, generator: torch.Generator | None = None
+) -> None:
+    """Pascanu, Mikolov & Bengio (2013)'s "smart" tanh initialisation, as their official code sets it
+    (github pascanur/trainingRNNs, RNN.py, the ``state['init'] == 'smart_tanh'`` branch of ``jobman``;
+    the default ``state['init']`` of its ``__main__``):
+
+    - ``W_uh = rng.normal(size=(nin, n_hidden), scale=.01)``: numpy's `scale` is the standard deviation, so
+      weight_ih ~ N(0, 0.01²) (`input_std`);
+    - ``W_hh = rng.normal(size=(n_hidden, n_hidden), scale=.01)``, then per row ``dx``
+      ``spng = rng.permutation(n_hidden); W_hh[dx][spng[15:]] = 0``: each row keeps 15 entries at random
+      positions (all of them when H ≤ 15);
+    - ``sr = max(abs(eigvals(W_hh))); W_hh = .95 * W_hh / sr``: rescaled to spectral radius 0.95 (`rho`);
+      the 0.01 of the draw cancels here, so a standard normal is drawn;
+    - ``b_hh`` zeros (torch.nn's two biases: both zero); ``W_hy`` N(0, 0.01²) and ``b_hy`` zeros are the
+      readout's, outside the recurrent module (`RunConfig.readout_std: 0.01`).
+
+    Their step is ``h_t = tanh(h_{t−1}·W_hh + u_t·W_uh + b_hh)`` on row vectors, so torch's weight_hh
+    (h_t = W h_{t−1}) is the transpose of their W_hh: the 15 non-zeros sit in each *column* of weight_hh —
+    the weights out of one unit — while the non-zeros per row (fan-in) vary. The radius is computed in
+    float64. For tanh RNNs only: the code pairs this draw with tanh, and the radius means what the paper
+    means (a bound on the linearised Jacobian ∂h_t/∂h_{t−1} = diag(tanh′)·W) only for a single recurrent
+    matrix; ReLU/linear RNNs can take ``orthogonal`` with a gain instead. Every layer and direction gets its
+    own draw. Sets every tensor."""
+    _require_positive("sparse_tanh", "rho", rho, "the spectral radius of weight_hh")
+    _require_positive("sparse_tanh", "input_std", input_std, "the standard deviation of weight_ih")
+    _normal_inputs(module, input_std, generator)
+    for _, w_hh, _, _ in _layers(module):
+        hidden = w_hh.shape[0]
+        theirs = torch.empty(hidden, hidden, dtype=torch.float64, device=w_hh.device)  # (H_from, H_to)
+        theirs.normal_(generator=generator)
+        # argsort of i.i.d. uniforms is a uniform random permutation per row, as rng.permutation per row.
+        order = torch.rand(hidden, hidden, dtype=torch.float64, device=w_hh.device, generator=generator)
+        dropped = order.argsort(dim=1)[:, SPARSE_CONNECTIONS:]  # (H, max(H − 15, 0))
+        theirs.scatter_(1, dropped, 0.0)
+        radius = torch.linalg.eigvals(theirs).abs().max()
+        w_hh.copy_((rho / radius) * theirs.T)
     _zero_biases(module)
 
 
@@ -217,6 +285,13 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("he", he, ALL_CELLS, "Kaiming normal N(0, 2/fan_in), zero biases"),
         Scheme("orthogonal", orthogonal, ALL_CELLS, "each gate block of weight_hh orthogonal"),
         Scheme("identity", identity, VANILLA, "IRNN: weight_hh = scale·I, zero biases"),
+        Scheme("input_normal", input_normal, ALL_CELLS, "weight_ih N(0, input_std²): the IRNN's input weights"),
+        Scheme(
+            "sparse_tanh",
+            sparse_tanh,
+            frozenset({"rnn_tanh"}),
+            "Pascanu et al.'s smart tanh: sparse weight_hh at radius rho, N(0, input_std²) weight_ih, zero biases",
+        ),
         Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
         Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
@@ -267,7 +342,8 @@ def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = No
 
     **Arguments**: `module` an rnnlab or torch.nn RNN/LSTM/GRU; `spec` scheme names joined by '+';
     `seed` makes the draw reproducible (same seed, same weights) without touching the global RNG;
-    `options` are passed to the schemes that take them (`gain`, `scale`, `value`, `t_max`).
+    `options` are passed to the schemes that take them (`gain`, `scale`, `value`, `t_max`, `input_std`,
+    `rho`).
     **Returns** the module, changed in place.
     """
     schemes = check_applicable(cell_name(module), spec, **options)
