@@ -128,6 +128,8 @@ def test_same_seed_same_batches_and_fixed_test_set(name):
         ("copy", {"colour": 1}, "task 'copy' has no option 'colour'"),
         ("arithmetic", {"seq_len": 20}, "task 'arithmetic': seq_len must be an integer ≥ 30, got 20"),
         ("xml", {"seq_len": 0}, "task 'xml': seq_len must be an integer ≥ 1, got 0"),
+        ("mnist", {"seq_len": 64}, "task 'mnist': seq_len must be 28 (order rows) or 784 (order pixels), got 64"),
+        ("mnist", {"order": "rows", "permuted": True}, "permuted=True needs order='pixels'"),
     ],
 )
 def test_task_errors(name, options, message):

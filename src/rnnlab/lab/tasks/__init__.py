@@ -15,11 +15,14 @@ from rnnlab.lab.tasks.arithmetic import Arithmetic
 from rnnlab.lab.tasks.base import IGNORED, Metric, NextSymbolTask, SequenceTask, StreamTask, Task
 from rnnlab.lab.tasks.copy import Copy
 from rnnlab.lab.tasks.digits import Digits
+from rnnlab.lab.tasks.mnist import MNIST
 from rnnlab.lab.tasks.temporal_order import TemporalOrder
 from rnnlab.lab.tasks.text import Text
 from rnnlab.lab.tasks.xml import XML
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Adding, Copy, TemporalOrder, Digits, Text, Arithmetic, XML)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (Adding, Copy, TemporalOrder, Digits, MNIST, Text, Arithmetic, XML)
+}
 
 
 def task_options(name: str) -> tuple[str, ...]:
