@@ -2,10 +2,11 @@
 
 Two shapes of task:
 
-- `SequenceTask`: independent sequences (adding, copy, temporal order, digits, mnist). `sample(batch, generator)`
-  draws a fresh training batch; `test_set()` is fixed by the task's seed. `NextSymbolTask` is the kind whose
-  target is a symbol at every step (arithmetic, xml), where a target of `IGNORED` marks a step that is neither
-  trained nor scored.
+- `SequenceTask`: independent sequences (adding, copy, temporal order, digits, mnist, arithmetic, xml).
+  `sample(batch, generator)` draws a fresh training batch; `test_set()` is fixed by the task's seed. Two kinds
+  share their scoring: `SplitDataTask` classifies a fixed data set split once (digits, mnist);
+  `NextSymbolTask` predicts a symbol at every step (arithmetic, xml), where a target of `IGNORED` marks a step
+  that is neither trained nor scored.
 - `StreamTask`: one long stream of symbols (text) for truncated BPTT over a carried state; the trainer cuts
   it into batch-many parallel streams and windows.
 
@@ -81,6 +82,29 @@ class SequenceTask(Task):
             generator = torch.Generator().manual_seed(10_000_019 + self.seed)
             self._test = self.sample(self.test_size, generator)
         return self._test
+
+
+class SplitDataTask(SequenceTask):
+    """Classify the sequences of a fixed data set (the digit images), split once into `_train` and `_test`
+    (each (features (N, T, I), labels (N,))) by the subclass: training batches are drawn from `_train` with
+    replacement; one class is read after the last step, scored by accuracy."""
+
+    readout = "last"
+    _train: tuple[Tensor, Tensor]
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        images, labels = self._train
+        pick = torch.randint(0, len(labels), (batch_size,), generator=generator)
+        return images[pick], labels[pick]
+
+    def test_set(self) -> tuple[Tensor, Tensor]:
+        return self._test
+
+    def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(prediction, target)
+
+    def score(self, prediction: Tensor, target: Tensor) -> float:
+        return (prediction.argmax(-1) == target).double().mean().item()
 
 
 class NextSymbolTask(SequenceTask):

@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
-from rnnlab.lab.tasks.base import Metric, SequenceTask
+from rnnlab.lab.tasks.base import Metric, SplitDataTask
 
 ORDERS = {"rows": (28, 28), "pixels": (784, 1)}  # order → (T, features per step)
 PER_CLASS, TRAIN_PER_CLASS = 500, 400  # the file's images per class; the first 400 of each train, the rest test
@@ -27,7 +26,7 @@ class MissingExtra(ImportError, ValueError):
     which the command line reports as the user's to fix, in one line."""
 
 
-class MNIST(SequenceTask):
+class MNIST(SplitDataTask):
     """Classify a handwritten MNIST digit shown one row (T = 28, 28 features) or one pixel (T = 784, 1 feature)
     at a time: the sequential MNIST of Le et al. (2015), pixel by pixel, and its permuted form (Le et al.;
     Arjovsky et al. 2016).
@@ -50,7 +49,6 @@ class MNIST(SequenceTask):
 
     name = "mnist"
     symbols = False
-    readout = "last"
     output_size = 10
     metric = Metric("accuracy", higher_is_better=True, solved_at=0.9)
     chance = 0.1
@@ -82,20 +80,6 @@ class MNIST(SequenceTask):
         test = (torch.arange(len(labels)) % PER_CLASS) >= TRAIN_PER_CLASS  # the file lists 500 per class in turn
         self._train = (features[~test], labels[~test])
         self._test = (features[test], labels[test])
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        images, labels = self._train
-        pick = torch.randint(0, len(labels), (batch_size,), generator=generator)
-        return images[pick], labels[pick]
-
-    def test_set(self) -> tuple[Tensor, Tensor]:
-        return self._test
-
-    def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(prediction, target)
-
-    def score(self, prediction: Tensor, target: Tensor) -> float:
-        return (prediction.argmax(-1) == target).double().mean().item()
 
 
 def _data_file() -> Path:
