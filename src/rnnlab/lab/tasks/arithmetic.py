@@ -11,10 +11,10 @@ from torch import Tensor
 from rnnlab.lab.tasks.base import IGNORED, Metric, NextSymbolTask, check_length, encode, memoryless_levels
 
 # The paper's 40 symbols: 10 digits, "+", "-", "=", "." (the end of the answer) and 26 lowercase letters
-# (the distractors); one more input id pads a sequence after its ".".
+# (the distractors), the classes predicted; the inputs add a padding symbol, which fills T steps before a problem.
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SYMBOLS = "0123456789+-=." + LETTERS
-PAD, UNSCORED = "_", "~"  # written before a problem to fill T steps / where a target is IGNORED
+PAD, UNSCORED = "_", "~"  # how padding and an IGNORED target are written before encoding
 INPUT_CODES = {symbol: i for i, symbol in enumerate(SYMBOLS + PAD)}
 TARGET_CODES = {**{symbol: i for i, symbol in enumerate(SYMBOLS)}, UNSCORED: IGNORED}
 MAX_DIGITS = 8

@@ -96,8 +96,9 @@ def window(rng: random.Random, length: int) -> tuple[str, list[float]]:
 
 
 def document(rng: random.Random) -> Iterator[tuple[str, float]]:
-    """One document, character by character, each with the probability of the likeliest character at its
-    place given everything before it (its first character, "<", is certain after a previous document)."""
+    """One document, character by character, each with the probability, given the generator's state before
+    it (the open tags, the decisions taken), of the likeliest character at its place. Its first character,
+    "<", is certain after a previous document."""
     low, high = NAME_LENGTHS
     open_tags: list[str] = []
     iteration = 0
@@ -114,7 +115,7 @@ def document(rng: random.Random) -> Iterator[tuple[str, float]]:
         else:
             name = "".join(rng.choice(LETTERS) for _ in range(rng.randint(low, high)))
             # The step after "<" is the same gamble whether the tag opens or closes: its likeliest character
-            # is "/" (½), except at depth 0, where a document's first tag surely opens (a uniform letter).
+            # is "/" (½), except when no tag is open, where the tag surely opens (a uniform letter).
             yield name[0], 0.5 if open_tags else 1 / len(LETTERS)
             for written in range(1, len(name) + 1):
                 # After `written` letters the name ends with probability 1/(high − written + 1) (lengths are
