@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Re-install whenever the dependencies change.
 STAMP := $(VENV)/.installed
-EXTRAS ?= dev,ray,tensorboard,lightning
+EXTRAS ?= dev,ray,tensorboard,lightning,mnist
 
 .PHONY: setup browser test test-slow lint format demo study publish bench bench-engine clean
 

@@ -104,7 +104,7 @@ def test_text_is_deterministic_and_baseline_is_unigram_entropy():
     assert bits == pytest.approx(expected, rel=1e-4)
 
 
-@pytest.mark.parametrize("name", ["adding", "copy", "temporal_order"])
+@pytest.mark.parametrize("name", ["adding", "copy", "temporal_order", "arithmetic", "xml"])
 def test_same_seed_same_batches_and_fixed_test_set(name):
     a, b = make_task(name, seq_len=40, seed=3), make_task(name, seq_len=40, seed=3)
     for u, v in zip(a.sample(8, _gen(5)), b.sample(8, _gen(5)), strict=True):
@@ -126,6 +126,10 @@ def test_same_seed_same_batches_and_fixed_test_set(name):
         ("digits", {"order": "columns"}, "unknown order 'columns'; choose from: rows, pixels"),
         ("digits", {"permuted": True}, "permuted=True needs order='pixels'"),
         ("copy", {"colour": 1}, "task 'copy' has no option 'colour'"),
+        ("arithmetic", {"seq_len": 20}, "task 'arithmetic': seq_len must be an integer ≥ 30, got 20"),
+        ("xml", {"seq_len": 0}, "task 'xml': seq_len must be an integer ≥ 1, got 0"),
+        ("mnist", {"seq_len": 64}, "task 'mnist': seq_len must be 28 (order rows) or 784 (order pixels), got 64"),
+        ("mnist", {"order": "rows", "permuted": True}, "permuted=True needs order='pixels'"),
     ],
 )
 def test_task_errors(name, options, message):

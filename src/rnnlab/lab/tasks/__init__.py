@@ -11,13 +11,18 @@ from __future__ import annotations
 import inspect
 
 from rnnlab.lab.tasks.adding import Adding
-from rnnlab.lab.tasks.base import Metric, SequenceTask, StreamTask, Task
+from rnnlab.lab.tasks.arithmetic import Arithmetic
+from rnnlab.lab.tasks.base import IGNORED, Metric, NextSymbolTask, SequenceTask, StreamTask, Task
 from rnnlab.lab.tasks.copy import Copy
 from rnnlab.lab.tasks.digits import Digits
+from rnnlab.lab.tasks.mnist import MNIST
 from rnnlab.lab.tasks.temporal_order import TemporalOrder
 from rnnlab.lab.tasks.text import Text
+from rnnlab.lab.tasks.xml import XML
 
-TASKS: dict[str, type[Task]] = {cls.name: cls for cls in (Adding, Copy, TemporalOrder, Digits, Text)}
+TASKS: dict[str, type[Task]] = {
+    cls.name: cls for cls in (Adding, Copy, TemporalOrder, Digits, MNIST, Text, Arithmetic, XML)
+}
 
 
 def task_options(name: str) -> tuple[str, ...]:
@@ -46,4 +51,14 @@ def make_task(name: str, seq_len: int | None = None, seed: int = 0, **options) -
     return cls(seed=seed, **kwargs)
 
 
-__all__ = ["TASKS", "Metric", "SequenceTask", "StreamTask", "Task", "make_task", "task_options"]
+__all__ = [
+    "IGNORED",
+    "TASKS",
+    "Metric",
+    "NextSymbolTask",
+    "SequenceTask",
+    "StreamTask",
+    "Task",
+    "make_task",
+    "task_options",
+]

@@ -2,8 +2,11 @@
 
 Two shapes of task:
 
-- `SequenceTask`: independent sequences (adding, copy, temporal order, digits). `sample(batch, generator)`
-  draws a fresh training batch; `test_set()` is fixed by the task's seed.
+- `SequenceTask`: independent sequences (adding, copy, temporal order, digits, mnist, arithmetic, xml).
+  `sample(batch, generator)` draws a fresh training batch; `test_set()` is fixed by the task's seed. Two kinds
+  share their scoring: `SplitDataTask` classifies a fixed data set split once (digits, mnist);
+  `NextSymbolTask` predicts a symbol at every step (arithmetic, xml), where a target of `IGNORED` marks a step
+  that is neither trained nor scored.
 - `StreamTask`: one long stream of symbols (text) for truncated BPTT over a carried state; the trainer cuts
   it into batch-many parallel streams and windows.
 
@@ -16,9 +19,12 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+IGNORED = -100  # the target of a step that carries no loss and no score (torch's cross_entropy ignore_index)
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,77 @@ class SequenceTask(Task):
             generator = torch.Generator().manual_seed(10_000_019 + self.seed)
             self._test = self.sample(self.test_size, generator)
         return self._test
+
+
+class SplitDataTask(SequenceTask):
+    """Classify the sequences of a fixed data set (the digit images), split once into `_train` and `_test`
+    (each (features (N, T, I), labels (N,))) by the subclass: training batches are drawn from `_train` with
+    replacement; one class is read after the last step, scored by accuracy."""
+
+    readout = "last"
+    _train: tuple[Tensor, Tensor]
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        images, labels = self._train
+        pick = torch.randint(0, len(labels), (batch_size,), generator=generator)
+        return images[pick], labels[pick]
+
+    def test_set(self) -> tuple[Tensor, Tensor]:
+        return self._test
+
+    def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(prediction, target)
+
+    def score(self, prediction: Tensor, target: Tensor) -> float:
+        return (prediction.argmax(-1) == target).double().mean().item()
+
+
+class NextSymbolTask(SequenceTask):
+    """Symbol sequences with a symbol to predict at every step: inputs (B, T) int64, targets (B, T) int64 class
+    ids, or `IGNORED` where nothing is predicted (e.g. the question of an arithmetic problem: only its answer
+    is scored). Loss: cross-entropy averaged over the scored steps; metric: accuracy over the same steps."""
+
+    symbols = True
+    readout = "every"
+
+    def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
+        # prediction (B, T, C) logits, target (B, T)
+        return F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1), ignore_index=IGNORED)
+
+    def score(self, prediction: Tensor, target: Tensor) -> float:
+        scored = target != IGNORED
+        return (prediction.argmax(-1)[scored] == target[scored]).double().mean().item()
+
+
+def memoryless_levels(
+    reference: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], classes: int
+) -> tuple[float, float]:
+    """(loss in nats, accuracy) on `test` of the best predictor that sees only the current input symbol.
+
+    A network without recurrence can at best learn p(target | input symbol); this counts it on `reference`
+    (inputs, targets) drawn apart from the test set, with add-one smoothing so that no scored target gets
+    probability 0, and scores it on the scored steps of `test` — the analogue of the text task's unigram.
+    """
+    x_ref, y_ref = (t.reshape(-1) for t in reference)
+    x_test, y_test = (t.reshape(-1) for t in test)
+    vocabulary = int(max(x_ref.max(), x_test.max())) + 1
+    keep = y_ref != IGNORED
+    pairs = x_ref[keep] * classes + y_ref[keep]
+    counts = torch.bincount(pairs, minlength=vocabulary * classes).view(vocabulary, classes).double() + 1.0
+    log_probs = (counts / counts.sum(1, keepdim=True)).log()  # (V, C)
+    scored = y_test != IGNORED
+    x, y = x_test[scored], y_test[scored]
+    loss = -log_probs[x, y].mean().item()
+    accuracy = (log_probs[x].argmax(1) == y).double().mean().item()
+    return loss, accuracy
+
+
+def encode(text: str, codes: dict[str, int]) -> Tensor:
+    """(len(text),) int64: the code of each character of an ASCII `text` (one lookup, not a Python loop)."""
+    table = np.zeros(128, dtype=np.int64)
+    for character, code in codes.items():
+        table[ord(character)] = code
+    return torch.from_numpy(table[np.frombuffer(text.encode("ascii"), dtype=np.uint8)])
 
 
 class StreamTask(Task):

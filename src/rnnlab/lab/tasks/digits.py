@@ -6,14 +6,13 @@ import math
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
-from rnnlab.lab.tasks.base import Metric, SequenceTask
+from rnnlab.lab.tasks.base import Metric, SplitDataTask
 
 ORDERS = ("rows", "pixels")
 
 
-class Digits(SequenceTask):
+class Digits(SplitDataTask):
     """Classify a handwritten digit shown one row (T = 8, 8 features) or one pixel (T = 64, 1 feature) at a time.
 
     The 1797 images of `sklearn.datasets.load_digits` (pixel values 0–16, scaled to [0, 1]) are split once,
@@ -29,7 +28,6 @@ class Digits(SequenceTask):
 
     name = "digits"
     symbols = False
-    readout = "last"
     output_size = 10
     metric = Metric("accuracy", higher_is_better=True, solved_at=0.9)
     chance = 0.1
@@ -56,20 +54,6 @@ class Digits(SequenceTask):
         test, train = split[: self.test_size], split[self.test_size :]
         self._train = (features[train], labels[train])
         self._test = (features[test], labels[test])
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        images, labels = self._train
-        pick = torch.randint(0, len(labels), (batch_size,), generator=generator)
-        return images[pick], labels[pick]
-
-    def test_set(self) -> tuple[Tensor, Tensor]:
-        return self._test
-
-    def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(prediction, target)
-
-    def score(self, prediction: Tensor, target: Tensor) -> float:
-        return (prediction.argmax(-1) == target).double().mean().item()
 
 
 def _load() -> tuple[Tensor, Tensor]:
