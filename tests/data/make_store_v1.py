@@ -9,6 +9,7 @@ run of the text stream task). The GRU run's memoryless levels are deleted, as in
 recorded them (the migration recomputes them).
 """
 
+import contextlib
 import sqlite3
 import sys
 from pathlib import Path
@@ -25,7 +26,11 @@ OLD = {
     "claim": "an old study",
     "source": "tests",
     "defaults": {**TINY, "clip": "global_norm", "clip_threshold": 1.0},
-    "variants": [{"name": "GRU", "cell": "gru"}, {"name": "tanh", "cell": "rnn_tanh"}, {"name": "LSTM", "cell": "lstm"}],
+    "variants": [
+        {"name": "GRU", "cell": "gru"},
+        {"name": "tanh", "cell": "rnn_tanh"},
+        {"name": "LSTM", "cell": "lstm"},
+    ],
 }
 OLD_TEXT = {
     "name": "old-text",
@@ -53,10 +58,8 @@ def main(path: Path) -> None:
     run_id, _ = store.claim_run(
         interrupted.label(), interrupted.canonical(), interrupted.hash(), environment(), old.name
     )
-    try:
+    with contextlib.suppress(Interrupt):
         Trainer(interrupted, checkpoint_path=store.checkpoint_path(run_id), callbacks=[StopAfterCheckpoint()]).run()
-    except Interrupt:
-        pass
     run_study(make_study(OLD_TEXT), store, workers=1, progress=False)
     store.prune_checkpoints()  # as `make publish` does: only the interrupted run keeps its checkpoint
     gru = next(r for r in store.runs(study="old") if r.name == finished[0].label())
