@@ -306,3 +306,41 @@ def test_a_new_run_stores_its_tasks_facts(tmp_path):
     run_study(study, store, workers=1, progress=False)
     facts = {r.name: (r.higher_is_better, r.solved_threshold, r.stream_task) for r in store.runs(study="facts")}
     assert facts == {"digits": (True, 0.9, False), "copy": (True, 0.99, False)}
+
+
+def test_a_study_run_in_parts_says_when_where_and_what_is_unfinished():
+    from rnnlab.lab.store import Run
+    from rnnlab.report.sittings import sittings_section
+
+    day = 86400.0
+
+    def run(name, status, wall, parts):
+        environment = {"parts": parts} if parts is not None else {}
+        run_id = ["a", "b", "old", "c"].index(name) + 1
+        return Run(
+            run_id, name, "s", "h", {}, status, 0, 1, 30, "mse", 0.1, 0.1, None, None, 0, wall, environment, None
+        )
+
+    def part(machine, first, last, seconds, started):
+        return {"machine": machine, "from_step": first, "to_step": last, "seconds": seconds, "started_at": started}
+
+    runs = [
+        run("a", "completed", 30.0, [part("A", 0, 30, 30.0, 1000.0)]),
+        run("b", "completed", 50.0, [part("A", 0, 10, 20.0, 1031.0), part("B", 10, 30, 30.0, 1000.0 + 2 * day)]),
+        run("old", "solved", 100.0, None),  # stored before rnnlab kept parts
+        run("c", "running", None, None),
+    ]
+    page = sittings_section(runs, "rnnlab sweep s --store x.db")
+    assert "Ran in parts: 2 sittings (training periods more than 1 h apart); 1 run resumed from its checkpoint" in page
+    assert (
+        "1970-01-01 00:16 UTC: 2 runs, 40 updates on A" in page
+        and "1970-01-03 00:16 UTC: 1 run, 20 updates on B" in page
+    )
+    assert "<tr><td>A</td><td>2</td><td>40</td><td>50 s</td></tr>" in page
+    assert "<tr><td>B</td><td>1</td><td>20</td><td>30 s</td></tr>" in page
+    assert "<td>not recorded (run stored before rnnlab kept its parts)</td><td>1</td><td>30</td><td>100 s</td>" in page
+    assert "Compute time: 0:03 (h:mm; 180 s), the sum of the 3 finished runs' wall times." in page
+    assert "1 of 4 runs are not finished" in page and "<code>rnnlab sweep s --store x.db</code>" in page
+    assert "<li>c: unfinished (running or interrupted) — resumes from its checkpoint</li>" in page
+    one = sittings_section(runs[:1], "x")
+    assert "Ran in one sitting, starting 1970-01-01 00:16 UTC." in one and "not finished" not in one

@@ -75,9 +75,10 @@ def _how_it_ran(all_parts: list[Part]) -> str:
     resumed = sum(
         1 for run in {p.run.id: p.run for p in all_parts}.values() if len(run.environment.get("parts") or []) > 1
     )
-    if len(groups) <= 1 and not resumed:
-        when = f", starting {_when(groups[0][0].started_at)}" if groups else ""
-        return f"<p>Ran in one sitting{when}.</p>"
+    if not groups:
+        return "<p>When the runs trained is not recorded (runs stored before rnnlab kept it).</p>"
+    if len(groups) == 1 and not resumed:
+        return f"<p>Ran in one sitting, starting {_when(groups[0][0].started_at)}.</p>"
     items = "".join(
         f"<li>{_when(g[0].started_at)}: {_count(len({p.run.id for p in g}), 'run')}, {sum(p.updates for p in g)} updates on "
         f"{html.escape(', '.join(sorted({p.machine for p in g})))}</li>"
