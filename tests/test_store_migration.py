@@ -89,3 +89,22 @@ def test_an_old_store_reports_with_its_unfinished_run_and_resumes_it(old_store, 
         assert parts == [(0, 10), (10, 20)], "resumed from its checkpoint at update 10, not trained again"
         page = build_report(store, "old", tmp_path / "report").html.read_text()
     assert "not finished" not in page and "Ran in parts" in page and "1 run resumed from its checkpoint" in page
+
+
+def test_an_old_store_that_is_read_only_here_is_read_as_it_is(old_store, tmp_path, monkeypatch):
+    """Not writable (simulated: this test may run as root, for whom every file is writable): no migration,
+    the file unchanged, the facts unknown, and the report still renders from what the store holds."""
+    import hashlib
+    import os
+
+    import rnnlab.lab.store.store as store_module
+
+    real_access = os.access
+    monkeypatch.setattr(store_module.os, "access", lambda path, mode: mode != os.W_OK and real_access(path, mode))
+    before = hashlib.sha256(old_store.read_bytes()).hexdigest()
+    with Store(old_store) as store:
+        assert store.read_only and store.schema_version == 1
+        assert {r.higher_is_better for r in store.runs()} == {None}
+        page = build_report(store, "old", tmp_path / "report").html.read_text()
+    assert "Exploding or vanishing?" in page and "LSTM: unfinished" in page
+    assert hashlib.sha256(old_store.read_bytes()).hexdigest() == before
