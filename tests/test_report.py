@@ -44,12 +44,13 @@ def test_report_is_self_contained_with_every_plot(report):
         "gradient-heatmaps.png",
         "learning-curves.png",
         "success-vs-length.png",
+        "gradient-norms.png",
     }
     for image in report.images:
         assert image.read_bytes()[:4] == b"\x89PNG"
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5
     assert "http://" not in page and "https://" not in page, "no network needed"
-    assert "Every run" in page and "Solved?" in page
+    assert "Every run" in page and "Solved?" in page and "Exploding or vanishing?" in page
 
 
 def test_user_strings_are_escaped(report):
@@ -86,7 +87,7 @@ def test_report_renders_in_headless_chromium_with_images_loaded(report, tmp_path
     )
     assert done.returncode == 0, done.stderr[-500:]
     images = re.findall(r"<img[^>]*>", done.stdout)
-    assert len(images) == 4
+    assert len(images) == 5
     assert all('data-loaded="1"' in tag for tag in images), "every embedded image decoded and loaded"
 
 
@@ -144,7 +145,7 @@ def test_report_with_several_seeds_shows_success_rates_and_spread(tmp_path):
 
 def test_success_cell_counts_seeds_and_reports_updates_to_solve():
     from rnnlab.lab.store import Run
-    from rnnlab.report.html import success_cell
+    from rnnlab.report.success import success_cell
 
     def run(status, solved_at, final):
         return Run(1, "x", "s", "h", {}, status, 0.0, 1.0, 10, "mse", final, final, solved_at, None, 0.0, 1.0, {}, None)
@@ -219,7 +220,7 @@ def test_the_tasks_memoryless_levels_are_stored_with_each_run_and_read_from_the_
 
 def test_a_baseline_study_reports_unsolved_losses_relative_to_the_baseline():
     from rnnlab.lab.store import Run
-    from rnnlab.report.html import success_cell
+    from rnnlab.report.success import success_cell
 
     def run(loss):
         return Run(1, "x", "s", "h", {}, "completed", 0, 1, 10, "copy_accuracy", 0.13, loss, None, None, 0, 1, {}, None)
@@ -237,8 +238,8 @@ def test_a_single_train_run_gets_its_own_report(tmp_path, capsys):
     assert f"Report of run {run_id} written to" in capsys.readouterr().out
     page = (tmp_path / "r" / "index.html").read_text()
     assert "<h2>Configuration</h2>" in page and "<th>hidden_size</th><td>4</td>" in page
-    # profiles, heatmap, learning curve, success (the adding task has a success criterion)
-    assert page.count('src="data:image/png;base64,') == 4
+    # profiles, heatmap, learning curve, success (the adding task has a success criterion), gradient norms
+    assert page.count('src="data:image/png;base64,') == 5
     assert f"<title>rnnlab: Run {run_id} (" in page and f"rnnlab report --run {run_id}" in page
     assert "Claim." not in page
 
@@ -274,3 +275,72 @@ def test_report_needs_exactly_one_study_or_run(argv, message, tmp_path, capsys):
     Store(tmp_path / "s.db").close()
     assert main(["report", *argv, "--store", str(tmp_path / "s.db")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_report_reads_the_store_only():
+    """No module of rnnlab.report imports the tasks, the trainer or the task facts (anywhere in the module):
+    what a report needs of a task is stored with each run."""
+    import ast
+    from pathlib import Path
+
+    import rnnlab.report
+
+    forbidden = ("rnnlab.lab.tasks", "rnnlab.lab.trainer", "rnnlab.lab.task_facts")
+    for path in Path(rnnlab.report.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            assert not [n for n in names if n.startswith(forbidden)], f"{path.name} imports {names}"
+
+
+def test_a_new_run_stores_its_tasks_facts(tmp_path):
+    store = Store(tmp_path / "s.db")
+    study = make_study(
+        {
+            "name": "facts",
+            "defaults": {**TINY, "seq_len": 10, "steps": 4, "eval_every": 2},
+            "variants": [{"name": "digits", "task": "digits", "seq_len": 8}, {"name": "copy", "task": "copy"}],
+        }
+    )
+    run_study(study, store, workers=1, progress=False)
+    facts = {r.name: (r.higher_is_better, r.solved_threshold, r.stream_task) for r in store.runs(study="facts")}
+    assert facts == {"digits": (True, 0.9, False), "copy": (True, 0.99, False)}
+
+
+def test_a_study_run_in_parts_says_when_where_and_what_is_unfinished():
+    from rnnlab.lab.store import Run
+    from rnnlab.report.sittings import sittings_section
+
+    day = 86400.0
+
+    def run(name, status, wall, parts):
+        environment = {"parts": parts} if parts is not None else {}
+        run_id = ["a", "b", "old", "c"].index(name) + 1
+        return Run(
+            run_id, name, "s", "h", {}, status, 0, 1, 30, "mse", 0.1, 0.1, None, None, 0, wall, environment, None
+        )
+
+    def part(machine, first, last, seconds, started):
+        return {"machine": machine, "from_step": first, "to_step": last, "seconds": seconds, "started_at": started}
+
+    runs = [
+        run("a", "completed", 30.0, [part("A", 0, 30, 30.0, 1000.0)]),
+        run("b", "completed", 50.0, [part("A", 0, 10, 20.0, 1031.0), part("B", 10, 30, 30.0, 1000.0 + 2 * day)]),
+        run("old", "solved", 100.0, None),  # stored before rnnlab kept parts
+        run("c", "running", None, None),
+    ]
+    page = sittings_section(runs, "rnnlab sweep s --store x.db")
+    assert "Ran in parts: 2 sittings (training periods more than 1 h apart); 1 run resumed from its checkpoint" in page
+    assert (
+        "1970-01-01 00:16 UTC: 2 runs, 40 updates on A" in page
+        and "1970-01-03 00:16 UTC: 1 run, 20 updates on B" in page
+    )
+    assert "<tr><td>A</td><td>2</td><td>40</td><td>50 s</td></tr>" in page
+    assert "<tr><td>B</td><td>1</td><td>20</td><td>30 s</td></tr>" in page
+    assert "<td>not recorded (run stored before rnnlab kept its parts)</td><td>1</td><td>30</td><td>100 s</td>" in page
+    assert "Compute time: 0:03 (h:mm; 180 s), the sum of the 3 finished runs' wall times." in page
+    assert "1 of 4 runs are not finished" in page and "<code>rnnlab sweep s --store x.db</code>" in page
+    assert "<li>c: unfinished (running or interrupted) — resumes from its checkpoint</li>" in page
+    one = sittings_section(runs[:1], "x")
+    assert "Ran in one sitting, starting 1970-01-01 00:16 UTC." in one and "not finished" not in one

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
 def print_verdict(out: Console, store, study) -> None:
     from rnnlab.lab.store import MetricName
     from rnnlab.lab.study import variant_name
-    from rnnlab.report.html import criterion_text, task_level
+    from rnnlab.report.success import criterion_text, task_level
 
     runs = store.runs(study=study.name)
     lengths = sorted({r.config["seq_len"] for r in runs})

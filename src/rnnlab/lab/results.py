@@ -66,8 +66,12 @@ class TrainResult:
     train_time: float = 0.0  # of which in updates (forward, backward, optimizer step), evaluations excluded
     evaluations: list[Evaluation] = field(default_factory=list)
     train_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) every log interval
-    chance: float | None = None  # the task's metric for a memoryless predictor (for reports)
+    # The task's facts, stored with the run so that reports never rebuild a task (see lab/task_facts.py):
+    chance: float | None = None  # the task's metric for a memoryless predictor
     baseline_loss: float | None = None  # the task's loss for that predictor
+    higher_is_better: bool | None = None  # the metric's direction
+    solved_threshold: float | None = None  # the metric's success threshold (None: no criterion)
+    stream_task: bool | None = None  # truncated BPTT over a stream (reports compare equal budgets)
     # One entry per sitting that trained this run (a run resumed from its checkpoint, perhaps days later on
     # another machine, has several): {"machine", "from_step", "to_step", "seconds", "started_at"}.
     parts: list[dict[str, Any]] = field(default_factory=list)

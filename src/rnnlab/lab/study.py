@@ -27,12 +27,19 @@ from typing import Any
 
 from rnnlab.lab.config import ConfigError, RunConfig, load_yaml, make_config
 
-STUDY_KEYS = ("name", "claim", "source", "description", "defaults", "grid", "variants", "order")
+STUDY_KEYS = ("name", "claim", "source", "description", "defaults", "grid", "variants", "order", "finding", "paper", "verdict")
 # The order runs are claimed and run in. "variants": variant by variant (the file's order); "seeds": seed by seed,
 # every variant at seed 0 first — for studies longer than one sitting, so that one stopped part-way has every
 # variant at its first seeds rather than one variant at all of them.
 ORDERS = ("variants", "seeds")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe as a file name: no '/', no '..'
+FINDING_PATTERN = re.compile(r"^F\d+(\s|$)")  # 'F3' or 'F3 adding at T = 200: …' (the finding, then its title)
+# The keys of a study that reproduces a published finding, for the README's table (rnnlab.report.findings):
+FINDING_KEYS = {
+    "finding": "the finding's number and a short title, e.g. 'F3 adding at T = 200, 400, 750 (Arjovsky et al. 2016)'",
+    "paper": "the paper's number and budget, one line",
+    "verdict": "the verdict in words (markdown), e.g. '**reproduced** at T = 200'",
+}
 
 
 @dataclass
@@ -46,6 +53,9 @@ class Study:
     description: str = ""
     path: Path | None = None
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    finding: str | None = None  # see FINDING_KEYS; None for a study that reproduces no numbered finding
+    paper: str | None = None
+    verdict: str | None = None
 
 
 def variant_name(run_name: str) -> str:
@@ -91,6 +101,7 @@ def make_study(data: dict[str, Any], path: Path | None = None) -> Study:
     if unknown:
         raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(STUDY_KEYS)}")
     name = check_name(data.get("name", path.stem if path else None))
+    findings = _finding_keys(data, where)
     defaults = data.get("defaults") or {}
     grid = data.get("grid") or {}
     variants = data.get("variants") or [{}]
@@ -134,4 +145,16 @@ def make_study(data: dict[str, Any], path: Path | None = None) -> Study:
         runs=runs,
         path=path,
         grid={k: list(v) for k, v in grid.items()},
+        **findings,
     )
+
+
+def _finding_keys(data: dict[str, Any], where: str) -> dict[str, str | None]:
+    """The optional finding, paper and verdict: one-line strings; the finding starts with its number."""
+    values = {key: data.get(key) for key in FINDING_KEYS}
+    for key, value in values.items():
+        if value is not None and (not isinstance(value, str) or not value.strip() or "\n" in value.strip()):
+            raise ConfigError(f"{where}: {key!r} must be one line of text: {FINDING_KEYS[key]}; got {value!r}")
+    if values["finding"] is not None and not FINDING_PATTERN.match(values["finding"]):
+        raise ConfigError(f"{where}: 'finding' must start with its number, as in 'F3 …'; got {values['finding']!r}")
+    return {key: value.strip() if value is not None else None for key, value in values.items()}

@@ -26,6 +26,7 @@ from rnnlab.lab.environment import machine
 from rnnlab.lab.model import SequenceModel
 from rnnlab.lab.results import Evaluation, FlowSnapshot, TrainResult, result_from_dict
 from rnnlab.lab.streams import StreamWindows, stream_scores
+from rnnlab.lab.task_facts import task_facts
 from rnnlab.lab.tasks import StreamTask, Task, make_task
 from rnnlab.recurrent import diagnostics
 from rnnlab.recurrent import init as init_schemes
@@ -134,15 +135,7 @@ class Trainer:
             self.callbacks.append(ProgressBar())
         self.generator = torch.Generator().manual_seed(config.seed + 1)  # data order
         self.step = 0
-        self.result = TrainResult(
-            "running",
-            0,
-            self.task.metric.name,
-            None,
-            None,
-            chance=self.task.chance,
-            baseline_loss=self.task.baseline_loss,
-        )
+        self.result = TrainResult("running", 0, self.task.metric.name, None, None, **task_facts(self.task))
         self._window = _empty_window()
         self._clipped_total = 0
         self._stream: StreamWindows | None = None
@@ -181,7 +174,7 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self._window = {**_empty_window(), **state["window"]}  # checkpoints before 0.3 have no "max_norm"
         self._clipped_total = state["clipped_total"]
-        self.result = result_from_dict(state["result"])
+        self.result = result_from_dict({**task_facts(self.task), **state["result"]})  # older: without facts
         if self._stream is not None:
             self._stream.load_state_dict(state["stream"])
 

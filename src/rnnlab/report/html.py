@@ -1,8 +1,10 @@
 """The study report: one self-contained HTML page (images embedded as data URIs, no network) plus the PNGs.
 
 Sections: the claim and its source; the gradient profile against lag before and after training (the
-picture of the vanishing gradient); a heatmap of the profile over training steps; learning curves; success
-against sequence length (table and plot); and a summary table of every run. Every string that came from a
+picture of the vanishing gradient); a heatmap of the profile over training steps; learning curves; for
+stream tasks, the comparison at equal budgets; success against sequence length (table and plot); pre-clip
+gradient norms (exploding or vanishing?); where and when the runs trained; and a summary table of every run.
+Everything comes from the store (the task's facts are stored with each run). Every string that came from a
 user (study and run names, claims, config values) is HTML-escaped.
 """
 
@@ -11,17 +13,20 @@ from __future__ import annotations
 import base64
 import html
 import os
-import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlab.lab.store import MetricName, Run, Store
+from rnnlab.lab.store import FINISHED, MetricName, Run, Store
 from rnnlab.lab.study import check_name, variant_name
-from rnnlab.lab.tasks import TASKS, StreamTask, get_task_class
 from rnnlab.report import plots
 from rnnlab.report.budgets import budget_section
 from rnnlab.report.format import fmt
+from rnnlab.report.gradnorms import gradient_norm_section
+from rnnlab.report.sittings import sittings_section
+from rnnlab.report.success import has_criterion, success_section, task_level
+
+Figure = tuple[str, Path, str]  # (title, PNG path, caption)
 
 
 @dataclass
@@ -49,40 +54,9 @@ def _by_variant_and_length(runs: list[Run]) -> dict[str, dict[int, list[Run]]]:
     """Finished runs grouped by variant, then sequence length; the list holds one run per seed."""
     groups: dict[str, dict[int, list[Run]]] = defaultdict(lambda: defaultdict(list))
     for r in runs:
-        if r.status != "running":
+        if r.status in FINISHED:
             groups[variant_name(r.name)][_seq_len(r)].append(r)
     return groups
-
-
-def _median_range(values: list[float], counts: bool = False) -> str:
-    """'median (min–max)' of a few numbers, or the single value; `counts` (updates) are written in full."""
-    ordered = sorted(values)
-    middle = statistics.median(ordered)
-    show = (lambda v: f"{v:.0f}") if counts else _fmt
-    if len(ordered) == 1:
-        return show(middle)
-    return f"{show(middle)} ({show(ordered[0])}–{show(ordered[-1])})"
-
-
-def success_cell(group: list[Run], baseline_loss: float | None = None) -> tuple[str, bool]:
-    """A table cell for the seeds of one variant at one T: success rate, median (min–max) updates-to-solve,
-    and the final test metric of the unsolved seeds — or, given the task's `baseline_loss` (the "beats the
-    baseline" criterion), their final loss as a fraction of it; and whether every seed solved it."""
-    solved = [r for r in group if r.status == "solved"]
-    text = f"{len(solved)}/{len(group)} solved"
-    if solved:
-        text += f" · updates {_median_range([float(r.solved_at) for r in solved], counts=True)}"
-    if baseline_loss:
-        ratios = [r.final_loss / baseline_loss for r in group if r.status != "solved" and r.final_loss is not None]
-        if ratios:
-            text += f" · unsolved final loss/baseline {_median_range(ratios)}"
-    unsolved = [r.final_metric for r in group if r.status != "solved" and r.final_metric is not None]
-    if unsolved and not baseline_loss:
-        text += f" · unsolved final {group[0].metric_name} {_median_range(unsolved)}"
-    diverged = sum(r.status == "diverged" for r in group)
-    if diverged:
-        text += f" · {diverged} diverged"
-    return text, len(solved) == len(group)
 
 
 def build_report(
@@ -110,55 +84,85 @@ def build_run_report(store: Store, run_id: int, out_dir: str | Path | None = Non
 
 def _write(store: Store, title: str, meta: dict, runs: list[Run], out: Path, extra, command: str) -> Report:
     out.mkdir(parents=True, exist_ok=True)
-    images: list[tuple[str, Path, str]] = [(t, Path(p), c) for t, p, c in extra]  # (title, path, caption)
     groups = _by_variant_and_length(runs)
     lengths = sorted({t for by_length in groups.values() for t in by_length})
+    facts = _facts(runs)
+    metric = next((r.metric_name for r in runs if r.metric_name), "metric")
+    images: list[Figure] = [(t, Path(p), c) for t, p, c in extra]
+    images += _flow_figures(store, runs, groups, lengths, out)
+    images += _learning_curves(store, groups, facts, metric, out)
+    sections = ""
+    if any(r.stream_task for r in runs):
+        figures, table = budget_section(store, runs, out, metric)
+        images += figures
+        sections += table
+    if groups and has_criterion(runs):
+        figures, table = success_section(store, groups, lengths, facts, out)
+        images += figures
+        sections += table
+    figures, table = gradient_norm_section(store, groups, out)
+    images += figures
+    sections += table
+    sections += sittings_section(runs, _resume_command(store, meta, runs))
+    index = out / "index.html"
+    tmp = out / ".index.html.tmp"
+    tmp.write_text(_page(title, meta, runs, images, sections, command), encoding="utf-8")
+    os.replace(tmp, index)
+    return Report(html=index, images=[p for _, p, _ in images], runs=len(runs))
 
+
+def _facts(runs: list[Run]) -> Run | None:
+    """A run whose task facts (metric direction, success threshold, stream) are stored: a study's runs share
+    one task, and a run not yet finished has none."""
+    return next((r for r in runs if r.higher_is_better is not None), runs[0] if runs else None)
+
+
+def _flow_figures(store: Store, runs: list[Run], groups, lengths: list[int], out: Path) -> list[Figure]:
+    """The profile against lag before and after training, and one heatmap over training per variant."""
     flows = {r.id: store.flows(r.id) for r in runs if r.status != "running"}
-    if any(flows.values()):
-        panels = {
-            t: {
-                variant: [(flows[r.id][0]["profile"], flows[r.id][-1]["profile"]) for r in by_length[t] if flows[r.id]]
-                for variant, by_length in groups.items()
-                if t in by_length
-            }
-            for t in lengths
+    if not any(flows.values()):
+        return []
+    panels = {
+        t: {
+            variant: [(flows[r.id][0]["profile"], flows[r.id][-1]["profile"]) for r in by_length[t] if flows[r.id]]
+            for variant, by_length in groups.items()
+            if t in by_length
         }
-        path = plots.profiles_before_after(
-            panels, out / "gradient-profiles.png", "‖∂L/∂h_t‖ against lag: the vanishing gradient"
-        )
-        images.append(
-            (
-                "Gradient flow before and after training",
-                path,
-                "‖∂L/∂h_t‖ (default probe loss, batch mean) against the lag from the loss, untrained and at the "
-                "last evaluation; one row per sequence length. Lines: median over seeds; bands: min–max over "
-                "seeds. A steep fall is a vanishing gradient: the network cannot learn from that far back.",
-            )
-        )
-        # One heatmap per variant (its first seed) at the longest T: how the profile changes over training.
-        longest = lengths[-1]
-        heat = {}
-        for variant, by_length in groups.items():
-            first = min(by_length.get(longest, []), key=lambda r: r.config.get("seed", 0), default=None)
-            if first is not None and flows[first.id]:
-                label = f"{variant} (T = {longest}, seed {first.config.get('seed', 0)})"
-                heat[label] = ([f["step"] for f in flows[first.id]], [f["profile"] for f in flows[first.id]])
-        path = plots.flow_heatmaps(
-            heat, out / "gradient-heatmaps.png", "log₁₀‖∂L/∂h_t‖ over training: does training keep the gradient alive?"
-        )
-        images.append(
-            (
-                "Gradient profile over training",
-                path,
-                "Rows are evaluations during training, columns lags; bright means a gradient that survives. "
-                "The colour scale spans the values in the figure.",
-            )
-        )
+        for t in lengths
+    }
+    profiles = plots.profiles_before_after(
+        panels, out / "gradient-profiles.png", "‖∂L/∂h_t‖ against lag: the vanishing gradient"
+    )
+    # One heatmap per variant (its first seed) at the longest T: how the profile changes over training.
+    longest = lengths[-1]
+    heat = {}
+    for variant, by_length in groups.items():
+        first = min(by_length.get(longest, []), key=lambda r: r.config.get("seed", 0), default=None)
+        if first is not None and flows[first.id]:
+            label = f"{variant} (T = {longest}, seed {first.config.get('seed', 0)})"
+            heat[label] = ([f["step"] for f in flows[first.id]], [f["profile"] for f in flows[first.id]])
+    heatmaps = plots.flow_heatmaps(
+        heat, out / "gradient-heatmaps.png", "log₁₀‖∂L/∂h_t‖ over training: does training keep the gradient alive?"
+    )
+    return [
+        (
+            "Gradient flow before and after training",
+            profiles,
+            "‖∂L/∂h_t‖ (default probe loss, batch mean) against the lag from the loss, untrained and at the "
+            "last evaluation; one row per sequence length. Lines: median over seeds; bands: min–max over "
+            "seeds. A steep fall is a vanishing gradient: the network cannot learn from that far back.",
+        ),
+        (
+            "Gradient profile over training",
+            heatmaps,
+            "Rows are evaluations during training, columns lags; bright means a gradient that survives. "
+            "The colour scale spans the values in the figure.",
+        ),
+    ]
 
-    # Runs without a task (a monitor's history from the user's own training) have only gradient flows.
-    task_cls = get_task_class(runs[0].config["task"]) if runs and runs[0].config.get("task") in TASKS else None
-    metric = runs[0].metric_name or (task_cls.metric.name if task_cls else "metric") if runs else "metric"
+
+def _learning_curves(store: Store, groups, facts: Run | None, metric: str, out: Path) -> list[Figure]:
+    """Test metric against updates, one panel per T, one line per seed (runs without a task have none)."""
     curves: dict[str, dict[str, list[tuple[list[int], list[float]]]]] = defaultdict(dict)
     for variant, by_length in groups.items():
         for t, group in by_length.items():
@@ -171,97 +175,26 @@ def _write(store: Store, title: str, meta: dict, runs: list[Run], out: Path, ext
                     seeds.append(([p[0] for p in points], [p[1] for p in points]))
             if seeds:
                 curves[f"T = {t}"][variant] = seeds
-    if curves:
-        lower_better = task_cls is not None and not task_cls.metric.higher_is_better
-        chance = task_level(store, runs[0], MetricName.CHANCE) if runs else None
-        path = plots.learning_curves(
-            dict(sorted(curves.items(), key=lambda kv: _length_key(kv[0]))),
-            out / "learning-curves.png",
-            "Learning curves",
-            metric,
-            lower_better,
-            chance,
-        )
-        images.append(
-            (
-                "Learning curves",
-                path,
-                f"Test {metric} at each evaluation, one line per seed, one colour per variant (dashed: chance level).",
-            )
-        )
-
-    if task_cls is not None and issubclass(task_cls, StreamTask):
-        figures, budget_table = budget_section(store, runs, out, metric)
-        images += figures
-    else:
-        budget_table = ""
-
-    success_rows = ""
-    solvable = any(r.config.get("success") == "baseline" for r in runs) or (
-        task_cls is not None and task_cls.metric.solved_at is not None
+    if not curves:
+        return []
+    path = plots.learning_curves(
+        dict(sorted(curves.items(), key=lambda kv: _length_key(kv[0]))),
+        out / "learning-curves.png",
+        "Learning curves",
+        metric,
+        facts is not None and facts.higher_is_better is False,  # a loss-like metric: log scale
+        task_level(store, facts, MetricName.CHANCE) if facts is not None else None,
     )
-    if solvable and groups:
-        series = {
-            variant: [(t, r.solved_at if r.status == "solved" else None) for t in lengths for r in by_length.get(t, [])]
-            for variant, by_length in groups.items()
-        }
-        budget = max(r.config.get("steps", 0) for r in runs)
-        path = plots.success_vs_length(
-            series, out / "success-vs-length.png", "Updates until solved, per seed", budget, lengths
-        )
-        images.append(
-            (
-                "Success against sequence length",
-                path,
-                "Each dot is one seed's number of updates until the success criterion was met; the bar is the "
-                "median of the solved seeds; ✗ above the dotted budget line marks a seed that never met it.",
-            )
-        )
-        header = "".join(f"<th>T = {_e(t)}</th>" for t in lengths)
-        body = ""
-        for variant, by_length in groups.items():
-            tds = ""
-            for t in lengths:
-                if t not in by_length:
-                    tds += "<td>–</td>"
-                    continue
-                group = by_length[t]
-                baseline = (
-                    task_level(store, group[0], MetricName.BASELINE_LOSS) if _criterion_is_baseline(group[0]) else None
-                )
-                text, all_solved = success_cell(group, baseline)
-                tds += f'<td class="{"ok" if all_solved else "bad"}">{_e(text)}</td>'
-            body += f"<tr><th>{_e(variant)}</th>{tds}</tr>"
-        criterion = criterion_text(runs[0]) if runs else ""
-        success_rows = (
-            f"<h2>Solved?</h2><p>Success criterion: {_e(criterion)}. Over the seeds of each variant: how many "
-            f"solved it, the median (min–max) number of updates they needed, and the final test metric of "
-            f"those that did not.</p><table><tr><th>variant</th>{header}</tr>{body}</table>"
-        )
-
-    page = _page(title, meta, runs, images, budget_table + success_rows, command)
-    index = out / "index.html"
-    tmp = out / ".index.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, index)
-    return Report(html=index, images=[p for _, p, _ in images], runs=len(runs))
+    caption = f"Test {metric} at each evaluation, one line per seed, one colour per variant (dashed: chance level)."
+    return [("Learning curves", path, caption)]
 
 
-def _criterion_is_baseline(run: Run) -> bool:
-    return run.config.get("success") == "baseline"
-
-
-def criterion_text(run: Run) -> str:
-    """The success criterion of a run, in words."""
-    config = run.config
-    if config.get("success") == "baseline":
-        margin = config.get("baseline_margin", 0.1)
-        return f"test loss below (1 − {margin:g}) × the memoryless baseline's loss"
-    task_cls = get_task_class(config["task"])
-    m = task_cls.metric
-    if m.solved_at is None:
-        return "none (the runs use their whole budget)"
-    return f"test {m.name} {'≥' if m.higher_is_better else '<'} {m.solved_at:g}"
+def _resume_command(store: Store, meta: dict, runs: list[Run]) -> str:
+    """The command that continues unfinished runs: the study's sweep on the same store, or the run's train."""
+    if "config" in meta:
+        return "the same rnnlab train command (it resumes from the run's checkpoint)"
+    study = runs[0].study if runs else ""
+    return f"rnnlab sweep {study} --store {store.path} (or make study S={study})"
 
 
 def _length_key(label: str) -> int:
@@ -269,21 +202,6 @@ def _length_key(label: str) -> int:
         return int(label.split("=")[1])
     except (IndexError, ValueError):
         return 0
-
-
-def task_level(store: Store, run: Run, name: str) -> float | None:
-    """The task's memoryless 'chance' (metric) or 'baseline_loss' recorded with the run. Runs stored before
-    rnnlab recorded them fall back to asking the task (which for some tasks means generating its data)."""
-    recorded = [value for _, _, value in store.metrics(run.id, name)]
-    if recorded:
-        return recorded[0]
-    from rnnlab.lab.tasks import make_task
-
-    try:
-        task = make_task(run.config["task"], seq_len=run.config.get("seq_len"), **run.config.get("task_options", {}))
-    except Exception:  # a report must render even for runs of a task that changed since
-        return None
-    return getattr(task, name, None)
 
 
 def _description(text: str) -> str:
@@ -303,7 +221,7 @@ def _heading(meta: dict) -> str:
     )
 
 
-def _page(title: str, meta: dict, runs: list[Run], images, success_rows: str, command: str) -> str:
+def _page(title: str, meta: dict, runs: list[Run], images: list[Figure], sections: str, command: str) -> str:
     figures = ""
     for name, path, caption in images:
         data = base64.b64encode(path.read_bytes()).decode("ascii")
@@ -336,7 +254,7 @@ figcaption {{ color: #555; font-size: 0.9em; }}
 <h1>{_e(title)}</h1>
 {_heading(meta)}
 {figures}
-{success_rows}
+{sections}
 <h2>Every run</h2>
 <table><tr><th>id</th><th>run</th><th>cell</th><th>init</th><th>T</th><th>seed</th><th>status</th><th>solved at step</th>
 <th>final test metric</th><th>wall time</th><th>clip rate</th></tr>

@@ -274,3 +274,43 @@ def budget_curves(
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def gradient_norms(
+    panels: Mapping[str, list[tuple[list[int], list[float], list[int], list[float]]]],
+    path,
+    title: str,
+    thresholds: Mapping[str, float | None],
+) -> Path:
+    """Pre-clip gradient norm against updates, log scale, one panel per variant: `panels[label]` holds one
+    (steps, window means, steps, window maxima) per seed, drawn in one colour per seed (mean solid, largest
+    dotted; a seed without maxima draws its mean only); `thresholds[label]`, where not None, is drawn as the
+    clipping threshold of this same norm."""
+    import math
+
+    count = max(1, len(panels))
+    cols = min(3, count)
+    rows = math.ceil(count / cols)
+    fig = Figure(figsize=(4.8 * cols, 3.6 * rows + 0.5), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (label, seeds) in zip(axes.flat, panels.items(), strict=False):
+        for index, (steps, means, max_steps, maxima) in enumerate(seeds):
+            colour = f"C{index % 10}"
+            first = index == 0  # the legend names the two line styles once; the colours are the seeds
+            ax.plot(steps, _zeros_to_nan(means), color=colour, linewidth=1.2, label="window mean" if first else None)
+            if maxima:
+                name = "window's largest update" if first else None
+                ax.plot(max_steps, _zeros_to_nan(maxima), color=colour, linewidth=0.9, linestyle=":", label=name)
+        threshold = thresholds.get(label)
+        if threshold is not None:
+            ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"clip threshold ({threshold:g})")
+        ax.set_yscale("log")
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("training step (optimizer updates)")
+        ax.set_ylabel("pre-clip ‖∇‖₂ (log scale)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return save_figure(fig, path)

@@ -1,0 +1,74 @@
+"""What the store holds and hands back: run statuses, the metric names, a run's row, the store's error."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+FINISHED = ("solved", "completed", "diverged")
+STATUSES = ("running", *FINISHED, "failed")
+
+
+class MetricName:
+    """The names of the metrics the store records per run and step — the one place they are spelled."""
+
+    TRAIN_LOSS = "train_loss"  # training loss, every log interval
+    TEST_METRIC = "test_metric"  # the task's metric on the test set, at each evaluation
+    TEST_LOSS = "test_loss"  # the task's loss on the test set, at each evaluation
+    WINDOW_TRAIN_LOSS = "window_train_loss"  # mean training loss since the previous evaluation
+    WINDOW_GRAD_NORM = "window_grad_norm"  # mean pre-clip gradient norm since the previous evaluation
+    WINDOW_GRAD_NORM_MAX = "window_grad_norm_max"  # largest pre-clip gradient norm since the previous evaluation
+    WINDOW_CLIP_RATE = "window_clip_rate"  # fraction of updates clipped since the previous evaluation
+    TRAIN_TIME = "train_time"  # seconds spent in updates before the evaluation
+    CHANCE = "chance"  # the task's metric for a memoryless predictor (step 0)
+    BASELINE_LOSS = "baseline_loss"  # the task's loss for that predictor (step 0)
+    LOSS_HORIZON = "loss_flow_horizon"  # gradient horizon of the task's own loss at each evaluation (the
+    LOSS_DECAY_RATE = "loss_flow_decay_rate"  # flows table holds the probe's profile; see results.FlowSnapshot)
+
+
+LEVELS = (MetricName.CHANCE, MetricName.BASELINE_LOSS)  # the task's memoryless levels, metrics at step 0
+
+
+class StoreError(ValueError):
+    """The store file cannot be used (not an rnnlab store, newer schema, unwritable); one-line message."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the runs table, with the config and environment decoded. The task's facts
+    (`higher_is_better`, `solved_threshold`, `stream_task`) are None for a run without a task (a monitor's
+    history), for a run not finished since rnnlab stored them, and in an older store opened read-only."""
+
+    id: int
+    name: str
+    study: str | None
+    config_hash: str
+    config: dict[str, Any]
+    status: str
+    created_at: float
+    finished_at: float | None
+    steps: int | None
+    metric_name: str | None
+    final_metric: float | None
+    final_loss: float | None
+    solved_at: int | None
+    diverged_at: int | None
+    clip_rate: float | None
+    wall_time: float | None
+    environment: dict[str, Any]
+    error: str | None
+    higher_is_better: bool | None = None  # the metric's direction
+    solved_threshold: float | None = None  # the metric's success threshold (None: none, or not known)
+    stream_task: bool | None = None  # a stream task (truncated BPTT over one text)
+
+
+def run_from_row(row: sqlite3.Row) -> Run:
+    data = dict(row)
+    data["config"] = json.loads(data["config"])
+    data["environment"] = json.loads(data["environment"])
+    for flag in ("higher_is_better", "stream_task"):  # SQLite keeps booleans as 0/1
+        if data.get(flag) is not None:
+            data[flag] = bool(data[flag])
+    return Run(**data)

@@ -1,0 +1,201 @@
+"""The README's table of reproduced findings, generated from the bundled study files and the `runs.csv` each
+study commits (`make study S=<study>` → docs/studies/<study>/runs.csv), so that every number in it is what
+the CSV gives; tests/test_findings.py fails when the README's table differs from this one.
+
+One row per bundled study with a `finding` key, ordered by finding number, then study name. Columns: the
+finding (its number in bold, then its title), the paper's number and budget (`paper`), rnnlab's numbers
+(below), the verdict (`verdict`), the compute time and the command that regenerates the study.
+
+rnnlab's numbers, one clause per variant (a study's run name without its seed; ", T = n" added when a variant
+ran at several lengths), joined by "; ", in the order the variants first appear in the CSV:
+- with a success criterion: `<variant>: <s>/<N> solved` over its N finished runs, then the updates to success
+  (", at <u> updates" for one solved run, ", median <m> updates (<min>–<max>)" for several), then
+  ", budget <B>" (the largest `steps` of its runs); then, for the runs that did not succeed, "; unsolved
+  final <metric> <m> (<min>–<max>)" — or, for the "beats the baseline" criterion, "; final loss/baseline
+  <m> (<min>–<max>)" over all N runs (the ratio the criterion is defined on);
+- without one (a stream task): `<variant>: final <metric> <m> (<min>–<max>), <N> runs of <B> updates`;
+- then ", <d> diverged", ", <u> unfinished", ", <f> failed" where there are any.
+Numbers: medians and ranges over seeds; metrics and ratios with 3 significant digits, trailing zeros kept
+(`format.sig3`); updates as integers (a median halfway between two counts rounds up). Compute: the sum of
+the finished runs' wall times, h:mm.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from rnnlab.lab.store import FINISHED
+from rnnlab.lab.study import Study, bundled_studies, load_study, variant_name
+from rnnlab.report.format import hours_minutes, sig3, spread
+
+START = "<!-- findings:start -->"
+END = "<!-- findings:end -->"
+HEADER = (
+    "| finding | paper | rnnlab (from the study's runs.csv) | verdict | compute (h:mm) | regenerate |\n"
+    "| --- | --- | --- | --- | --- | --- |"
+)
+
+
+@dataclass
+class CsvRun:
+    """The columns of one runs.csv row the table uses, parsed."""
+
+    name: str
+    status: str
+    metric_name: str
+    final_metric: float | None
+    final_loss: float | None
+    solved_at: int | None
+    wall_time: float | None
+    seq_len: int | None
+    budget: int
+    beats_baseline: bool  # the run's criterion is "beats the memoryless baseline"
+    baseline_loss: float | None
+    has_criterion: bool  # the task's threshold or the baseline criterion (older CSVs: assumed)
+
+
+def _number(text: str | None) -> float | None:
+    return float(text) if text not in (None, "") else None
+
+
+def read_runs(path: Path) -> list[CsvRun]:
+    """The rows of a study's runs.csv (as written by `rnnlab runs export`), in the CSV's order."""
+    runs = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            beats_baseline = row.get("config.success") == "baseline"
+            threshold_known = "solved_threshold" in row  # CSVs exported before the task's facts were stored lack it
+            solved_at = _number(row.get("solved_at"))
+            seq_len = _number(row.get("config.seq_len"))
+            runs.append(
+                CsvRun(
+                    name=row["name"],
+                    status=row["status"],
+                    metric_name=row.get("metric_name") or "metric",
+                    final_metric=_number(row.get("final_metric")),
+                    final_loss=_number(row.get("final_loss")),
+                    solved_at=None if solved_at is None else int(solved_at),
+                    wall_time=_number(row.get("wall_time")),
+                    seq_len=None if seq_len is None else int(seq_len),
+                    budget=int(_number(row.get("config.steps")) or 0),
+                    beats_baseline=beats_baseline,
+                    baseline_loss=_number(row.get("baseline_loss")),
+                    has_criterion=beats_baseline or not threshold_known or row["solved_threshold"] != "",
+                )
+            )
+    return runs
+
+
+def _updates(value: float) -> str:
+    return str(math.floor(value + 0.5))
+
+
+def variant_text(label: str, runs: list[CsvRun]) -> str:
+    """The clause of one variant (at one T) as the module docstring defines it."""
+    finished = [r for r in runs if r.status in FINISHED]
+    budget = max((r.budget for r in runs), default=0)
+    text = f"{label}:"
+    if finished and not finished[0].has_criterion:
+        finals = [r.final_metric for r in finished if r.final_metric is not None]
+        text += f" final {finished[0].metric_name} {spread(finals, sig3) if finals else '–'}"
+        text += f", {len(finished)} {'run' if len(finished) == 1 else 'runs'} of {budget} updates"
+    elif finished:
+        solved = [r for r in finished if r.status == "solved"]
+        text += f" {len(solved)}/{len(finished)} solved"
+        if len(solved) == 1:
+            text += f", at {solved[0].solved_at} updates"
+        elif solved:
+            updates = sorted(r.solved_at for r in solved)
+            text += f", median {_updates(statistics.median(updates))} updates ({updates[0]}–{updates[-1]})"
+        text += f", budget {budget}"
+        baseline = finished[0].baseline_loss if finished[0].beats_baseline else None
+        ratios = [r.final_loss / baseline for r in finished if baseline and r.final_loss is not None]
+        unsolved = [r.final_metric for r in finished if r.status != "solved" and r.final_metric is not None]
+        if ratios:
+            text += f"; final loss/baseline {spread(ratios, sig3)}"
+        elif unsolved:
+            text += f"; unsolved final {finished[0].metric_name} {spread(unsolved, sig3)}"
+    else:
+        text += " no finished run"
+    for status, word in (("diverged", "diverged"), ("running", "unfinished"), ("failed", "failed")):
+        count = sum(r.status == status for r in runs)
+        if count:
+            text += f", {count} {word}"
+    return text
+
+
+def study_numbers(runs: list[CsvRun]) -> str:
+    """rnnlab's numbers for one study: the clauses of its variants, joined by '; '."""
+    groups: dict[tuple[str, int | None], list[CsvRun]] = {}
+    for run in runs:
+        groups.setdefault((variant_name(run.name), run.seq_len), []).append(run)
+    lengths: dict[str, set] = {}
+    for variant, seq_len in groups:
+        lengths.setdefault(variant, set()).add(seq_len)
+    order = list(lengths)  # variants in the order they first appear
+    clauses = []
+    for (variant, seq_len), group in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1] or 0)):
+        label = f"{variant}, T = {seq_len}" if len(lengths[variant]) > 1 else variant
+        clauses.append(variant_text(label, group))
+    return "; ".join(clauses)
+
+
+def _cell(text: str | None) -> str:
+    """Markdown table cell: one line, '|' escaped; '–' where there is nothing."""
+    return " ".join((text or "–").split()).replace("|", "\\|")
+
+
+def finding_row(study: Study, csv_path: Path) -> str:
+    """One markdown row for a study with a `finding` key, from its runs.csv."""
+    number, _, title = (study.finding or "").partition(" ")
+    if csv_path.exists():
+        runs = read_runs(csv_path)
+        numbers = study_numbers(runs)
+        compute = hours_minutes(sum(r.wall_time or 0.0 for r in runs if r.status in FINISHED))
+    else:
+        numbers, compute = f"not run yet (no {csv_path.as_posix()})", "–"
+    cells = [
+        f"**{number}** {title}".strip(),
+        study.paper,
+        numbers,
+        study.verdict,
+        compute,
+        f"`make study S={study.name}`",
+    ]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _order(study: Study) -> tuple[int, str]:
+    return int((study.finding or "F0").split()[0][1:]), study.name
+
+
+def findings_table(root: str | Path = Path("docs") / "studies") -> str:
+    """The markdown table (header and one row per bundled study with a `finding` key); `root` holds each
+    study's folder with its runs.csv."""
+    studies = [load_study(path) for path in bundled_studies().values()]
+    rows = [
+        finding_row(s, Path(root) / s.name / "runs.csv") for s in sorted((s for s in studies if s.finding), key=_order)
+    ]
+    return "\n".join([HEADER, *rows])
+
+
+def readme_table(text: str) -> str:
+    """The table between the README's markers (without them); ValueError when they are missing."""
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise ValueError(f"the README must hold the findings table between one {START} and one {END}")
+    return text[text.index(START) + len(START) : text.index(END)].strip("\n")
+
+
+def update_readme(path: str | Path, table: str) -> bool:
+    """Put `table` between the README's markers; returns whether the file changed."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if readme_table(text) == table:
+        return False
+    before, after = text[: text.index(START)], text[text.index(END) + len(END) :]
+    path.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
+    return True

@@ -1,0 +1,130 @@
+"""Where and when the runs trained: in one sitting or in parts, on which machines, the compute it took, and
+which runs are unfinished.
+
+A study may run in parts, days apart and on different machines: each run keeps one entry per sitting that
+trained it (`parts` in its environment: machine, from_step, to_step, seconds, started_at), written by the
+trainer. Sittings are told apart by time: training periods more than `GAP` seconds apart are two sittings.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+
+from rnnlab.lab.store import FINISHED, Run
+from rnnlab.report.format import hours_minutes
+
+GAP = 3600.0  # seconds without any training that separate two sittings
+NOT_RECORDED = "not recorded (run stored before rnnlab kept its parts)"
+
+
+@dataclass
+class Part:
+    """Updates from_step..to_step of one run, trained on `machine` in one sitting."""
+
+    run: Run
+    machine: str
+    updates: int
+    seconds: float
+    started_at: float | None  # None: not recorded
+
+
+def parts(run: Run) -> list[Part]:
+    """A finished run's parts; one part on an unrecorded machine for runs stored before parts were kept."""
+    recorded = run.environment.get("parts") or []
+    if not recorded:
+        return [Part(run, NOT_RECORDED, run.steps or 0, run.wall_time or 0.0, None)]
+    return [
+        Part(
+            run,
+            p.get("machine") or NOT_RECORDED,
+            p["to_step"] - p["from_step"],
+            p.get("seconds") or 0.0,
+            p.get("started_at"),
+        )
+        for p in recorded
+    ]
+
+
+def sittings(all_parts: list[Part]) -> list[list[Part]]:
+    """The parts with a start time, grouped into sittings: a part starting more than GAP seconds after every
+    earlier part ended begins a new sitting."""
+    timed = sorted((p for p in all_parts if p.started_at is not None), key=lambda p: p.started_at)
+    groups: list[list[Part]] = []
+    end = -float("inf")
+    for part in timed:
+        if part.started_at > end + GAP:
+            groups.append([])
+        groups[-1].append(part)
+        end = max(end, part.started_at + part.seconds)
+    return groups
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+
+
+def _how_it_ran(all_parts: list[Part]) -> str:
+    """One sentence: one sitting or several (with their dates), and how many runs were resumed."""
+    groups = sittings(all_parts)
+    resumed = sum(
+        1 for run in {p.run.id: p.run for p in all_parts}.values() if len(run.environment.get("parts") or []) > 1
+    )
+    if not groups:
+        return "<p>When the runs trained is not recorded (runs stored before rnnlab kept it).</p>"
+    if len(groups) == 1 and not resumed:
+        return f"<p>Ran in one sitting, starting {_when(groups[0][0].started_at)}.</p>"
+    items = "".join(
+        f"<li>{_when(g[0].started_at)}: {_count(len({p.run.id for p in g}), 'run')}, {sum(p.updates for p in g)} updates on "
+        f"{html.escape(', '.join(sorted({p.machine for p in g})))}</li>"
+        for g in groups
+    )
+    return (
+        f"<p>Ran in parts: {len(groups)} sittings (training periods more than {GAP / 3600:g} h apart); "
+        f"{_count(resumed, 'run')} resumed from {'its checkpoint' if resumed == 1 else 'their checkpoints'}.</p>"
+        f"<ul>{items}</ul>"
+    )
+
+
+def sittings_section(runs: list[Run], resume: str) -> str:
+    """The HTML section; `resume`: the command that continues these runs (e.g. the sweep's)."""
+    finished = [r for r in runs if r.status in FINISHED]
+    all_parts = [p for r in finished for p in parts(r)]
+    text = "<h2>Where and when it ran</h2>"
+    if all_parts:
+        machines: dict[str, list[Part]] = {}
+        for part in all_parts:
+            machines.setdefault(part.machine, []).append(part)
+        rows = "".join(
+            f"<tr><td>{html.escape(machine)}</td><td>{len({p.run.id for p in ps})}</td>"
+            f"<td>{sum(p.updates for p in ps)}</td><td>{sum(p.seconds for p in ps):.0f} s</td></tr>"
+            for machine, ps in sorted(machines.items())
+        )
+        compute = sum(r.wall_time or 0.0 for r in finished)
+        text += (
+            f"{_how_it_ran(all_parts)}<p>Compute time: {hours_minutes(compute)} (h:mm; {compute:.0f} s), the sum "
+            f"of the {len(finished)} finished runs' wall times.</p><table><tr><th>machine</th><th>runs</th>"
+            f"<th>updates</th><th>wall time</th></tr>{rows}</table>"
+        )
+    unfinished = [r for r in runs if r.status not in FINISHED]
+    if unfinished:
+        items = "".join(
+            f"<li>{html.escape(r.name)}: "
+            + (
+                "unfinished (running or interrupted) — resumes from its checkpoint"
+                if r.status == "running"
+                else f"failed ({html.escape((r.error or '').splitlines()[0] if r.error else 'no message')}) — runs again"
+            )
+            + "</li>"
+            for r in unfinished
+        )
+        text += (
+            f"<p><strong>{len(unfinished)} of {len(runs)} runs are not finished</strong>; the same command continues "
+            f"them: <code>{html.escape(resume)}</code>.</p><ul>{items}</ul>"
+        )
+    return text
