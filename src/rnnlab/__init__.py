@@ -31,19 +31,19 @@ from rnnlab.version import __version__
 sys.modules[f"{__name__}.init"] = init
 sys.modules[f"{__name__}.diagnostics"] = diagnostics
 
-#: Names that moved (issue #22), still served with a DeprecationWarning: old name → (module, new name).
+#: Names that moved (issue #22), still served with a DeprecationWarning: old name → (the object, its new name).
 _MOVED = {
-    "flush_denormals": (engine, "flush_denormals", "rnnlab.engine.flush_denormals"),
-    "release_buffers": (engine, "release_buffers", "rnnlab.engine.release_buffers"),
-    "to_torch": (sys.modules["rnnlab.recurrent.convert"], "convert_back", "rnnlab.convert_back"),
+    "flush_denormals": (engine.flush_denormals, "rnnlab.engine.flush_denormals"),
+    "release_buffers": (engine.release_buffers, "rnnlab.engine.release_buffers"),
+    "to_torch": (convert_back, "rnnlab.convert_back (it converts in place; module.to_torch() returns a copy)"),
 }
 
 
 def __getattr__(name: str):
     if name in _MOVED:
-        module, attribute, new = _MOVED[name]
+        moved, new = _MOVED[name]
         warnings.warn(f"rnnlab.{name} is now {new}; the old name will be removed", DeprecationWarning, stacklevel=2)
-        return getattr(module, attribute)
+        return moved
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
