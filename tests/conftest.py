@@ -31,7 +31,7 @@ def make_pair(cell: str, input_size=3, hidden_size=7, dtype=torch.float64, seed=
 @pytest.fixture(autouse=True)
 def _restore_denormal_mode():
     """No test may leak a changed flush-denormal setting into the next one."""
-    before = rnnlab.recurrent.engine.denormals_flushed()
+    before = rnnlab.engine.denormals_flushed()
     yield
     torch.set_flush_denormal(before)
 

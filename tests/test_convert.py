@@ -1,5 +1,5 @@
 """Whole models: `rnnlab.convert` swaps every torch.nn RNN/LSTM/GRU inside a model for rnnlab's (same numbers,
-same state_dict keys), `rnnlab.to_torch` swaps them back, and saved rnnlab modules load with PyTorch's default
+same state_dict keys), `rnnlab.convert_back` swaps them back, and saved rnnlab modules load with PyTorch's default
 `torch.load(weights_only=True)`. Run: `.venv/bin/pytest tests/test_convert.py`.
 """
 
@@ -47,7 +47,7 @@ def test_convert_keeps_numbers_and_state_dict_keys_and_to_torch_reverses_it():
     torch.testing.assert_close(loss, expected_loss, rtol=1e-12, atol=1e-14)
     for name, grad in expected.items():
         torch.testing.assert_close(grads[name], grad, rtol=1e-10, atol=1e-12)
-    back = rnnlab.to_torch(converted)
+    back = rnnlab.convert_back(converted)
     assert type(back.encoder) is nn.LSTM and type(back.blocks[0]) is nn.GRU
     back_loss, _ = _loss_and_grads(back, x)
     torch.testing.assert_close(back_loss, expected_loss, rtol=1e-12, atol=1e-14)
@@ -67,7 +67,7 @@ def test_a_converted_model_records_the_gradient_of_its_real_loss():
 def test_a_bare_module_is_returned_converted():
     lstm = rnnlab.convert(nn.LSTM(3, 4))
     assert isinstance(lstm, rnnlab.LSTM)
-    assert isinstance(rnnlab.to_torch(lstm), nn.LSTM)
+    assert isinstance(rnnlab.convert_back(lstm), nn.LSTM)
 
 
 @pytest.mark.parametrize("module", [rnnlab.LSTM(4, 8, batch_first=True), rnnlab.GRU(4, 5, num_layers=2),

@@ -16,7 +16,8 @@ import torch
 from torch.testing import assert_close
 
 import rnnlab
-from rnnlab.recurrent.engine import StackSpec, denormals_flushed, run_stack
+from rnnlab.engine import denormals_flushed
+from rnnlab.recurrent.engine import StackSpec, run_stack
 from tests.conftest import CELL_KINDS, make_pair, on_both_loops
 from tests.reference import unrolled
 

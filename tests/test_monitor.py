@@ -153,7 +153,7 @@ def test_both_directions_of_a_bidirectional_layer_are_watched():
         forward, reverse = rows["0", layer, "forward"], rows["0", layer, "reverse"]
         assert forward.profile == pytest.approx(rec.last.norms[layer].flip(0).tolist(), rel=1e-6)
         assert reverse.profile == pytest.approx(rec.last.reverse.norms[layer].tolist(), rel=1e-6)
-        assert monitor.horizon("0", layer, "reverse") == reverse.horizon
+        assert monitor.horizon_at("0", layer, "reverse") == reverse.horizon
     # The loss sits at the last step: the forward direction's own last step, the reverse direction's first.
     assert (
         rows["0", 1, "forward"].profile[0] > 0
@@ -162,7 +162,7 @@ def test_both_directions_of_a_bidirectional_layer_are_watched():
     assert monitor.table()[0]["direction"] in ("forward", "reverse")
     assert scalar_tags("0", 1, "reverse")["horizon"] == "gradient_horizon/0/layer_1_reverse"
     with pytest.raises(ValueError, match="direction must be 'forward' or 'reverse'"):
-        monitor.horizon("0", 0, "backward")
+        monitor.horizon_at("0", 0, "backward")
     watched = rnnlab.monitor(nn.Sequential(nn.LSTM(3, 4, bidirectional=True)), every=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

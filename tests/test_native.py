@@ -314,7 +314,7 @@ def test_scratch_pool_is_reused_across_steps_and_can_be_released(ext):
 
 
 def test_release_buffers_is_public_and_reports_bytes(ext):
-    from rnnlab.recurrent.engine import release_buffers
+    from rnnlab.engine import release_buffers
 
     _, module = _lstm_pair()
     module(torch.randn(20, 64, 8))[0].sum().backward()

@@ -220,7 +220,7 @@ def test_convert_a_whole_model_and_back_with_the_same_numbers_and_keys():
     assert isinstance(model.lstm, rnnlab.LSTM) and model.lstm.proj_size == P
     assert list(model.state_dict()) == keys
     assert_close(model(x)[0], before, **F64)
-    rnnlab.to_torch(model)
+    rnnlab.convert_back(model)
     assert type(model.lstm) is nn.LSTM and model.lstm.proj_size == P
     assert_close(model(x)[0], before, **F64)
 

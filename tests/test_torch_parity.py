@@ -17,6 +17,7 @@ co., which rnnlab does not replace), cuDNN-only tests. Run: `.venv/bin/pytest te
 import copy
 import io
 import pickle
+import re
 import warnings
 
 import pytest
@@ -340,3 +341,66 @@ def test_gradcheck_and_gradgradcheck(family, mode, bidirectional):
     inputs = (torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True), *module.parameters())
     assert gradcheck(run, inputs)
     assert gradgradcheck(run, inputs)
+
+
+# ------------------------------------------------------------------------------------------------ messages
+# PyTorch's tests match error messages, not only types. These cases carry PyTorch's own regular expressions:
+# test_error_RNN_seq_len_zero and test_RNN_nonlinearity of test/test_nn.py, the RNN/GRU error inputs of
+# torch/testing/_internal/common_modules.py (module_error_inputs_torch_nn_RNN_GRU), and the two patterns of
+# test_nn.py's test_cudnn_forward_exception (a CUDA test there; its messages come from torch.nn's Python
+# forward, the same on CPU). Each case also runs on torch.nn, so a pattern that torch itself no longer matches
+# fails there. rnnlab keeps its own sentence and appends torch.nn's words (`validation.torch_words`).
+
+CONSTRUCTION_ERRORS = [  # (args, kwargs, error type, PyTorch's regex)
+    ((10, 0, 1), {}, ValueError, "hidden_size must be greater than zero"),
+    ((10, 10, 0), {}, ValueError, "num_layers must be greater than zero"),
+    ((3, 5), {"bias": 0}, TypeError, "bias should be of type bool, got: int"),
+    ((3, 5), {"bias": 1}, TypeError, "bias should be of type bool, got: int"),
+    ((3, 5), {"bias": "True"}, TypeError, "bias should be of type bool, got: str"),
+    ((3, 5), {"batch_first": 0}, TypeError, "batch_first should be of type bool, got: int"),
+    ((3, 5), {"batch_first": "False"}, TypeError, "batch_first should be of type bool, got: str"),
+    ((3.0, 5), {}, TypeError, "input_size should be of type int, got: float"),
+    (("10", 5), {}, TypeError, "input_size should be of type int, got: str"),
+    ((0, 5), {}, ValueError, "input_size must be greater than zero"),
+    ((-1, 5), {}, ValueError, "input_size must be greater than zero"),
+    ((3, 5.0), {}, TypeError, "hidden_size should be of type int, got: float"),
+]
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU"])
+@pytest.mark.parametrize(("args", "kwargs", "error", "regex"), CONSTRUCTION_ERRORS)
+def test_construction_errors_in_pytorchs_words(family, mode, args, kwargs, error, regex):
+    with pytest.raises(error, match=regex):
+        getattr(family, mode)(*args, **kwargs)
+
+
+def test_unknown_nonlinearity_in_pytorchs_words(family):
+    with pytest.raises(ValueError, match="Unknown nonlinearity"):
+        family.RNN(1, 10, nonlinearity="garbage")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_empty_sequence_in_pytorchs_words(family, mode, bidirectional):
+    module = getattr(family, mode)(5, 6, bidirectional=bidirectional).double()
+    with pytest.raises(RuntimeError, match="Expected sequence length to be larger than 0 in RNN"):
+        module(torch.ones(0, 10, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("mode", ["RNN", "GRU"])
+def test_dtype_mismatch_in_pytorchs_words(family, mode):
+    module = getattr(family, mode)(3, 5, dtype=torch.float32)
+    regex = r"RNN input dtype .* does not match weight dtype .* Convert input: input\.to\(.*\), or convert model: model\.to\(.*\)"
+    with pytest.raises(ValueError, match=regex):
+        module(torch.randn(2, 4, 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(("mode", "kwargs"), [("LSTM", {}), ("LSTM", {"proj_size": 10}), ("GRU", {}), ("RNN", {})])
+def test_forward_size_errors_in_pytorchs_words(family, mode, kwargs):
+    module = getattr(family, mode)(10, 20, batch_first=True, **kwargs)
+    hidden = torch.zeros(1, 2, 19)
+    hidden = (hidden, torch.zeros(1, 2, 19)) if mode == "LSTM" else hidden
+    with pytest.raises(RuntimeError, match=r"Expected hidden.*size"):
+        module(torch.randn(2, 3, 10), hidden)
+    with pytest.raises(RuntimeError, match=re.escape("input.size(-1) must be equal to input_size")):
+        module(torch.randn(2, 3, 3))

@@ -8,37 +8,59 @@ The package has three layers, each using only the ones before it:
 - `rnnlab.report` and `rnnlab.cli`: what a person reads and types.
 
 The names a user reaches for are here: ``rnnlab.LSTM``, ``rnnlab.from_torch``, ``rnnlab.record_gradients``,
-``rnnlab.gradient_flow``, ``rnnlab.init.apply``, ``rnnlab.diagnostics.compare``, ``rnnlab.clip_gradients``.
+``rnnlab.gradient_flow``, ``rnnlab.init.apply``, ``rnnlab.diagnostics.compare``, ``rnnlab.clip_gradients``; the
+engine's switches are in ``rnnlab.engine``. ``import rnnlab.init`` and ``import rnnlab.diagnostics`` work as
+module imports (as ``import torch.nn.functional`` does): they are the modules of `rnnlab.recurrent`.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import sys
+import warnings
 
+from rnnlab import engine
 from rnnlab.lab.clip import clip_gradients
 from rnnlab.recurrent import diagnostics, init
-from rnnlab.recurrent.convert import convert, from_torch, make_recurrent, to_torch
+from rnnlab.recurrent.convert import convert, convert_back, from_torch, make_recurrent
 from rnnlab.recurrent.diagnostics import GradientFlow, gradient_flow, jacobian_norms, spectral_radius
-from rnnlab.recurrent.engine import flush_denormals, release_buffers
 from rnnlab.recurrent.modules import GRU, LSTM, RNN
 from rnnlab.recurrent.monitor import Monitor, monitor
-from rnnlab.recurrent.recording import GradientRecorder, record_gradients
+from rnnlab.recurrent.recording import BackwardRecord, GradientRecorder, record_gradients
+from rnnlab.version import __version__
 
-try:
-    __version__ = version("rnnlab")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0"
+# `rnnlab.init` and `rnnlab.diagnostics` are the recurrent layer's modules themselves (one module object under
+# two names, as os.path), so `import rnnlab.init` finds them and a monkeypatch of one is seen through the other.
+sys.modules[f"{__name__}.init"] = init
+sys.modules[f"{__name__}.diagnostics"] = diagnostics
+
+#: Names that moved (issue #22), still served with a DeprecationWarning: old name → (the object, its new name).
+_MOVED = {
+    "flush_denormals": (engine.flush_denormals, "rnnlab.engine.flush_denormals"),
+    "release_buffers": (engine.release_buffers, "rnnlab.engine.release_buffers"),
+    "to_torch": (convert_back, "rnnlab.convert_back (it converts in place; module.to_torch() returns a copy)"),
+}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        moved, new = _MOVED[name]
+        warnings.warn(f"rnnlab.{name} is now {new}; the old name will be removed", DeprecationWarning, stacklevel=2)
+        return moved
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "BackwardRecord",
     "GradientFlow",
     "GradientRecorder",
     "Monitor",
     "__version__",
     "clip_gradients",
     "convert",
+    "convert_back",
     "diagnostics",
-    "flush_denormals",
+    "engine",
     "from_torch",
     "gradient_flow",
     "init",
@@ -46,7 +68,5 @@ __all__ = [
     "make_recurrent",
     "monitor",
     "record_gradients",
-    "release_buffers",
     "spectral_radius",
-    "to_torch",
 ]

@@ -40,23 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from rnnlab.recurrent import diagnostics
     from rnnlab.report.plots import gradient_profiles
 
-    if args.models is not None and (args.cells is not None or args.init is not None):
-        raise UsageError("diagnose: give either --models or --cells/--init, not both")
-    if args.models is not None:
-        specs = [diagnostics.ModelSpec.parse(m) for m in args.models.split(",") if m.strip()]
-    elif args.cells is not None:
-        init_spec = args.init or "torch_default"
-        specs = [diagnostics.ModelSpec(cell.strip(), init_spec) for cell in args.cells.split(",") if cell.strip()]
-    else:
-        init_spec = args.init
-        specs = [diagnostics.ModelSpec.parse(m) for m in DEFAULT_MODELS.split(",")]
-        if init_spec is not None:
-            specs = [diagnostics.ModelSpec(s.cell, init_spec) for s in specs]
-    if not specs:
-        raise UsageError("diagnose: no models given")
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     results = diagnostics.compare(
-        specs,
+        _specs(args),
         seq_len=args.seq_len,
         hidden_size=args.hidden,
         input_size=args.input_size,
@@ -65,35 +51,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         dtype=dtype,
     )
-    lag = args.seq_len // 2
-    table = Table(
-        title=f"Gradient flow of untrained models (T={args.seq_len}, H={args.hidden}, I={args.input_size}, "
-        f"batch {args.batch_size}, {args.layers} layer(s), seed {args.seed})"
-    )
-    for column in (
-        "model",
-        "decay / step",
-        "fit r²",
-        "half-life",
-        f"horizon @ {args.threshold:g}",
-        f"‖∂L/∂h‖ @ lag {lag}",
-        "ρ(W_hh)",
-    ):
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for r in results:
-        fit = r.flow.decay_rate()
-        grad_at_lag = r.flow.profile()[lag].item()
-        table.add_row(
-            r.spec.label,
-            f"{fit.rate:.3f}",
-            f"{fit.r2:.2f}",
-            f"{fit.half_life:.1f}",
-            str(r.flow.horizon_at(args.threshold)),
-            f"{grad_at_lag:.1e}",
-            f"{r.radius[-1].max().item():.2f}",
-        )
     out = console()
-    out.print(table)
+    out.print(_table(args, results))
     path = gradient_profiles(
         {r.spec.label: r.flow.profile() for r in results},
         args.out,
@@ -106,3 +65,48 @@ def run(args: argparse.Namespace) -> int:
     )
     out.print(f"Plot written to {path}")
     return 0
+
+
+def _specs(args: argparse.Namespace) -> list:
+    """The models to compare, from --models, or --cells with --init, or the default list (--init applied)."""
+    from rnnlab.recurrent.diagnostics import ModelSpec
+
+    if args.models is not None and (args.cells is not None or args.init is not None):
+        raise UsageError("diagnose: give either --models or --cells/--init, not both")
+    if args.models is not None:
+        specs = [ModelSpec.parse(m) for m in args.models.split(",") if m.strip()]
+    elif args.cells is not None:
+        init_spec = args.init or "torch_default"
+        specs = [ModelSpec(cell.strip(), init_spec) for cell in args.cells.split(",") if cell.strip()]
+    else:
+        specs = [ModelSpec.parse(m) for m in DEFAULT_MODELS.split(",")]
+        if args.init is not None:
+            specs = [ModelSpec(s.cell, args.init) for s in specs]
+    if not specs:
+        raise UsageError("diagnose: no models given")
+    return specs
+
+
+def _table(args: argparse.Namespace, results: list) -> Table:
+    """One row per model: decay per step, fit, half-life, horizon, the gradient at lag T/2, ρ(W_hh)."""
+    lag = args.seq_len // 2
+    table = Table(
+        title=f"Gradient flow of untrained models (T={args.seq_len}, H={args.hidden}, I={args.input_size}, "
+        f"batch {args.batch_size}, {args.layers} layer(s), seed {args.seed})"
+    )
+    columns = ("model", "decay / step", "fit r²", "half-life", f"horizon @ {args.threshold:g}",
+               f"‖∂L/∂h‖ @ lag {lag}", "ρ(W_hh)")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in results:
+        fit = r.flow.decay_rate()
+        table.add_row(
+            r.spec.label,
+            f"{fit.rate:.3f}",
+            f"{fit.r2:.2f}",
+            f"{fit.half_life:.1f}",
+            str(r.flow.horizon_at(args.threshold)),
+            f"{r.flow.profile()[lag].item():.1e}",
+            f"{r.radius[-1].max().item():.2f}",
+        )
+    return table

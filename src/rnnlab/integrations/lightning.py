@@ -26,6 +26,7 @@ import lightning.pytorch as pl  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 from rnnlab.recurrent.monitor import Monitor  # noqa: E402
+from rnnlab.recurrent.validation import positive_int  # noqa: E402
 
 
 class GradientMonitor(pl.Callback):
@@ -180,8 +181,7 @@ class TruncatedBPTT:
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         k1, k2 = self.truncated_bptt_steps, self.tbptt_backprop_steps
         name = type(self).__name__
-        if isinstance(k1, bool) or not isinstance(k1, int) or k1 < 1:
-            raise ValueError(f"{name}.truncated_bptt_steps must be a positive integer, got {k1!r}")
+        positive_int(k1, f"{name}.truncated_bptt_steps")
         k2 = k1 if k2 is None else k2
         if isinstance(k2, bool) or not isinstance(k2, int) or k2 < k1 or k2 % k1:
             raise ValueError(

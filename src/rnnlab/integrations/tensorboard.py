@@ -24,6 +24,7 @@ import numpy as np
 
 from rnnlab.integrations import layer_label, require, scalar_tags
 from rnnlab.recurrent.monitor import Monitor
+from rnnlab.recurrent.validation import positive_int
 
 
 def image_tag(module: str, layer: int, direction: str = "forward") -> str:
@@ -51,8 +52,7 @@ class TensorBoardWriter:
     def __init__(self, monitor: Monitor, log_dir: str | None = None, writer: Any = None, image_every: int | None = 1):
         if (log_dir is None) == (writer is None):
             raise ValueError("TensorBoardWriter: give either log_dir (a folder) or writer (a SummaryWriter)")
-        if image_every is not None and (isinstance(image_every, bool) or not isinstance(image_every, int) or image_every < 1):  # fmt: skip
-            raise ValueError(f"TensorBoardWriter: image_every must be a positive integer or None, got {image_every!r}")
+        positive_int(image_every, "image_every", "TensorBoardWriter", allow_none=True)
         self.monitor, self.image_every = monitor, image_every
         self._owns_writer = writer is None
         if writer is None:

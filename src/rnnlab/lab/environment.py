@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
+import platform
 from typing import Any
 
 import torch
 
+from rnnlab.version import __version__
+
 
 def environment() -> dict[str, Any]:
     """Where a run ran, for the store: versions, platform and threads."""
-    import platform
-
-    import rnnlab
-
     return {
-        "rnnlab": rnnlab.__version__,
+        "rnnlab": __version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -28,6 +28,7 @@ from typing import Any
 from rnnlab.lab.config import make_config
 from rnnlab.lab.store import Store
 from rnnlab.lab.study import Study
+from rnnlab.recurrent.validation import positive_int
 
 EXECUTORS = ("local", "ray")
 
@@ -147,8 +148,7 @@ def run_study(
     """Run every run of `study` that the store does not have yet; see the module docstring."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from: {', '.join(EXECUTORS)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    positive_int(workers, "workers")
     if executor == "ray":
         _require_ray()
     started = time.perf_counter()

@@ -1,6 +1,9 @@
 """Between torch.nn and rnnlab: one module (`from_torch`, `RecurrentBase.to_torch`), every recurrent layer
-inside a whole model (`convert`, `to_torch`), finding them (`recurrent_modules`) and building one by cell name
-(`make_recurrent`). Parameters are copied, so outputs, gradients and state_dict keys stay the same.
+inside a whole model (`convert`, `convert_back`), finding them (`recurrent_modules`) and building one by cell
+name (`make_recurrent`). Parameters are copied, so outputs, gradients and state_dict keys stay the same.
+
+One meaning per verb: `from_torch` / `to_torch` make a copy of one module and leave the original alone;
+`convert` / `convert_back` replace the recurrent layers of a whole model in place.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import warnings
 from torch import nn
 
 from rnnlab.recurrent.cells import cell_of_torch, get_cell
-from rnnlab.recurrent.modules import MODULES, RNN, RecurrentBase
+from rnnlab.recurrent.modules import MODULES, RNN, Recurrent, RecurrentBase
 
 
 def from_torch(module: nn.Module) -> RecurrentBase:
@@ -53,8 +56,11 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
 
 
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
-    """Build the rnnlab module for a cell name ('rnn_tanh', 'rnn_relu', 'rnn_linear', 'lstm', 'gru')."""
+    """Build the rnnlab module for a cell name of the table ('rnn_tanh', 'lstm', 'gru', …): the drop-in
+    RNN/LSTM/GRU where the cell has a torch.nn class, else a `Recurrent` module of that cell."""
     facts = get_cell(cell)  # the error for an unknown name lists the choices
+    if facts.torch_module is None:
+        return Recurrent(facts.name, input_size, hidden_size, num_layers, **kwargs)
     if facts.nonlinearity is not None:
         kwargs["nonlinearity"] = facts.nonlinearity
     return MODULES[facts.torch_module](input_size, hidden_size, num_layers, **kwargs)
@@ -82,6 +88,19 @@ def convert(model: nn.Module) -> nn.Module:
     return _replace_children(model, from_torch, lambda m: isinstance(m, nn.RNN | nn.LSTM | nn.GRU))
 
 
-def to_torch(model: nn.Module) -> nn.Module:
-    """The reverse of `convert`: every rnnlab RNN/LSTM/GRU inside `model` back to torch.nn's, in place."""
+def convert_back(model: nn.Module) -> nn.Module:
+    """The reverse of `convert`: every rnnlab RNN/LSTM/GRU inside `model` back to torch.nn's, in place, and
+    return the model (a bare rnnlab module is returned as a torch.nn copy, as `module.to_torch()`)."""
     return _replace_children(model, lambda m: m.to_torch(), lambda m: isinstance(m, RecurrentBase))
+
+
+def to_torch(model: nn.Module) -> nn.Module:
+    """Deprecated: `convert_back(model)`. The function converted in place while the method
+    `module.to_torch()` returns a copy; the in-place one now has the in-place verb."""
+    warnings.warn(
+        "rnnlab.to_torch(model) is now rnnlab.convert_back(model) (it converts in place; module.to_torch() "
+        "returns a copy); the old name will be removed",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return convert_back(model)

@@ -27,8 +27,10 @@ from torch import Tensor, nn
 from rnnlab.recurrent import init
 from rnnlab.recurrent.cells import get_cell
 from rnnlab.recurrent.convert import from_torch, make_recurrent
+from rnnlab.recurrent.figures import draw_profile, label_profile_axes, mark_horizon, new_figure, profiles_figure
 from rnnlab.recurrent.modules import RecurrentBase
 from rnnlab.recurrent.recording import record_gradients
+from rnnlab.recurrent.validation import positive_int
 
 #: `jacobian_norms` runs H gradient streams per sample and keeps T·H·H numbers per layer and sample.
 MAX_JACOBIAN_HIDDEN = 512
@@ -106,40 +108,19 @@ class GradientFlow:
     def plot(self, layer: int = -1, threshold: float = 1e-3, title: str | None = None):
         """A matplotlib Figure: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖ for an LSTM) of `layer` against lag, log scale, with
         the horizon at `threshold` marked and the fitted decay rate in the legend. Displays inline in Jupyter."""
-        from matplotlib.figure import Figure
-
         index = range(self.norms.shape[0])[layer]  # -1 → the top layer's number, for the labels
         fit, reach = self.decay_rate(layer), self.horizon_at(threshold, layer)
-        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        fig = new_figure((7, 4.5))
         ax = fig.subplots()
-        _draw_profile(ax, self.profile(layer), f"‖∂L/∂h_t‖ (×{fit.rate:.3f} per step, r² {fit.r2:.2f})", "C0")
+        draw_profile(ax, self.profile(layer), f"‖∂L/∂h_t‖ (×{fit.rate:.3f} per step, r² {fit.r2:.2f})", "C0")
         if self.cell_norms is not None:
-            _draw_profile(ax, self._by_lag(self.cell_norms[layer]), "‖∂L/∂c_t‖ (LSTM cell state)", "C1", linestyle="--")
-        _mark_horizon(ax, reach, threshold, "C0")
+            draw_profile(ax, self._by_lag(self.cell_norms[layer]), "‖∂L/∂c_t‖ (LSTM cell state)", "C1", linestyle="--")
+        mark_horizon(ax, reach, threshold, "C0")
         ax.set_title(
             title or f"layer {index}: the gradient against lag (horizon {reach} of {self.num_steps - 1} steps)"
         )
-        _label_axes(ax)
+        label_profile_axes(ax)
         return fig
-
-
-def _draw_profile(ax, profile: Tensor, label: str, colour, linestyle: str = "-") -> None:
-    """One profile by lag on a log axis; exact zeros (underflow) are left out rather than drawn at -inf."""
-    values = profile.detach().to(torch.float64).cpu()
-    values = torch.where(values > 0, values, torch.nan)
-    ax.semilogy(range(len(values)), values.numpy(), color=colour, linestyle=linestyle, linewidth=1.5, label=label)
-
-
-def _mark_horizon(ax, reach: int, threshold: float, colour, name: str = "") -> None:
-    ax.axvline(reach, color=colour, linestyle=":", linewidth=1.2,
-               label=f"{name}horizon: {reach} steps (≥ {threshold:g} × lag 0)")  # fmt: skip
-
-
-def _label_axes(ax) -> None:
-    ax.set_xlabel("lag: steps back from the last step (T − 1 − t)")
-    ax.set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
 
 
 def fit_decay(profile: Tensor) -> DecayFit:
@@ -392,21 +373,11 @@ class Comparison:
 def plot_comparison(results: list[Comparison], threshold: float = 1e-3, layer: int = -1):
     """A matplotlib Figure: every model of `compare` on one axis, each profile divided by its value at lag 0
     (the horizon is relative to it, so the dashed threshold line meets each curve at its horizon)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 5), layout="constrained")
-    ax = fig.subplots()
-    for index, result in enumerate(results):
-        profile = result.flow.profile(layer).detach().to(torch.float64)
-        relative = profile / profile[0] if profile[0] > 0 else profile
-        reach = result.flow.horizon_at(threshold, layer)
-        _draw_profile(ax, relative, f"{result.spec.label} (horizon {reach})", f"C{index % 10}")
-    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"horizon threshold ({threshold:g})")
+    profiles = {
+        f"{r.spec.label} (horizon {r.flow.horizon_at(threshold, layer)})": r.flow.profile(layer) for r in results
+    }
     steps = results[0].flow.num_steps if results else 0
-    ax.set_title(f"The gradient against lag, untrained models, T = {steps}")
-    _label_axes(ax)
-    ax.set_ylabel("‖∂L/∂h_t‖₂ relative to lag 0 (batch mean, log scale)")
-    return fig
+    return profiles_figure(profiles, f"The gradient against lag, untrained models, T = {steps}", threshold)
 
 
 def compare(
@@ -424,15 +395,9 @@ def compare(
     Each model is initialised with its spec from `seed` (chrono gets t_max = seq_len). All specs are
     validated before any work starts.
     """
-    for name, value in (
-        ("seq_len", seq_len),
-        ("hidden_size", hidden_size),
-        ("input_size", input_size),
-        ("batch_size", batch_size),
-        ("num_layers", num_layers),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    sizes = {"seq_len": seq_len, "hidden_size": hidden_size, "input_size": input_size, "batch_size": batch_size}
+    for name, value in {**sizes, "num_layers": num_layers}.items():
+        positive_int(value, name)
     for spec in specs:
         init.check_applicable(get_cell(spec.cell).name, spec.init, **spec.init_options(seq_len))
     x = torch.randn(seq_len, batch_size, input_size, generator=torch.Generator().manual_seed(seed), dtype=dtype)

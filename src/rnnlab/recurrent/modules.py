@@ -4,63 +4,48 @@ A state_dict loads in both directions between rnnlab and torch.nn, and `from_tor
 with identical numbers. The difference is inside: the time loop runs in rnnlab's explicit BPTT engine
 (`rnnlab.recurrent.engine`), which can record ‖∂L/∂h_t‖ for every step and truncate the backward pass.
 
-Two ways through the engine: the fast path — one engine call for the whole stack — for unidirectional
-modules on a padded tensor; and several engine calls for bidirectional layers, `PackedSequence` input,
-`dropout=1` in training and empty batches (`split_forward.py`). An LSTM with `proj_size > 0` runs its stacks in
-`projected.py` (autograd's backward: the engine's has no projection).
-float16 and bfloat16 modules compute in float32 on upcast copies of the weights and inputs (the casts are
-part of the graph, so gradients arrive in the parameters' dtype) and cast the results back.
+`RecurrentBase._run` is the one dispatcher: the fast path — one engine call for the whole stack — for
+unidirectional modules on a padded tensor; several calls for bidirectional layers, `PackedSequence` input,
+`dropout=1` in training and empty batches (`split_forward.py`); each call to `engine.run_stack`, or for an
+LSTM with `proj_size > 0` to `projected.run_projected` (autograd's backward: the engine's has no projection).
+What a module accepts is checked in `validation.py`. float16 and bfloat16 modules compute in float32 on
+upcast copies (the casts are part of the graph, so gradients arrive in the parameters' dtype).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnlab.recurrent.cells import Cell, get_cell
+from rnnlab.recurrent.cells import Cell, get_cell, is_table_cell
 from rnnlab.recurrent.engine import StackSpec, run_stack
-from rnnlab.recurrent.split_forward import empty_batch, forward_packed, run_packed, run_split, split_recording
+from rnnlab.recurrent.projected import run_projected
+from rnnlab.recurrent.split_forward import empty_batch, needs_split, run_packed, run_split
+from rnnlab.recurrent.validation import (
+    check_input,
+    check_module_arguments,
+    check_nonlinearity,
+    check_values,
+    initial_state,
+    positive_int,
+)
 
-NONLINEARITIES = ("tanh", "relu", "linear")
 #: dtypes the engine does not compute in: the module runs in float32 on upcast copies (see the module doc).
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-class RecurrentInputError(ValueError, RuntimeError):
-    """A wrong shape, size or device of an input or state: torch.nn raises RuntimeError for these, rnnlab
-    raised ValueError; this class is both, so callers written against either keep working."""
-
-
-class RecurrentDtypeError(TypeError, ValueError):
-    """An input or state whose dtype is not the parameters': torch.nn raises ValueError, rnnlab TypeError."""
-
-
-class RecurrentArgumentError(ValueError, TypeError):
-    """A size argument that is not an integer: torch.nn raises TypeError, rnnlab raised ValueError."""
-
-
-def _all_finite(t: Tensor) -> bool:
-    """Whether every value of t is finite. The sum is one pass (isfinite is three, ~1 % of a training step at
-    the fastrnns shape) and is non-finite whenever a value is; finite values can also overflow it, so only
-    then is each value checked. The sum is tested in Python: a tensor isfinite on it is two more dispatches
-    (5.4 against 1.9 µs, ~1 % of a small training step)."""
-    return math.isfinite(t.sum().item()) or bool(torch.isfinite(t).all())
-
-
 class RecurrentBase(nn.Module):
-    """Shared parameters, input checks and conversions of the three module kinds.
+    """Shared parameters, input checks, the dispatcher and conversions of every recurrent module; by itself a
+    module for any cell of the table (`make_recurrent` builds it for the cells without a torch.nn class).
 
     Parameters per layer k, registered in torch.nn's order: ``weight_ih_l{k}`` (G·H, I or D·S),
     ``weight_hh_l{k}`` (G·H, S), with ``bias=True`` ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G·H,), and for an
     LSTM with proj_size = P > 0 ``weight_hr_l{k}`` (P, H); S = `state_size` (P, or H without a projection).
     """
-
-    _kind: ClassVar[str]  # "RNN", "LSTM" or "GRU": the torch.nn class this one mirrors
 
     def __init__(
         self,
@@ -80,33 +65,8 @@ class RecurrentBase(nn.Module):
     ):
         super().__init__()
         name = type(self).__name__
-        # torch.nn's checks and error types (torch.nn.RNNBase.__init__); where rnnlab raised another type
-        # before, the error class derives from both.
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout <= 1:
-            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout!r}")
-        for arg, value in (("bias", bias), ("batch_first", batch_first)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name}: {arg} must be True or False, got {value!r} ({type(value).__name__})")
-        for arg, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise RecurrentArgumentError(f"{name}: {arg} must be a positive integer, got {value!r}")
-            if value < 1:
-                raise ValueError(f"{name}: {arg} must be a positive integer, got {value!r}")
-        if isinstance(proj_size, bool) or not isinstance(proj_size, int):
-            raise RecurrentArgumentError(f"{name}: proj_size must be an integer, got {proj_size!r}")
-        if proj_size < 0:
-            raise ValueError(f"{name}: proj_size should be a positive integer or zero to disable projections")
-        if proj_size >= hidden_size:
-            raise ValueError(f"{name}: proj_size has to be smaller than hidden_size (got {proj_size} >= {hidden_size})")
-        if proj_size and cell != "lstm":
-            raise ValueError(f"{name}: proj_size argument is only supported for LSTM, not RNN or GRU")
-        if dropout > 0 and num_layers == 1:
-            # torch.nn warns the same way: dropout only acts between layers.
-            warnings.warn(
-                f"{name}: dropout={dropout} has no effect with num_layers=1 (it is applied between layers)",
-                UserWarning,
-                stacklevel=2,
-            )
+        sizes = {"input_size": input_size, "hidden_size": hidden_size, "num_layers": num_layers}
+        check_module_arguments(name, cell, sizes, bias, batch_first, dropout, proj_size)
         self.cell: Cell = get_cell(cell)
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -119,22 +79,25 @@ class RecurrentBase(nn.Module):
         self.truncate = truncate
         # (GradientRecorder, qualified name) while inside rnnlab.record_gradients, else None
         self._recording = None
+        self._register_weights(device, dtype)
+        self.reset_parameters()
 
+    def _register_weights(self, device, dtype) -> None:
+        """Every layer's and direction's parameters, empty, in torch.nn's order (per layer, forward first)."""
         factory = {"device": device, "dtype": dtype}
-        gate_size = self.cell.gates * hidden_size
+        gate_size = self.cell.gates * self.hidden_size
         state = self.state_size
-        for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else state * self.num_directions
-            for suffix in ("", "_reverse")[: self.num_directions]:  # torch.nn's order: per layer, forward first
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else state * self.num_directions
+            for suffix in ("", "_reverse")[: self.num_directions]:
                 tag = f"l{layer}{suffix}"
                 self.register_parameter(f"weight_ih_{tag}", nn.Parameter(torch.empty(gate_size, layer_input, **factory)))  # fmt: skip
                 self.register_parameter(f"weight_hh_{tag}", nn.Parameter(torch.empty(gate_size, state, **factory)))
-                if bias:
+                if self.bias:
                     self.register_parameter(f"bias_ih_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
                     self.register_parameter(f"bias_hh_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
-                if proj_size:
-                    self.register_parameter(f"weight_hr_{tag}", nn.Parameter(torch.empty(proj_size, hidden_size, **factory)))  # fmt: skip
-        self.reset_parameters()
+                if self.proj_size:
+                    self.register_parameter(f"weight_hr_{tag}", nn.Parameter(torch.empty(self.proj_size, self.hidden_size, **factory)))  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -145,9 +108,7 @@ class RecurrentBase(nn.Module):
 
     @truncate.setter
     def truncate(self, value: int | None) -> None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{type(self).__name__}: truncate must be a positive integer or None, got {value!r}")
-        self._truncate = value
+        self._truncate = positive_int(value, "truncate", type(self).__name__, allow_none=True)
 
     @property
     def num_directions(self) -> int:
@@ -201,8 +162,10 @@ class RecurrentBase(nn.Module):
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        if self._kind == "RNN":
-            s += f", nonlinearity={self.nonlinearity!r}"
+        if self.cell.torch_module == "RNN":
+            s += f", nonlinearity={self.cell.nonlinearity!r}"
+        elif self.cell.torch_module is None:
+            s += f", cell={self.cell.name!r}"
         if not self.bias:
             s += ", bias=False"
         if self.batch_first:
@@ -216,6 +179,13 @@ class RecurrentBase(nn.Module):
         if self.truncate is not None:
             s += f", truncate={self.truncate}"
         return s
+
+    # ------------------------------------------------------------------------------------------ recording
+
+    @property
+    def recording(self) -> tuple | None:
+        """What the next forwards report their backward to: (GradientRecorder, qualified name), or None."""
+        return self._recording
 
     def attach_recording(self, recording: tuple | None) -> None:
         """Set what the next forwards report their backward to: (GradientRecorder, qualified name), or None.
@@ -238,12 +208,12 @@ class RecurrentBase(nn.Module):
         last step for packed input.
         """
         if isinstance(input, PackedSequence):
-            return forward_packed(self, input, hx)
-        x, batched = self._check_input(input)
+            return self._forward_packed(input, hx)
+        x, batched = check_input(self, input)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
         x = x.contiguous()  # (T, B, I): the engine is time-major
-        h0, c0 = self._initial_state(hx, x, batched)
+        h0, c0 = initial_state(self, hx, x, batched)
         output, h_n, c_n = self._run(x, h0, c0)
         if self.batch_first and batched:
             output = output.transpose(0, 1)
@@ -252,9 +222,24 @@ class RecurrentBase(nn.Module):
             c_n = c_n.squeeze(1) if c_n is not None else None
         return (output, (h_n, c_n)) if self.cell.has_cell_state else (output, h_n)
 
+    def _forward_packed(self, packed: PackedSequence, hx):
+        """torch.nn's PackedSequence contract: hx and h_n in the caller's batch order, output packed alike."""
+        check_values(self, packed.data, "(N, I) packed data")
+        # Padded in the caller's batch order (pad_packed_sequence applies unsorted_indices); lengths likewise.
+        x, lengths = pad_packed_sequence(packed)  # (T, B, I), (B,)
+        h0, c0 = initial_state(self, hx, x, True)
+        output, h_n, c_n = self._run(x, h0, c0, lengths)
+        # Pack in the input's order (its batch_sizes, sorted_indices and unsorted_indices).
+        if packed.sorted_indices is not None:
+            output, lengths = output[:, packed.sorted_indices], lengths[packed.sorted_indices.cpu()]
+        data_out = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+        out = PackedSequence(data_out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+        return (out, (h_n, c_n)) if self.cell.has_cell_state else (out, h_n)
+
     def _run(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None = None):
-        """x (T, B, I) time-major, h0 / c0 (L·D, B, H) → (output (T, B, D·H), h_n, c_n), by the fast path
-        where it applies. `lengths` (B,) for PackedSequence input (output beyond each length: zeros)."""
+        """The dispatcher: x (T, B, I) time-major, h0 / c0 (L·D, B, H) → (output (T, B, D·H), h_n, c_n) by one
+        engine call where it can (the fast path), else by the split paths. `lengths` (B,) for PackedSequence
+        input (output beyond each length: zeros)."""
         weights = self._flat_weights
         low = weights[0].dtype in LOW_PRECISION
         if low:
@@ -265,115 +250,42 @@ class RecurrentBase(nn.Module):
             x, h0 = x.float(), h0.float()
             c0 = None if c0 is None else c0.float()
             weights = [w.float() for w in weights]
-        recorder, record_name = self._recording or (None, type(self).__name__)
+        recorder, name = self._recording or (None, type(self).__name__)
+        spec = self._spec()
+        run = run_projected if self.proj_size else run_stack  # the engine's backward has no projection
         if x.shape[1] == 0:
-            output, h_n, c_n = empty_batch(self, x, h0, c0, weights)
+            output, h_n, c_n = empty_batch(x, h0, c0, weights, self.num_directions * self.state_size)
         elif lengths is not None:
-            output, h_n, c_n = run_packed(self, x, h0, c0, weights, lengths, recorder, record_name)
-        elif self.bidirectional or (self.training and self.dropout == 1 and self.num_layers > 1):
-            split = None
-            if recorder is not None:
-                split = split_recording(recorder, record_name, self, x.shape[0])
-            output, h_n, c_n = run_split(self, x, h0, c0, weights, split, None, x.shape[1])
+            output, h_n, c_n = run_packed(run, spec, self.num_directions, x, h0, c0, weights, lengths, recorder, name)
+        elif needs_split(spec, self.num_directions):
+            output, h_n, c_n = run_split(run, spec, self.num_directions, x, h0, c0, weights, recorder, name)
         else:
-            output, h_n, c_n = run_stack(self._spec(), x, h0, c0, weights, recorder, record_name)
+            output, h_n, c_n = run(spec, x, h0, c0, weights, recorder, name)
         if low:
             output, h_n = output.to(dtype), h_n.to(dtype)
             c_n = None if c_n is None else c_n.to(dtype)
         return output, h_n, c_n
 
-    def _spec(self, num_layers: int | None = None, dropout: float | None = None) -> StackSpec:
+    def _spec(self) -> StackSpec:
         return StackSpec(
             cell=self.cell,
-            num_layers=self.num_layers if num_layers is None else num_layers,
+            num_layers=self.num_layers,
             bias=self.bias,
-            dropout=self.dropout if dropout is None else dropout,
+            dropout=self.dropout,
             training=self.training,
             truncate=self.truncate,
             proj_size=self.proj_size,
         )
 
-    def _check_input(self, input) -> tuple[Tensor, bool]:
-        """Validate the input and return it as (T, B, I) or (B, T, I), and whether it was batched."""
-        name = type(self).__name__
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{name}: input must be a torch.Tensor, got {type(input).__name__}")
-        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        if input.dim() not in (2, 3):
-            raise ValueError(
-                f"{name}: input must be 3-D {layout} or 2-D (T, I) unbatched, got shape {tuple(input.shape)}"
-            )
-        self._check_values(input, name, layout)
-        batched = input.dim() == 3
-        x = input if batched else input.unsqueeze(1)  # unbatched (T, I) → (T, 1, I)
-        steps = x.shape[1] if self.batch_first and batched else x.shape[0]
-        if steps == 0:
-            raise RecurrentInputError(f"{name}: input is an empty sequence (0 time steps, shape {tuple(input.shape)})")
-        return x, batched
-
-    def _check_values(self, input: Tensor, name: str, layout: str) -> None:
-        """The input's dtype, device, feature size and values (for a tensor or a PackedSequence's data)."""
-        param = self.weight_ih_l0
-        if input.dtype != param.dtype:
-            raise RecurrentDtypeError(
-                f"{name}: input dtype {input.dtype} does not match the parameters' {param.dtype}; "
-                f"convert one of them (e.g. input.to({param.dtype}))"
-            )
-        if input.device != param.device:
-            raise RecurrentInputError(f"{name}: input is on {input.device} but the parameters are on {param.device}")
-        if input.shape[-1] != self.input_size:
-            raise RecurrentInputError(
-                f"{name}: input has {input.shape[-1]} features per step, expected input_size={self.input_size} "
-                f"(input shape {tuple(input.shape)}, layout {layout})"
-            )
-        if not _all_finite(input):
-            # A NaN or Inf input would silently poison every later step and every gradient.
-            bad = int((~torch.isfinite(input)).sum())
-            raise ValueError(f"{name}: input contains {bad} NaN or infinite value(s); expected finite numbers")
-
-    def _initial_state(self, hx, x: Tensor, batched: bool) -> tuple[Tensor, Tensor | None]:
-        """Return h0 (and c0 for LSTMs) as (L, B, H), zeros where hx is None."""
-        name = type(self).__name__
-        batch = x.shape[1]
-        rows = self.num_layers * self.num_directions
-        if hx is None:
-            zeros = x.new_zeros((rows, batch, self.state_size))
-            return zeros, (x.new_zeros((rows, batch, self.hidden_size)) if self.cell.has_cell_state else None)
-        if self.cell.has_cell_state:
-            if not (isinstance(hx, tuple | list) and len(hx) == 2):
-                raise TypeError(f"{name}: hx must be a tuple (h0, c0), got {type(hx).__name__}")
-            return self._check_state(hx[0], "h0", batch, batched), self._check_state(hx[1], "c0", batch, batched)
-        return self._check_state(hx, "h0", batch, batched), None
-
-    def _check_state(self, state, what: str, batch: int, batched: bool) -> Tensor:
-        name = type(self).__name__
-        if not isinstance(state, Tensor):
-            raise TypeError(f"{name}: {what} must be a torch.Tensor, got {type(state).__name__}")
-        rows = self.num_layers * self.num_directions
-        layers = "num_layers * 2" if self.bidirectional else "num_layers"
-        size, size_name = (self.state_size, "proj_size") if what == "h0" and self.proj_size else (self.hidden_size, "hidden_size")  # fmt: skip
-        expected = (rows, batch, size) if batched else (rows, size)
-        if tuple(state.shape) != expected:
-            raise RecurrentInputError(
-                f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, batch, {size_name})"
-                if batched
-                else f"{name}: {what} has shape {tuple(state.shape)}, expected {expected} ({layers}, {size_name})"
-            )
-        param = self.weight_ih_l0
-        if state.dtype != param.dtype:
-            raise RecurrentDtypeError(
-                f"{name}: {what} dtype {state.dtype} does not match the parameters' {param.dtype}"
-            )
-        if not _all_finite(state):
-            raise ValueError(f"{name}: {what} contains NaN or infinite values; expected finite numbers")
-        if state.device != param.device:
-            raise RecurrentInputError(f"{name}: {what} is on {state.device} but the parameters are on {param.device}")
-        return state if batched else state.unsqueeze(1)
-
     # ------------------------------------------------------------------------------------------ conversion
 
     def to_torch(self) -> nn.Module:
-        """An equivalent `torch.nn.RNN/LSTM/GRU` with a copy of these parameters."""
+        """An equivalent `torch.nn.RNN/LSTM/GRU` with a copy of these parameters (this module is untouched)."""
+        if self.cell.torch_module is None or self.cell.name == "rnn_linear":
+            raise ValueError(
+                f"{type(self).__name__}: cell {self.cell.name!r} has no torch.nn equivalent (torch: RNN with tanh "
+                "or relu, LSTM, GRU)"
+            )
         param = self.weight_ih_l0
         kwargs = {
             "num_layers": self.num_layers,
@@ -384,24 +296,35 @@ class RecurrentBase(nn.Module):
             "device": param.device,
             "dtype": param.dtype,
         }
-        if self._kind == "RNN":
-            if self.nonlinearity == "linear":
-                raise ValueError("RNN: nonlinearity='linear' has no torch.nn equivalent (torch: tanh or relu)")
-            kwargs["nonlinearity"] = self.nonlinearity
+        if self.cell.nonlinearity is not None:
+            kwargs["nonlinearity"] = self.cell.nonlinearity
         if self.proj_size:
             kwargs["proj_size"] = self.proj_size
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the dropout warning was already given here
-            module = getattr(nn, self._kind)(self.input_size, self.hidden_size, **kwargs)
+            module = getattr(nn, self.cell.torch_module)(self.input_size, self.hidden_size, **kwargs)
         module.load_state_dict(self.state_dict())
         module.train(self.training)
         return module
 
+    # ------------------------------------------------------------------------------------------ saving
+
+    def __getstate__(self):
+        # A table cell is saved by its name and loads back as the table's own instance (the one the compiled
+        # loop serves), not as a copy; a user's Cell subclass is saved as it is.
+        state = self.__dict__.copy()
+        if is_table_cell(self.cell):
+            state["cell"] = self.cell.name
+        return state
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state.get("cell"), str):
+            state = {**state, "cell": get_cell(state["cell"])}
+        super().__setstate__(state)
+
 
 class RNN(RecurrentBase):
     """Elman RNN, drop-in for `torch.nn.RNN`; `nonlinearity` may also be 'linear' (for closed-form work)."""
-
-    _kind = "RNN"
 
     def __init__(
         self,
@@ -419,8 +342,7 @@ class RNN(RecurrentBase):
         proj_size: int = 0,
         truncate: int | None = None,
     ):
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"RNN: unknown nonlinearity {nonlinearity!r}; choose from: {', '.join(NONLINEARITIES)}")
+        check_nonlinearity(nonlinearity)
         self.nonlinearity = nonlinearity
         super().__init__(
             f"rnn_{nonlinearity}",
@@ -442,8 +364,6 @@ class LSTM(RecurrentBase):
     """LSTM, drop-in for `torch.nn.LSTM` (gate order i, f, g, o). With `proj_size` = P > 0 the state h_t is
     projected to P features, h_t = (o ⊙ tanh(c_t)) W_hrᵀ, as in torch.nn; that stack's backward is autograd's
     through the steps (`projected.py`), not the engine's."""
-
-    _kind = "LSTM"
 
     def __init__(
         self,
@@ -479,8 +399,6 @@ class LSTM(RecurrentBase):
 class GRU(RecurrentBase):
     """GRU, drop-in for `torch.nn.GRU` (gate order r, z, n)."""
 
-    _kind = "GRU"
-
     def __init__(
         self,
         input_size: int,
@@ -512,15 +430,21 @@ class GRU(RecurrentBase):
         )
 
 
+class Recurrent(RecurrentBase):
+    """A recurrent module for any cell of the table, by name: `Recurrent("gru", 3, 8)` computes what
+    `rnnlab.GRU(3, 8)` does. `make_recurrent` builds one for the cells that have no torch.nn class."""
+
+
 MODULES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}  # rnnlab's module for each torch.nn class name
 
 
 def _register_safe_globals() -> None:
     """Let `torch.load(weights_only=True)` — PyTorch's default — load whole saved rnnlab modules: the classes
-    (and the cell lookup that restores a module's cell) are plain data holders, safe to allow."""
+    are plain data holders, safe to allow (a module saves its cell by name; `get_cell` restores the cells of
+    modules saved before that)."""
     serialization = getattr(torch, "serialization", None)
     if serialization is not None and hasattr(serialization, "add_safe_globals"):  # torch ≥ 2.4
-        serialization.add_safe_globals([RNN, LSTM, GRU, get_cell])
+        serialization.add_safe_globals([RNN, LSTM, GRU, Recurrent, get_cell])
 
 
 _register_safe_globals()

@@ -26,7 +26,17 @@ from torch import nn
 
 from rnnlab.recurrent.convert import convert, recurrent_modules
 from rnnlab.recurrent.diagnostics import fit_decay, horizon
-from rnnlab.recurrent.recording import GradientRecorder
+from rnnlab.recurrent.figures import (
+    colour_scale,
+    draw_heatmap,
+    draw_profile,
+    heatmap_colourbar,
+    heatmap_rows,
+    label_profile_axes,
+    new_figure,
+)
+from rnnlab.recurrent.recorder import GradientRecorder
+from rnnlab.recurrent.validation import positive_int
 
 FAR_SHORTER = 0.25  # warn when a layer's horizon is below this fraction of its sequence length
 
@@ -64,6 +74,8 @@ _ADVICE = {
     "GRU": "orthogonal recurrent weights (rnnlab.init.apply(gru, 'orthogonal')) or an LSTM with chrono initialisation",
     "RNN": "a gated cell (LSTM with chrono initialisation, or GRU), identity initialisation with ReLU (IRNN: "
     "rnnlab.init.apply(rnn, 'identity')) or orthogonal recurrent weights",
+    None: "an LSTM with chrono initialisation (rnnlab.init.apply(lstm, 'chrono', t_max=T)) or orthogonal recurrent "
+    "weights",
 }
 
 
@@ -80,8 +92,7 @@ class Monitor:
     def __init__(
         self, model: nn.Module, every: int = 10, threshold: float = 1e-3, warn: bool = True, hooks: bool = True
     ):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"monitor: every must be a positive integer, got {every!r}")
+        positive_int(every, "every", "monitor")
         if not 0 < threshold <= 1:
             raise ValueError(f"monitor: threshold must be in (0, 1], got {threshold!r}")
         self.model = convert(model)
@@ -171,12 +182,12 @@ class Monitor:
         if not self.warn or row.key in self._warned or row.horizon >= FAR_SHORTER * row.seq_len:
             return
         self._warned.add(row.key)
-        kind = dict(self.modules)[row.module]._kind
+        kind = dict(self.modules)[row.module].cell.torch_module  # None for a cell without a torch.nn class
         which = f"layer {row.layer}" + (" (reverse direction)" if row.direction == "reverse" else "")
         warnings.warn(
             f"rnnlab.monitor: {row.module} {which} sees about {row.horizon} steps back (its gradient "
             f"falls below {self.threshold:g} of its value at the last step); its sequences are {row.seq_len} "
-            f"long, so it cannot learn dependencies longer than that. Try: {_ADVICE[kind]}.",
+            f"long, so it cannot learn dependencies longer than that. Try: {_ADVICE.get(kind, _ADVICE[None])}.",
             HorizonWarning,
             stacklevel=4,
         )
@@ -202,7 +213,13 @@ class Monitor:
         name = module if module is not None else self.modules[0][0]
         return f"{name} layer {layer}" + (" (reverse)" if direction == "reverse" else "")
 
-    def horizon(self, module: str | None = None, layer: int = 0, direction: str = "forward") -> int | None:
+    @property
+    def horizon(self) -> int | None:
+        """The most recent horizon of the first recurrent module's layer 0, or None before any record — a
+        value, like `GradientFlow.horizon` and a row's `horizon`; `horizon_at` names another layer."""
+        return self.horizon_at()
+
+    def horizon_at(self, module: str | None = None, layer: int = 0, direction: str = "forward") -> int | None:
         """The most recent horizon of a layer (default: the first recurrent module; `direction="reverse"` for
         a bidirectional layer's reverse direction), or None before any record."""
         rows = self._rows(module, layer, direction)
@@ -211,66 +228,54 @@ class Monitor:
     def plot(self, module: str | None = None, layer: int = 0, direction: str = "forward"):
         """A matplotlib Figure: ‖∂L/∂h_t‖ against lag at each recorded step (left) and the horizon over training
         (right), for one layer. Displays inline in Jupyter."""
-        from matplotlib import colormaps
-        from matplotlib.figure import Figure
+        from matplotlib import colormaps  # with the figure: see figures.py
 
         rows = self._rows(module, layer, direction)
-        name = self._name(module, layer, direction)
-        fig = Figure(figsize=(11, 4), layout="constrained")
+        fig = new_figure((11, 4))
         left, right = fig.subplots(1, 2)
         cmap = colormaps["viridis"]  # early steps dark, late steps bright
         for index, row in enumerate(rows):
-            colour = cmap(index / max(1, len(rows) - 1))
-            values = [v if v > 0 else float("nan") for v in row.profile]
-            left.semilogy(range(len(values)), values, color=colour, linewidth=1.2, label=f"step {row.step}")
+            draw_profile(left, row.profile, f"step {row.step}", cmap(index / max(1, len(rows) - 1)), linewidth=1.2)
         if rows:
             left.axvline(rows[-1].horizon, color="grey", linestyle="--", linewidth=1,
                          label=f"horizon at step {rows[-1].step}: {rows[-1].horizon}")  # fmt: skip
             right.plot([r.step for r in rows], [r.horizon for r in rows], marker="o")
             right.axhline(rows[-1].seq_len - 1, color="grey", linestyle=":", linewidth=1, label="whole sequence")
             right.legend(fontsize=8)
-            left.legend(fontsize=7, loc="lower left")
-        left.set_title(f"{name}: ‖∂L/∂h_t‖ of your loss against lag")
-        left.set_xlabel("lag: steps back from the last step")
-        left.set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
+        left.set_title(f"{self._name(module, layer, direction)}: ‖∂L/∂h_t‖ of your loss against lag")
+        label_profile_axes(left, legend=bool(rows))
         right.set_title(f"gradient horizon (threshold {self.threshold:g} of lag 0)")
         right.set_xlabel("training step (forwards of the model)")
         right.set_ylabel("horizon (steps)")
-        for ax in (left, right):
-            ax.grid(True, alpha=0.3)
+        right.grid(True, alpha=0.3)
         return fig
 
     def heatmap(self, module: str | None = None, layer: int = 0, direction: str = "forward"):
         """A matplotlib Figure: log₁₀‖∂L/∂h_t‖ by lag (x) and recorded step (y) for one layer, the horizon of
-        each step marked: the whole profile over training in one picture (TensorBoard gets it as an image)."""
-        import math
-
-        from matplotlib.figure import Figure
-
+        each step marked: the whole profile over training in one picture (TensorBoard gets it as an image).
+        A gradient that vanished to exactly zero takes the lowest colour; a blank cell is a lag the step's
+        sequence did not have (see figures.py)."""
         rows = self._rows(module, layer, direction)
-        name = self._name(module, layer, direction)
-        fig = Figure(figsize=(7, 4.5), layout="constrained")
+        fig = new_figure((7, 4.5))
         ax = fig.subplots()
-        ax.set_title(f"{name}: log₁₀‖∂L/∂h_t‖ of your loss over training")
-        ax.set_xlabel("lag: steps back from the last step")
-        ax.set_ylabel("training step")
+        ax.set_title(f"{self._name(module, layer, direction)}: log₁₀‖∂L/∂h_t‖ of your loss over training")
         if not rows:
+            ax.set_xlabel("lag: steps back from the last step (T − 1 − t)")
             ax.text(0.5, 0.5, "nothing recorded yet", ha="center", va="center", transform=ax.transAxes)
             return fig
-        width = max(r.seq_len for r in rows)  # rows of shorter sequences are padded with NaN (drawn blank)
-        values = [[math.log10(v) if v > 0 else math.nan for v in r.profile] + [math.nan] * (width - r.seq_len)
-                  for r in rows]  # fmt: skip
-        image = ax.imshow(values, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
-                          extent=(-0.5, width - 0.5, -0.5, len(rows) - 0.5))  # fmt: skip
+        values = heatmap_rows([r.profile for r in rows])
+        low, high = colour_scale([values])
+        image = draw_heatmap(ax, values, [r.step for r in rows], low, high)
         ax.plot([r.horizon for r in rows], range(len(rows)), color="white", marker="|", linestyle="--",
                 linewidth=1, label=f"horizon (threshold {self.threshold:g} of lag 0)")  # fmt: skip
-        shown = range(0, len(rows), max(1, len(rows) // 8))  # at most ~8 labelled rows
-        ax.set_yticks(list(shown), [str(rows[i].step) for i in shown])
         ax.legend(fontsize=8, loc="upper right")
-        fig.colorbar(image, ax=ax, label="log₁₀ ‖∂L/∂h_t‖₂ (batch mean; blank: zero)")
+        heatmap_colourbar(fig, image, ax, low)
         return fig
 
 
-def monitor(model: nn.Module, every: int = 10, threshold: float = 1e-3, warn: bool = True) -> Monitor:
-    """Watch the gradient's reach in `model` during your own training loop; see `Monitor`."""
-    return Monitor(model, every=every, threshold=threshold, warn=warn)
+def monitor(
+    model: nn.Module, every: int = 10, threshold: float = 1e-3, warn: bool = True, hooks: bool = True
+) -> Monitor:
+    """Watch the gradient's reach in `model` during your own training loop; see `Monitor` (the same arguments:
+    `hooks=False` when you mark steps yourself with `begin_step` / `end_step`)."""
+    return Monitor(model, every=every, threshold=threshold, warn=warn, hooks=hooks)

@@ -122,3 +122,13 @@ def extension():
 def backend() -> str:
     """'cpp' or 'python': which time loop the engine uses now."""
     return "cpp" if extension() is not None else "python"
+
+
+def release_buffers() -> int:
+    """Free the compiled engine's reusable scratch buffers that no tensor uses any more; returns the bytes freed.
+
+    Why they exist: the engine's large temporaries (pre-activations, states and their gradients, tens of MB per
+    layer) are kept between training steps, because fresh pages from the kernel cost more to fault in than to
+    write (see `_ext/bptt.cpp`). At most 2 GiB are kept; call this after training to give them back."""
+    ext = extension()
+    return 0 if ext is None else int(ext.release_scratch())

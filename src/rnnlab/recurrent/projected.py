@@ -19,14 +19,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.recurrent.engine import StackSpec, _row_norms, flush_denormals
-
-
-def layer_weights(spec: StackSpec, weights, layer: int):
-    """One layer's (w_ih, w_hh, b_ih or None, b_hh or None, w_hr) from the flat list in torch.nn's order."""
-    per_layer = 5 if spec.bias else 3
-    w = weights[layer * per_layer : (layer + 1) * per_layer]
-    return (w[0], w[1], w[2], w[3], w[4]) if spec.bias else (w[0], w[1], None, None, w[2])
+from rnnlab.recurrent.denormals import FlushScope
+from rnnlab.recurrent.engine import StackSpec
+from rnnlab.recurrent.gemm import extension_on
+from rnnlab.recurrent.recorder import row_norms
 
 
 def _stack(spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor, weights, masks: list):
@@ -36,7 +32,7 @@ def _stack(spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor, weights, masks: l
     layer_input = x
     h_n, c_n, states = [], [], []
     for layer in range(spec.num_layers):
-        w_ih, w_hh, b_ih, b_hh, w_hr = layer_weights(spec, weights, layer)
+        w_ih, w_hh, b_ih, b_hh, w_hr = spec.layer_weights(weights, layer)
         bias_x, bias_h = spec.cell.split_bias(b_ih, b_hh)
         x_pre = layer_input @ w_ih.t()  # (T, B, 4H)
         if bias_x is not None:
@@ -52,13 +48,9 @@ def _stack(spec: StackSpec, x: Tensor, h0: Tensor, c0: Tensor, weights, masks: l
         h_n.append(h)
         c_n.append(c)
         states.append((hs, cs))
-        if spec.dropout > 0 and spec.training and layer < spec.num_layers - 1:
-            if masks[layer] is None:  # inverted dropout between layers, as torch.nn and the engine
-                keep = 1.0 - spec.dropout
-                masks[layer] = torch.empty_like(output).bernoulli_(keep).div_(keep)
-            layer_input = output * masks[layer]
-        else:
-            layer_input = output
+        if masks[layer] is None:  # inverted dropout between layers, as torch.nn and the engine
+            masks[layer] = spec.dropout_mask(output, layer)
+        layer_input = output if masks[layer] is None else output * masks[layer]
     return layer_input, torch.stack(h_n), torch.stack(c_n), states
 
 
@@ -68,7 +60,7 @@ class _ProjectedStack(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec: StackSpec, recorder, name: str, x, h0, c0, *weights):
         masks: list = [None] * spec.num_layers
-        with flush_denormals(spec.flush):
+        with FlushScope(spec.flush, extension_on(x.device)):
             output, hn, cn, _ = _stack(spec, x, h0, c0, weights, masks)
         ctx.spec, ctx.recorder, ctx.name, ctx.masks = spec, recorder, name, masks
         # Saved through autograd: an in-place edit before the backward is an error, as in torch.nn.
@@ -85,7 +77,7 @@ class _ProjectedStack(torch.autograd.Function):
         if not wanted and ctx.recorder is None:
             return (None,) * (3 + len(inputs))
         create_graph = torch.is_grad_enabled()  # backward(create_graph=True): keep the graph of the gradient
-        with torch.enable_grad(), flush_denormals(spec.flush):
+        with torch.enable_grad(), FlushScope(spec.flush, extension_on(x.device)):
             if not create_graph:  # a first-order backward differentiates detached copies: no graph leaks out
                 inputs = [t.detach().requires_grad_(needs[i]) for i, t in enumerate(inputs)]
             output, hn, cn, states = _stack(spec, inputs[0], inputs[1], inputs[2], inputs[3:], list(ctx.masks))
@@ -118,7 +110,7 @@ def _record(recorder, name: str, states, state_grads) -> None:
         dh = stacked(state_grads[k : k + steps], hs)  # (T, B, P)
         dc = stacked(state_grads[k + steps : k + 2 * steps], cs)  # (T, B, H)
         k += 2 * steps
-        seen.append((_row_norms(dh), _row_norms(dc), dh if recorder.keep_vectors else None))
+        seen.append((row_norms(dh), row_norms(dc), dh if recorder.keep_vectors else None))
     recorder.add_backward(name, seen)
 
 

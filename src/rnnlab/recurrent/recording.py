@@ -1,110 +1,25 @@
-"""Per-step gradient recording: ‖∂L/∂h_t‖₂ for every step and layer, straight from the BPTT engine.
+"""Per-step gradient recording of a whole model: `rnnlab.record_gradients(model)`.
 
     with rnnlab.record_gradients(model) as rec:
         loss = loss_fn(model(x))
         loss.backward()
     rec.norms          # (L, T): batch mean of ‖∂L/∂h_t‖₂ of the last backward
 
-Forwards run inside the block are recorded when their backward runs (inside or after the block). Recording
-reads gradients the engine computes anyway; it never changes them.
+Three names, three roles: `record_gradients` (this context manager: record a model) attaches a
+`GradientRecorder` (what collects) to every rnnlab module inside the model, and the recorder keeps one
+`BackwardRecord` (what was recorded) per backward. Forwards run inside the block are recorded when their
+backward runs (inside or after the block). Recording reads gradients the engine computes anyway; it never
+changes them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from rnnlab.recurrent.convert import recurrent_modules
-
-
-@dataclass
-class GradientRecord:
-    """One backward pass through one recorded module.
-
-    `norms[l, t]` is the batch mean of ‖∂L/∂h_t‖₂ at layer l, step t, shape (L, T), in float64; `cell_norms` the same for
-    the LSTM cell state (None for other cells); `per_sample` / `cell_per_sample` are (L, T, B) when the
-    recorder was asked for them, else None. ∂L/∂h_t is the total gradient at the output of step t: what
-    arrives from the loss at step t, from the layer above, and back through time from step t+1.
-
-    Bidirectional modules: this record is the forward direction and `reverse` holds the reverse direction's
-    record (`direction="reverse"`), both indexed by the original time step t — so the reverse direction's
-    own first step is t = T−1 and its lag 0 (its last step) is t = 0. PackedSequence input: `lengths` (B,)
-    holds each sequence's length; step t of sequence b is its own step t, steps t ≥ lengths[b] do not
-    exist and are recorded as exactly 0 in `per_sample`, and `norms[l, t]` is the mean over the sequences
-    that reach step t.
-    """
-
-    module: str
-    norms: Tensor
-    cell_norms: Tensor | None = None
-    per_sample: Tensor | None = None
-    cell_per_sample: Tensor | None = None
-    vectors: Tensor | None = None  # (L, T, B, H) the gradients themselves, when the recorder keeps them
-    direction: str = "forward"  # "forward", or "reverse" for the reverse direction of a bidirectional module
-    reverse: GradientRecord | None = None  # the reverse direction of a bidirectional module, else None
-    lengths: Tensor | None = None  # (B,) each sequence's length for PackedSequence input, else None
-
-
-def _layers(per_layer: list[Tensor]) -> Tensor:
-    """Per-layer tensors stacked along a new first dim; one layer as a view (this runs once per recorded
-    backward, and every tensor op counts at steps of a few hundred µs)."""
-    return per_layer[0].unsqueeze(0) if len(per_layer) == 1 else torch.stack(per_layer)
-
-
-class GradientRecorder:
-    """Receives the engine's per-step gradient norms, one `GradientRecord` per backward. The engine computes
-    the norms as it walks back in time (in float64, in the compiled loop without storing the gradients), so
-    recording costs little; `keep_vectors` also keeps ∂L/∂h_t itself."""
-
-    def __init__(self, per_sample: bool = False, keep_vectors: bool = False):
-        self.per_sample = per_sample
-        self.keep_vectors = keep_vectors  # keep ∂L/∂h_t itself, (L, T, B, H): memory grows with T·B·H
-        self.records: list[GradientRecord] = []
-
-    def add_backward(self, module: str, seen: list[tuple[Tensor, Tensor | None, Tensor | None]]) -> None:
-        """Called by the engine once per backward: per layer, (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ (T, B) or
-        None, the vectors ∂L/∂h_t (T, B, H) or None — present when `keep_vectors`)."""
-        h = _layers([s[0] for s in seen])  # (L, T, B)
-        c = _layers([s[1] for s in seen]) if seen[0][1] is not None else None  # (L, T, B)
-        vectors = _layers([s[2] for s in seen]) if self.keep_vectors else None
-        self.records.append(self._record(module, h, c, vectors))
-
-    def _record(self, module: str, h: Tensor, c: Tensor | None, vectors, present: Tensor | None = None, **extra):
-        """A GradientRecord from per-sample norms h, c (L, T, B); `present` (T, B) marks the steps that exist
-        (PackedSequence input), over which the batch mean is taken."""
-
-        def mean(n: Tensor) -> Tensor:
-            if present is not None:
-                return n.sum(-1) / present.sum(-1).clamp(min=1)
-            return n.squeeze(-1) if n.shape[-1] == 1 else n.mean(-1)  # batch 1: no reduction to launch
-
-        return GradientRecord(
-            module=module,
-            norms=mean(h),
-            cell_norms=None if c is None else mean(c),
-            per_sample=h if self.per_sample else None,
-            cell_per_sample=c if self.per_sample else None,
-            vectors=vectors if self.keep_vectors else None,
-            **extra,
-        )
-
-    @property
-    def last(self) -> GradientRecord:
-        if not self.records:
-            raise RuntimeError("no gradients recorded yet: run a forward inside `record_gradients` and call backward")
-        return self.records[-1]
-
-    @property
-    def norms(self) -> Tensor:
-        """(L, T) batch-mean ‖∂L/∂h_t‖₂ of the most recent backward."""
-        return self.last.norms
-
-    @property
-    def cell_norms(self) -> Tensor | None:
-        """(L, T) batch-mean ‖∂L/∂c_t‖₂ of the most recent backward (LSTM), else None."""
-        return self.last.cell_norms
+from rnnlab.recurrent.recorder import BackwardRecord, GradientRecorder
 
 
 class record_gradients:  # lower case: a context manager used like torch.no_grad
@@ -132,7 +47,7 @@ class record_gradients:  # lower case: a context manager used like torch.no_grad
         self.recorder = GradientRecorder(per_sample=per_sample, keep_vectors=keep_vectors)
 
     def __enter__(self) -> GradientRecorder:
-        self._previous = [m._recording for _, m in self._found]
+        self._previous = [m.recording for _, m in self._found]
         for name, m in self._found:
             m.attach_recording((self.recorder, name))
         return self.recorder
@@ -142,89 +57,16 @@ class record_gradients:  # lower case: a context manager used like torch.no_grad
             m.attach_recording(previous)
 
 
-class SplitRecording:
-    """One `GradientRecord` per backward from a forward that ran as several engine calls: one per layer and
-    direction of a bidirectional module, one per group of equal-length sequences of a PackedSequence.
-
-    Each engine call gets a `part` (which layers, direction and batch columns it covers, and whether its
-    time axis is reversed); the engine hands each part its norms on backward. The first part to arrive
-    queues a callback that runs when the whole backward has finished, and assembles the record then. A part
-    that no gradient reached (e.g. a loss on the first layer's final state only) is not run by autograd at
-    all: its steps are recorded as 0, as the one-call engine records them.
-    """
-
-    def __init__(self, recorder: GradientRecorder, module: str, layers: int, directions: int, steps: int,
-                 lengths: Tensor | None = None):  # fmt: skip
-        self.recorder, self.module = recorder, module
-        self.layers, self.directions, self.steps, self.lengths = layers, directions, steps, lengths
-        self.keep_vectors = recorder.keep_vectors
-        self._arrived: list = []
-
-    def part(self, first_layer: int, direction: int, columns: Tensor | None, batch: int, flipped: bool):
-        """The recorder to hand one engine call covering layers first_layer…, `direction` (0 forward, 1
-        reverse), batch `columns` of the module's batch (None: all `batch`), time reversed if `flipped`."""
-        return _Part(self, first_layer, direction, columns, batch, flipped)
-
-    def _arrive(self, part: _Part, seen: list) -> None:
-        if not self._arrived:
-            # Runs once the current backward (loss.backward() or autograd.grad) has finished.
-            torch.autograd.Variable._execution_engine.queue_callback(self._finish)
-        self._arrived.append((part, seen))
-
-    def _finish(self) -> None:
-        arrived, self._arrived = self._arrived, []
-        first_seen = arrived[0][1][0]
-        batch = arrived[0][0].batch
-        steps = self.steps
-        h = torch.zeros((self.directions, self.layers, steps, batch), dtype=torch.float64)  # (D, L, T, B)
-        c = torch.zeros_like(h) if first_seen[1] is not None else None
-        vectors = None
-        if self.keep_vectors:
-            hidden = first_seen[2].shape[-1]
-            vectors = first_seen[2].new_zeros((self.directions, self.layers, steps, batch, hidden))
-        for part, seen in arrived:
-            columns = slice(None) if part.columns is None else part.columns
-            for offset, (h_norms, c_norms, vecs) in enumerate(seen):
-                layer = part.first_layer + offset
-                for target, value in ((h, h_norms), (c, c_norms), (vectors, vecs)):
-                    if target is None:
-                        continue
-                    value = value.flip(0) if part.flipped else value  # back to the original time order
-                    target[part.direction, layer, : value.shape[0], columns] = value.to(target.device)
-        present = None
-        if self.lengths is not None:
-            present = torch.arange(steps)[:, None] < self.lengths[None, :]  # (T, B)
-        records = [
-            self.recorder._record(
-                self.module,
-                h[d],
-                None if c is None else c[d],
-                None if vectors is None else vectors[d],
-                present,
-                direction=("forward", "reverse")[d],
-                lengths=self.lengths,
-            )
-            for d in range(self.directions)
-        ]
-        if self.directions == 2:
-            records[0].reverse = records[1]
-        self.recorder.records.append(records[0])
+def __getattr__(name: str):
+    if name == "GradientRecord":
+        warnings.warn(
+            "GradientRecord is now rnnlab.recurrent.recorder.BackwardRecord (one record per backward pass); "
+            "the old name will be removed",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return BackwardRecord
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@dataclass
-class _Part:
-    """What one engine call of a `SplitRecording` covers; the engine sees it as its recorder."""
-
-    owner: SplitRecording
-    first_layer: int
-    direction: int
-    columns: Tensor | None
-    batch: int
-    flipped: bool
-
-    @property
-    def keep_vectors(self) -> bool:
-        return self.owner.keep_vectors
-
-    def add_backward(self, module: str, seen: list) -> None:
-        self.owner._arrive(self, seen)
+__all__ = ["BackwardRecord", "GradientRecorder", "record_gradients"]

@@ -1,7 +1,9 @@
 """Plots that explain themselves: titles, labelled axes with units, legends.
 
 Built on `matplotlib.figure.Figure` directly (no pyplot), so no GUI backend is ever needed. Every file is
-written atomically: to a temporary name in the same folder, then renamed.
+written atomically: to a temporary name in the same folder, then renamed. The gradient pictures (profiles
+against lag, heatmaps over training) are drawn by `rnnlab.recurrent.figures`, as the diagnostics and the
+monitor draw theirs, with its one rule for zero gradients; this module lays them out for a report.
 """
 
 from __future__ import annotations
@@ -14,6 +16,16 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+
+from rnnlab.recurrent.figures import (
+    LAG_LABEL,
+    colour_scale,
+    draw_heatmap,
+    heatmap_colourbar,
+    heatmap_rows,
+    on_log_axis,
+    profiles_figure,
+)
 
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
@@ -38,39 +50,18 @@ def gradient_profiles(
     title: str,
     threshold: float | None = None,
 ) -> Path:
-    """log‖∂L/∂h_t‖ against lag, one curve per model: the picture of the vanishing gradient.
+    """log‖∂L/∂h_t‖ against lag, one curve per model (`figures.profiles_figure`), written to `path`.
 
-    `profiles[label]` is (T,) by lag (lag 0 = the step the loss reads). Exact zeros (underflow) are not drawn.
-    With a horizon `threshold`, each curve is divided by its value at lag 0 — the horizon is relative to it
-    (see diagnostics.horizon) — so the dashed threshold line meets each curve exactly at its horizon.
+    `profiles[label]` is (T,) by lag (lag 0 = the step the loss reads). With a horizon `threshold`, each curve
+    is divided by its value at lag 0, so the dashed threshold line meets each curve exactly at its horizon.
     """
-    fig = Figure(figsize=(8, 5))
-    ax = fig.subplots()
-    for label, profile in profiles.items():
-        values = profile.detach().to(torch.float64).cpu()
-        if threshold is not None and values[0] > 0:
-            values = values / values[0]
-        values = torch.where(values > 0, values, torch.nan)
-        ax.semilogy(range(len(values)), values.numpy(), label=label, linewidth=1.6)
-    if threshold is not None:
-        ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"horizon threshold ({threshold:g})")
-    ax.set_title(title)
-    ax.set_xlabel("lag: steps back from the loss (T − 1 − t)")
-    relative = "relative to lag 0, " if threshold is not None else ""
-    ax.set_ylabel(f"‖∂L/∂h_t‖₂ ({relative}batch mean, log scale)")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
-    return save_figure(fig, path)
-
-
-def _zeros_to_nan(values) -> list[float]:
-    return [v if v and v > 0 else float("nan") for v in values]
+    return save_figure(profiles_figure(profiles, title, threshold), path)
 
 
 def _band(profiles: list[list[float]]) -> tuple[list[float], list[float], list[float]]:
-    """Median, min and max by lag over several profiles (cut to the shortest); zeros (underflow) → NaN."""
+    """Median, min and max by lag over several profiles (cut to the shortest), for a log axis: zeros → NaN."""
     length = min(len(p) for p in profiles)
-    columns = torch.tensor([_zeros_to_nan(p[:length]) for p in profiles], dtype=torch.float64)  # (seeds, lags)
+    columns = torch.stack([on_log_axis([v or 0.0 for v in p[:length]]) for p in profiles])  # (seeds, lags)
     return (
         columns.nanmedian(0).values.tolist(),
         columns.nan_to_num(float("inf")).min(0).values.tolist(),
@@ -111,7 +102,7 @@ def profiles_before_after(
                     )
             when = "untrained (step 0)" if column == 0 else "after training (last evaluation)"
             ax.set_title(f"T = {length}: {when}", fontsize=10)
-            ax.set_xlabel("lag: steps back from the loss (T − 1 − t)")
+            ax.set_xlabel(LAG_LABEL)
             ax.grid(True, alpha=0.3)
         row[0].set_ylabel("‖∂L/∂h_t‖₂ (batch mean, log scale)")
         row[1].legend(fontsize=8, loc="lower left")
@@ -137,42 +128,24 @@ def _seeds(count: int) -> str:
 def flow_heatmaps(runs: Mapping[str, tuple[list[int], list[list[float]]]], path, title: str) -> Path:
     """One heatmap per run: log10‖∂L/∂h_t‖ by lag (x) and training step (y), on one colour scale that spans
     the values shown (so a profile that stays flat is not hidden by a scale made for one that vanishes)."""
-    import math
-
     count = max(1, len(runs))
     cols = min(3, count)
-    rows = math.ceil(count / cols)
+    rows = -(-count // cols)
     fig = Figure(figsize=(4.6 * cols, 3.8 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
-    data = {
-        label: torch.tensor([[math.log10(v) if v and v > 0 else math.nan for v in p] for p in profiles])
-        for label, (_, profiles) in runs.items()
-    }
-    finite = torch.cat([d[torch.isfinite(d)] for d in data.values()]) if data else torch.zeros(1)
-    low = float(finite.quantile(0.01)) if finite.numel() else -30.0
-    high = float(finite.max()) if finite.numel() else 0.0
+    data = {label: heatmap_rows([[v or 0.0 for v in p] for p in profiles]) for label, (_, profiles) in runs.items()}
+    low, high = colour_scale(list(data.values()))
     image = None
     for ax, (label, (steps, _)) in zip(axes.flat, runs.items(), strict=False):
-        values = data[label].nan_to_num(low).clamp(min=low)  # underflow (zero gradient) drawn as the lowest colour
-        image = ax.imshow(
-            values.numpy(),
-            aspect="auto",
-            origin="lower",
-            cmap="viridis",
-            vmin=low,
-            vmax=high,
-            extent=(0, values.shape[1], -0.5, len(steps) - 0.5),
-        )
-        shown = range(0, len(steps), max(1, len(steps) // 8))  # at most ~8 labelled rows
-        ax.set_yticks(list(shown), [str(steps[i]) for i in shown], fontsize=8)
-        ax.tick_params(axis="x", labelsize=8)
+        image = draw_heatmap(ax, data[label], steps, low, high)
+        ax.tick_params(labelsize=8)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("lag (steps)", fontsize=9)
         ax.set_ylabel("training step", fontsize=9)
     for ax in list(axes.flat)[len(runs) :]:
         ax.axis("off")
     if image is not None:
-        fig.colorbar(image, ax=axes, label=f"log₁₀ ‖∂L/∂h_t‖ (≤ {low:.0f}: at or below the scale, or zero)", shrink=0.8)
+        heatmap_colourbar(fig, image, axes, low)
     fig.suptitle(title)
     return save_figure(fig, path)
 

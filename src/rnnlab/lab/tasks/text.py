@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.lab.tasks.base import StreamTask
+from rnnlab.recurrent.validation import positive_int
 
 ALPHABET = 'abcdefghijklmnopqrstuvwxyz .,()"\n'
 CONSONANTS, VOWELS = "bcdfghklmnprstvz", "aeiou"
@@ -41,10 +42,7 @@ class Text(StreamTask):
     train_chars, test_chars = 200_000, 20_000
 
     def __init__(self, seq_len: int = 50, seed: int = 0):
-        if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
-            raise ValueError(
-                f"task 'text': seq_len (the default BPTT window) must be a positive integer, got {seq_len!r}"
-            )
+        positive_int(seq_len, "seq_len (the default BPTT window)", "task 'text'")
         self.seq_len = seq_len
         self.seed = seed
         text = generate(self.train_chars + self.test_chars, seed)
