@@ -57,11 +57,6 @@ def _imports(name: str) -> list[tuple[str, str]]:
 GRAPH = {name: {target for target, _ in _imports(name) if target in MODULES} for name in MODULES}
 
 
-# The one circle left: the trainer imports its progress bar at use, and the bar subclasses the trainer's
-# Callback. Breaking it moves Callback out of lab/trainer.py, which is being edited elsewhere (issue #22).
-KNOWN_CIRCLE = ("rnnlab.lab.trainer", "rnnlab.lab.progress")
-
-
 def _check_acyclic(graph: dict[str, set[str]]) -> None:
     try:
         graphlib.TopologicalSorter(graph).prepare()
@@ -69,13 +64,6 @@ def _check_acyclic(graph: dict[str, set[str]]) -> None:
         pytest.fail(f"an import cycle: {' → '.join(error.args[1])}")
 
 
-def test_the_modules_import_each_other_one_way_only_but_for_the_known_circle():
-    source, target = KNOWN_CIRCLE
-    assert target in GRAPH[source], "the known circle is gone: remove KNOWN_CIRCLE and the xfail below"
-    _check_acyclic({**GRAPH, source: GRAPH[source] - {target}})
-
-
-@pytest.mark.xfail(strict=True, reason="lab.trainer ↔ lab.progress: Callback must leave lab/trainer.py first")
 def test_the_modules_import_each_other_one_way_only():
     _check_acyclic(GRAPH)
 
@@ -109,7 +97,6 @@ def test_nothing_below_the_face_imports_the_package_face():
     assert not wrong, wrong
 
 
-@pytest.mark.xfail(strict=True, reason="issue #22 item 2, being done separately")
 def test_the_report_reads_the_store_only():
     wrong = [
         f"{name} → {target}"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from rnnlab.lab.callbacks import Callback
 from rnnlab.lab.config import RunConfig
 from rnnlab.lab.results import Evaluation
-from rnnlab.lab.trainer import Callback
 
 
 class ProgressBar(Callback):

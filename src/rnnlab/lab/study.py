@@ -27,7 +27,19 @@ from typing import Any
 
 from rnnlab.lab.config import ConfigError, RunConfig, load_yaml, make_config
 
-STUDY_KEYS = ("name", "claim", "source", "description", "defaults", "grid", "variants", "order", "finding", "paper", "verdict")
+STUDY_KEYS = (
+    "name",
+    "claim",
+    "source",
+    "description",
+    "defaults",
+    "grid",
+    "variants",
+    "order",
+    "finding",
+    "paper",
+    "verdict",
+)
 # The order runs are claimed and run in. "variants": variant by variant (the file's order); "seeds": seed by seed,
 # every variant at seed 0 first — for studies longer than one sitting, so that one stopped part-way has every
 # variant at its first seeds rather than one variant at all of them.

@@ -19,11 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnlab.lab.callbacks import Callback
 from rnnlab.lab.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from rnnlab.lab.clip import clip_gradients
 from rnnlab.lab.config import RunConfig
 from rnnlab.lab.environment import machine
 from rnnlab.lab.model import SequenceModel
+from rnnlab.lab.progress import ProgressBar
 from rnnlab.lab.results import Evaluation, FlowSnapshot, TrainResult, result_from_dict
 from rnnlab.lab.streams import StreamWindows, stream_scores
 from rnnlab.lab.task_facts import task_facts
@@ -34,26 +36,6 @@ from rnnlab.recurrent import init as init_schemes
 FLOW_BATCH = 32  # sequences in each gradient-flow snapshot
 FLOW_STREAM_LENGTH = 200  # window of the test stream used for a stream task's snapshot
 EVAL_CHUNK = 250  # test sequences per forward during evaluation (bounds memory)
-
-
-class Callback:
-    """Hooks into a run; override what you need. Per run: on_train_begin, then per update on_step (and
-    on_evaluation, on_checkpoint when they happen), then on_train_end — also when the run stops early."""
-
-    def on_train_begin(self, trainer: Trainer) -> None:
-        """Before the first update of this call to `run` (after a resume, at the resumed step)."""
-
-    def on_train_end(self, trainer: Trainer) -> None:
-        """After the last update (solved, budget used, diverged, or an exception)."""
-
-    def on_step(self, trainer: Trainer, step: int, loss: float, grad_norm: float, clipped: bool) -> None:
-        """After update `step` (1-based)."""
-
-    def on_evaluation(self, trainer: Trainer, evaluation: Evaluation) -> None:
-        """After each evaluation."""
-
-    def on_checkpoint(self, trainer: Trainer, path: Path) -> None:
-        """After a checkpoint was written (atomically) to `path`."""
 
 
 # ------------------------------------------------------------------------------------------------ building
@@ -130,8 +112,6 @@ class Trainer:
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.callbacks = list(callbacks)
         if progress:
-            from rnnlab.lab.progress import ProgressBar
-
             self.callbacks.append(ProgressBar())
         self.generator = torch.Generator().manual_seed(config.seed + 1)  # data order
         self.step = 0

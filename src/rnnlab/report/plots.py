@@ -270,10 +270,23 @@ def gradient_norms(
         for index, (steps, means, max_steps, maxima) in enumerate(seeds):
             colour = f"C{index % 10}"
             first = index == 0  # the legend names the two line styles once; the colours are the seeds
-            ax.plot(steps, _zeros_to_nan(means), color=colour, linewidth=1.2, label="window mean" if first else None)
+            ax.plot(
+                steps,
+                on_log_axis([v or 0.0 for v in means]),
+                color=colour,
+                linewidth=1.2,
+                label="window mean" if first else None,
+            )
             if maxima:
                 name = "window's largest update" if first else None
-                ax.plot(max_steps, _zeros_to_nan(maxima), color=colour, linewidth=0.9, linestyle=":", label=name)
+                ax.plot(
+                    max_steps,
+                    on_log_axis([v or 0.0 for v in maxima]),
+                    color=colour,
+                    linewidth=0.9,
+                    linestyle=":",
+                    label=name,
+                )
         threshold = thresholds.get(label)
         if threshold is not None:
             ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"clip threshold ({threshold:g})")
