@@ -4,12 +4,15 @@ A state_dict loads in both directions between rnnlab and torch.nn, and `from_tor
 with identical numbers. The difference is inside: the time loop runs in rnnlab's explicit BPTT engine
 (`rnnlab.recurrent.engine`), which can record ‖∂L/∂h_t‖ for every step and truncate the backward pass.
 
+A forward that records nothing and is not truncated runs torch's own fused op instead, as torch.nn would —
+on CUDA by default, on every device with RNNLAB_ENGINE=fused (`fused.py`, where the rule is written).
 Two ways through the engine: the fast path — one engine call for the whole stack — for unidirectional
 modules on a padded tensor; and several engine calls for bidirectional layers, `PackedSequence` input,
 `dropout=1` in training and empty batches (`split_forward.py`). An LSTM with `proj_size > 0` runs its stacks in
 `projected.py` (autograd's backward: the engine's has no projection).
 float16 and bfloat16 modules compute in float32 on upcast copies of the weights and inputs (the casts are
-part of the graph, so gradients arrive in the parameters' dtype) and cast the results back.
+part of the graph, so gradients arrive in the parameters' dtype) and cast the results back — in the engine,
+and on CPU; on CUDA an unrecorded forward computes as torch.nn's does (cuDNN).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab.recurrent.cells import Cell, get_cell
 from rnnlab.recurrent.engine import StackSpec, run_stack
+from rnnlab.recurrent.fused import flatten_weights, run_fused, run_fused_packed, takes_fused
 from rnnlab.recurrent.split_forward import empty_batch, forward_packed, run_packed, run_split, split_recording
 
 NONLINEARITIES = ("tanh", "relu", "linear")
@@ -135,6 +139,7 @@ class RecurrentBase(nn.Module):
                 if proj_size:
                     self.register_parameter(f"weight_hr_{tag}", nn.Parameter(torch.empty(proj_size, hidden_size, **factory)))  # fmt: skip
         self.reset_parameters()
+        self.flatten_parameters()  # as torch.nn: a module built on a GPU starts with cuDNN's layout
 
     # ------------------------------------------------------------------------------------------ properties
 
@@ -186,9 +191,18 @@ class RecurrentBase(nn.Module):
         return [flat[i : i + per_layer] for i in range(0, len(flat), per_layer)]
 
     def flatten_parameters(self) -> None:
-        """A no-op, for code written for torch.nn (pytorch/examples' word language model calls it). torch.nn
-        copies the weights into one contiguous cuDNN buffer here; rnnlab's engine reads each parameter where
-        it is, so there is nothing to flatten."""
+        """As torch.nn: on CUDA with cuDNN, the weights move into one contiguous buffer in cuDNN's layout, which
+        the fused op of unrecorded forwards reads in place (`fused.flatten_weights`); elsewhere a no-op."""
+        flatten_weights(self)
+
+    def _apply(self, fn, recurse=True):
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()  # .to(cuda), .half(), …: fresh weight tensors, flattened again as torch.nn does
+        return result
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.flatten_parameters()  # a module unpickled onto a GPU, as torch.nn
 
     def reset_parameters(self) -> None:
         """torch.nn's default: every weight and bias U(−1/√H, 1/√H), drawn in the same order from the global
@@ -238,13 +252,17 @@ class RecurrentBase(nn.Module):
         last step for packed input.
         """
         if isinstance(input, PackedSequence):
+            if takes_fused(self, input, self._recording):  # nothing recorded: torch's fused op (fused.py)
+                return run_fused_packed(self, input, hx)
             return forward_packed(self, input, hx)
         x, batched = self._check_input(input)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
-        x = x.contiguous()  # (T, B, I): the engine is time-major
         h0, c0 = self._initial_state(hx, x, batched)
-        output, h_n, c_n = self._run(x, h0, c0)
+        if takes_fused(self, x, self._recording):  # nothing recorded: torch's fused op (fused.py)
+            output, h_n, c_n = run_fused(self, x, h0, c0)
+        else:
+            output, h_n, c_n = self._run(x.contiguous(), h0, c0)  # (T, B, I): the engine is time-major
         if self.batch_first and batched:
             output = output.transpose(0, 1)
         if not batched:
