@@ -159,9 +159,7 @@ def run_parity_tests() -> tuple[bool, str]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cells", default="rnn_tanh,lstm,gru")
-    parser.add_argument("--sections", default="small-input,input=hidden,long,two-layer,issue-15")
-    parser.add_argument("--max-gflop", type=float, default=40.0, help="leave out shapes whose LSTM step exceeds it")
+    bench_grid.add_grid_arguments(parser)  # --cells, --sections, --max-gflop: the grid's configurations
     parser.add_argument("--repeats", type=int, default=10, help="timed rounds per configuration (the median)")
     parser.add_argument("--minutes", type=float, default=None, help="stop timing after this long (write what ran)")
     parser.add_argument("--no-tests", action="store_true", help="skip the parity tests")
@@ -172,17 +170,8 @@ def main(argv=None) -> int:
         print("gpu_check: no CUDA device here (torch.cuda.is_available() is False); nothing checked or timed")
         return 0
     device = torch.device(args.device)
-    cells = args.cells.split(",")
-    known = bench_grid.sections()
-    unknown = [s for s in args.sections.split(",") if s not in known]
-    if unknown or any(c not in CELL_LOOPS for c in cells):
-        parser.error(f"unknown section or cell; sections: {', '.join(known)}; cells: {', '.join(CELL_LOOPS)}")
-    plan = [
-        shape
-        for section in args.sections.split(",")
-        for shape in known[section]
-        if section == "issue-15" or bench_grid.step_flops("lstm", shape) / 1e9 <= args.max_gflop
-    ]
+    cells, planned, _ = bench_grid.grid_plan(parser, args)
+    plan = [shape for _, shape in planned]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     header = [
         f"# Training step on {name}: rnnlab against torch.nn",
@@ -196,7 +185,8 @@ def main(argv=None) -> int:
     if not args.no_tests:
         passed, summary = run_parity_tests()
         failed = not passed
-        header += [f"Parity (tests/test_fused.py on {name} and the CPU): {'passed' if passed else 'FAILED'}: {summary}", ""]  # fmt: skip
+        where = f"on {name} and the CPU" if device.type == "cuda" else "on the CPU only"
+        header += [f"Parity (tests/test_fused.py {where}): {'passed' if passed else 'FAILED'}: {summary}", ""]
         print(header[-2], flush=True)
     started, rows = time.perf_counter(), []
     print(f"{len(plan)} shapes × {len(cells)} cells", flush=True)
