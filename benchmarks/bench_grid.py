@@ -284,17 +284,16 @@ def draw_heatmap(results: list[dict], path: Path, cells: list[str]) -> None:
     tmp.replace(path)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the grid's configurations (this script's and gpu_check.py's)."""
     parser.add_argument("--cells", default="rnn_tanh,lstm,gru")
     parser.add_argument("--sections", default="small-input,input=hidden,long,two-layer,issue-15")
     parser.add_argument("--max-gflop", type=float, default=40.0, help="leave out shapes whose LSTM step exceeds it")
-    parser.add_argument("--budget", type=float, default=1.5, help="seconds of timing per configuration (4 or 8 rounds)")
-    parser.add_argument("--block", type=int, default=2, help="timed steps per variant and round")
-    parser.add_argument("--plan", action="store_true", help="list the configurations and exit")
-    parser.add_argument("--out", default="benchmarks/results", help="folder for grid.json and grid.md")
-    parser.add_argument("--heatmap", default="docs/bench-grid.png")
-    args = parser.parse_args(argv)
+
+
+def grid_plan(parser: argparse.ArgumentParser, args) -> tuple[list[str], list, list]:
+    """(cells, plan, skipped) from the options of `add_grid_arguments`: plan and skipped are (section, Shape)
+    pairs; an unknown section or cell is the parser's error."""
     cells = args.cells.split(",")
     known = sections()
     unknown = [s for s in args.sections.split(",") if s not in known]
@@ -306,6 +305,19 @@ def main(argv=None) -> int:
             named = section == "issue-15"  # the shapes an issue names are run whatever their size
             fits = named or step_flops("lstm", shape) / 1e9 <= args.max_gflop
             (plan if fits else skipped).append((section, shape))
+    return cells, plan, skipped
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_grid_arguments(parser)
+    parser.add_argument("--budget", type=float, default=1.5, help="seconds of timing per configuration (4 or 8 rounds)")
+    parser.add_argument("--block", type=int, default=2, help="timed steps per variant and round")
+    parser.add_argument("--plan", action="store_true", help="list the configurations and exit")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for grid.json and grid.md")
+    parser.add_argument("--heatmap", default="docs/bench-grid.png")
+    args = parser.parse_args(argv)
+    cells, plan, skipped = grid_plan(parser, args)
     print(f"{len(plan)} shapes × {len(cells)} cells; left out over {args.max_gflop:g} GFLOP: {len(skipped)}")
     if args.plan:
         for section, shape in plan:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch.testing import assert_close
 
 import rnnlab
 
@@ -26,6 +27,24 @@ def make_pair(cell: str, input_size=3, hidden_size=7, dtype=torch.float64, seed=
             for p in reference.parameters():
                 p.uniform_(-spread, spread)
     return reference, rnnlab.from_torch(reference)
+
+
+def weighted_loss(*tensors, seed=1):
+    """Every tensor weighted randomly (seeded) and summed: a loss that reaches every output and final state
+    through its own random weights, so a wrong gradient along any path changes the numbers."""
+    gen = torch.Generator().manual_seed(seed)
+    return sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in tensors)
+
+
+def assert_same_grads(reference, module, tensors_ref=(), tensors_new=(), rtol=1e-10, atol=1e-12):
+    """Every parameter's gradient of `module` equals `reference`'s (same names, same order), and each of
+    `tensors_new` has the gradient of its partner in `tensors_ref` (inputs and initial states)."""
+    named = zip(reference.named_parameters(), module.named_parameters(), strict=True)
+    for (name, p_ref), (name_new, p_new) in named:
+        assert name == name_new
+        assert_close(p_new.grad, p_ref.grad, rtol=rtol, atol=atol, msg=lambda m, n=name: f"grad of {n}: {m}")
+    for a, b in zip(tensors_new, tensors_ref, strict=True):
+        assert_close(a.grad, b.grad, rtol=rtol, atol=atol)
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
@@ -93,3 +94,31 @@ def test_the_recording_benchmark_writes_one_line_per_shape(tmp_path, monkeypatch
     lines = out.read_text().splitlines()
     assert len(lines) == 3 and "4 adjacent pairs" in lines[0]
     assert lines[1].startswith("lstm     T=6 B=2 I=3 H=8: step ") and "recording " in lines[1]
+
+
+def test_the_gpu_check_says_so_in_one_line_without_cuda_and_times_on_the_cpu_when_asked(tmp_path, capsys, monkeypatch):
+    import gpu_check
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = tmp_path / "gpu.md"
+    assert gpu_check.main(["--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert said.count("\n") == 1 and "no CUDA device" in said
+    assert not out.exists()
+    args = ["--device", "cpu", "--no-tests", "--sections", "smoke", "--repeats", "2", "--out", str(out)]
+    assert gpu_check.main(args) == 0
+    rows = [line.split(" | ") for line in out.read_text().splitlines() if line.startswith("| T=6 B=2 I=3 H=8 |")]
+    assert [r[1] for r in rows] == ["rnn_tanh", "lstm", "gru"]
+    assert all(float(r[2]) > 0 and r[6].startswith("**") for r in rows)  # torch.nn's time, the ratio in bold
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_the_gpu_checks_cell_loop_computes_what_torch_nn_computes(cell):
+    """The cell loop the recorded path is compared with runs the same network, with the same weights."""
+    import gpu_check
+
+    torch.manual_seed(0)
+    reference = bench_grid.CELLS[cell][0](3, 5, num_layers=2, dtype=torch.float64)
+    cells = gpu_check.cell_stack(cell, reference, torch.device("cpu"))
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    torch.testing.assert_close(gpu_check.cell_loop(cells, x), reference(x)[0], rtol=1e-12, atol=1e-12)

@@ -17,7 +17,7 @@ from torch.testing import assert_close
 import rnnlab
 from rnnlab import diagnostics
 from rnnlab.recurrent.validation import RecurrentDtypeError, RecurrentInputError
-from tests.conftest import CELL_KINDS, make_pair
+from tests.conftest import CELL_KINDS, assert_same_grads, make_pair, weighted_loss
 
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 T, B, I, H = 5, 3, 3, 4  # noqa: E741 - the sizes as the docs name them
@@ -40,23 +40,6 @@ def _as_hx(cell, states):
     return tuple(states) if cell == "lstm" else states[0]
 
 
-def _loss(out, finals, seed=1):
-    """A loss weighting every output and final state randomly, so every gradient path is exercised."""
-    gen = torch.Generator().manual_seed(seed)
-    loss = (out * torch.randn(out.shape, generator=gen, dtype=out.dtype)).sum()
-    for f in finals:
-        loss = loss + (f * torch.randn(f.shape, generator=gen, dtype=f.dtype)).sum()
-    return loss
-
-
-def _compare_grads(reference, module, tensors_ref, tensors_new):
-    for (name, p_ref), (name_new, p_new) in zip(reference.named_parameters(), module.named_parameters(), strict=True):
-        assert name == name_new
-        assert_close(p_new.grad, p_ref.grad, **F64, msg=lambda m, n=name: f"grad of {n}: {m}")
-    for a, b in zip(tensors_new, tensors_ref, strict=True):
-        assert_close(a.grad, b.grad, **F64)
-
-
 # ------------------------------------------------------------------------------------------------ bidirectional
 
 
@@ -75,7 +58,7 @@ def test_bidirectional_matches_torch_nn_float64(cell, layers, batch_first):
     for m in (reference, module):
         leaves = [x.clone().requires_grad_()] + [s.clone().requires_grad_() for s in states]
         out, final = m(leaves[0], _as_hx(cell, leaves[1:]))
-        _loss(out, _finals(final)).backward()
+        weighted_loss(out, *_finals(final)).backward()
         results.append((out, _finals(final), leaves))
     (out_ref, finals_ref, leaves_ref), (out_new, finals_new, leaves_new) = results
     assert out_new.shape == out_ref.shape == ((B, T, 2 * H) if batch_first else (T, B, 2 * H))
@@ -83,7 +66,7 @@ def test_bidirectional_matches_torch_nn_float64(cell, layers, batch_first):
     for a, b in zip(finals_new, finals_ref, strict=True):
         assert a.shape == (2 * layers, B, H)
         assert_close(a, b, **F64)
-    _compare_grads(reference, module, leaves_ref, leaves_new)
+    assert_same_grads(reference, module, leaves_ref, leaves_new)
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
@@ -153,7 +136,7 @@ def test_packed_sequence_matches_torch_nn_float64(cell, bidirectional, enforce_s
         packed = pack_padded_sequence(leaves[0], lengths, enforce_sorted=enforce_sorted)
         out, final = m(packed, _as_hx(cell, leaves[1:]))
         assert isinstance(out, nn.utils.rnn.PackedSequence)
-        _loss(out.data, _finals(final)).backward()
+        weighted_loss(out.data, *_finals(final)).backward()
         results.append((out, _finals(final), leaves))
     (out_ref, finals_ref, leaves_ref), (out_new, finals_new, leaves_new) = results
     assert torch.equal(out_new.batch_sizes, out_ref.batch_sizes)
@@ -165,7 +148,7 @@ def test_packed_sequence_matches_torch_nn_float64(cell, bidirectional, enforce_s
     assert_close(out_new.data, out_ref.data, **F64)
     for a, b in zip(finals_new, finals_ref, strict=True):
         assert_close(a, b, **F64)
-    _compare_grads(reference, module, leaves_ref, leaves_new)
+    assert_same_grads(reference, module, leaves_ref, leaves_new)
 
 
 def test_packed_h_n_is_each_sequences_own_last_state_not_the_padded_one():
@@ -339,14 +322,14 @@ def test_dropout_one_gives_torch_nn_zeros_between_layers(cell):
     for m in (reference, module):
         leaf = x.clone().requires_grad_()
         out, final = m(leaf)
-        _loss(out, _finals(final)).backward()
+        weighted_loss(out, *_finals(final)).backward()
         results.append((out, _finals(final), [leaf]))
     (out_ref, finals_ref, leaves_ref), (out_new, finals_new, leaves_new) = results
     assert torch.isfinite(out_new).all()
     assert_close(out_new, out_ref, **F64)
     for a, b in zip(finals_new, finals_ref, strict=True):
         assert_close(a, b, **F64)
-    _compare_grads(reference, module, leaves_ref, leaves_new)
+    assert_same_grads(reference, module, leaves_ref, leaves_new)
 
 
 @pytest.mark.parametrize("cell", list(CELL_KINDS))

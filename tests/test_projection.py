@@ -17,7 +17,7 @@ from torch.testing import assert_close
 
 import rnnlab
 from rnnlab import diagnostics
-from tests.conftest import make_pair
+from tests.conftest import make_pair, weighted_loss
 
 F64 = {"rtol": 1e-10, "atol": 1e-12}
 T, B, I, H, P = 5, 3, 3, 5, 2  # noqa: E741 - the sizes as the docs name them
@@ -34,12 +34,6 @@ def _states(rows, batch=B, seed=3):
     return [h0, c0]
 
 
-def _loss(*tensors, seed=1):
-    """Every output and final state weighted randomly, so that every gradient path is exercised."""
-    gen = torch.Generator().manual_seed(seed)
-    return sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in tensors)
-
-
 def _run_both(reference, module, x, states, packed_lengths=None):
     results = []
     for m in (reference, module):
@@ -49,7 +43,7 @@ def _run_both(reference, module, x, states, packed_lengths=None):
             inp = pack_padded_sequence(inp, packed_lengths, enforce_sorted=False)
         out, (h_n, c_n) = m(inp, (leaves[1], leaves[2]))
         data = out.data if packed_lengths is not None else out
-        _loss(data, h_n, c_n).backward()
+        weighted_loss(data, h_n, c_n).backward()
         results.append((data, h_n, c_n, leaves))
     return results
 
@@ -142,7 +136,7 @@ def test_a_gradient_penalty_gives_torch_nn_s_parameter_gradients():
     for m in (reference, module):
         xi = x.clone().requires_grad_()
         out, (h_n, _) = m(xi)
-        loss = _loss(out, h_n)
+        loss = weighted_loss(out, h_n)
         (dx,) = torch.autograd.grad(loss, xi, create_graph=True)
         assert dx.requires_grad, "the derivative must itself be differentiable"
         (loss + dx.pow(2).sum()).backward()
@@ -188,10 +182,10 @@ def test_recorded_norms_equal_retain_grad_on_every_state_with_a_loss_on_every_st
     x = torch.randn(T, B, I, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     out_ref, hs, cs = _unrolled_reference(reference, x)
     assert_close(out_ref, reference(x)[0], **F64)  # the reference itself is torch.nn's projected LSTM
-    _loss(out_ref).backward()
+    weighted_loss(out_ref).backward()
     with rnnlab.record_gradients(module, per_sample=True, keep_vectors=True) as rec:
         out, _ = module(x)
-        _loss(out).backward()
+        weighted_loss(out).backward()
     record = rec.last
     expected_h = torch.stack([torch.stack([h.grad.norm(dim=-1) for h in layer]) for layer in hs])  # (L, T, B)
     expected_c = torch.stack([torch.stack([c.grad.norm(dim=-1) for c in layer]) for layer in cs])

@@ -8,8 +8,9 @@ with identical numbers. The difference is inside: the time loop runs in rnnlab's
 unidirectional modules on a padded tensor; several calls for bidirectional layers, `PackedSequence` input,
 `dropout=1` in training and empty batches (`split_forward.py`); each call to `engine.run_stack`, or for an
 LSTM with `proj_size > 0` to `projected.run_projected` (autograd's backward: the engine's has no projection).
-What a module accepts is checked in `validation.py`. float16 and bfloat16 modules compute in float32 on
-upcast copies (the casts are part of the graph, so gradients arrive in the parameters' dtype).
+A forward that records nothing and is not truncated runs torch's own fused op instead, as torch.nn — on
+CUDA by default, everywhere with RNNLAB_ENGINE=fused (the rule: `fused.py`). Input checks: `validation.py`.
+float16/bfloat16 compute in float32 on upcast copies (differentiable casts: gradients in the parameters' dtype).
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ import warnings
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from rnnlab.recurrent.cells import Cell, get_cell, is_table_cell
 from rnnlab.recurrent.engine import StackSpec, run_stack
+from rnnlab.recurrent.fused import flatten_weights, run_fused, run_fused_packed, takes_fused
 from rnnlab.recurrent.projected import run_projected
-from rnnlab.recurrent.split_forward import empty_batch, needs_split, run_packed, run_split
+from rnnlab.recurrent.split_forward import empty_batch, forward_packed, needs_split, run_packed, run_split
 from rnnlab.recurrent.validation import (
     check_input,
     check_module_arguments,
     check_nonlinearity,
-    check_values,
     initial_state,
     positive_int,
 )
@@ -81,6 +82,7 @@ class RecurrentBase(nn.Module):
         self._recording = None
         self._register_weights(device, dtype)
         self.reset_parameters()
+        self.flatten_parameters()  # as torch.nn: a module built on a GPU starts with cuDNN's layout
 
     def _register_weights(self, device, dtype) -> None:
         """Every layer's and direction's parameters, empty, in torch.nn's order (per layer, forward first)."""
@@ -147,9 +149,14 @@ class RecurrentBase(nn.Module):
         return [flat[i : i + per_layer] for i in range(0, len(flat), per_layer)]
 
     def flatten_parameters(self) -> None:
-        """A no-op, for code written for torch.nn (pytorch/examples' word language model calls it). torch.nn
-        copies the weights into one contiguous cuDNN buffer here; rnnlab's engine reads each parameter where
-        it is, so there is nothing to flatten."""
+        """As torch.nn: on CUDA with cuDNN, the weights move into one contiguous buffer in cuDNN's layout, which
+        the fused op of unrecorded forwards reads in place (`fused.flatten_weights`); elsewhere a no-op."""
+        flatten_weights(self)
+
+    def _apply(self, fn, recurse=True):
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()  # .to(cuda), .half(), …: fresh weight tensors, flattened again as torch.nn does
+        return result
 
     def reset_parameters(self) -> None:
         """torch.nn's default: every weight and bias U(−1/√H, 1/√H), drawn in the same order from the global
@@ -208,33 +215,24 @@ class RecurrentBase(nn.Module):
         last step for packed input.
         """
         if isinstance(input, PackedSequence):
-            return self._forward_packed(input, hx)
+            if takes_fused(self, input, self._recording):  # nothing recorded: torch's fused op (fused.py)
+                return run_fused_packed(self, input, hx)
+            return forward_packed(self, input, hx)
         x, batched = check_input(self, input)
         if self.batch_first and batched:
             x = x.transpose(0, 1)
         x = x.contiguous()  # (T, B, I): the engine is time-major
         h0, c0 = initial_state(self, hx, x, batched)
-        output, h_n, c_n = self._run(x, h0, c0)
+        if takes_fused(self, x, self._recording):  # nothing recorded: torch's fused op (fused.py)
+            output, h_n, c_n = run_fused(self, x, h0, c0)
+        else:
+            output, h_n, c_n = self._run(x, h0, c0)
         if self.batch_first and batched:
             output = output.transpose(0, 1)
         if not batched:
             output, h_n = output.squeeze(1), h_n.squeeze(1)
             c_n = c_n.squeeze(1) if c_n is not None else None
         return (output, (h_n, c_n)) if self.cell.has_cell_state else (output, h_n)
-
-    def _forward_packed(self, packed: PackedSequence, hx):
-        """torch.nn's PackedSequence contract: hx and h_n in the caller's batch order, output packed alike."""
-        check_values(self, packed.data, "(N, I) packed data")
-        # Padded in the caller's batch order (pad_packed_sequence applies unsorted_indices); lengths likewise.
-        x, lengths = pad_packed_sequence(packed)  # (T, B, I), (B,)
-        h0, c0 = initial_state(self, hx, x, True)
-        output, h_n, c_n = self._run(x, h0, c0, lengths)
-        # Pack in the input's order (its batch_sizes, sorted_indices and unsorted_indices).
-        if packed.sorted_indices is not None:
-            output, lengths = output[:, packed.sorted_indices], lengths[packed.sorted_indices.cpu()]
-        data_out = pack_padded_sequence(output, lengths, enforce_sorted=True).data
-        out = PackedSequence(data_out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
-        return (out, (h_n, c_n)) if self.cell.has_cell_state else (out, h_n)
 
     def _run(self, x: Tensor, h0: Tensor, c0: Tensor | None, lengths: Tensor | None = None):
         """The dispatcher: x (T, B, I) time-major, h0 / c0 (L·D, B, H) → (output (T, B, D·H), h_n, c_n) by one
@@ -321,6 +319,7 @@ class RecurrentBase(nn.Module):
         if isinstance(state.get("cell"), str):
             state = {**state, "cell": get_cell(state["cell"])}
         super().__setstate__(state)
+        self.flatten_parameters()  # a module unpickled onto a GPU, as torch.nn
 
 
 class RNN(RecurrentBase):

@@ -21,7 +21,7 @@ import torch
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"
-ENGINES = ("auto", "cpp", "python")
+ENGINES = ("auto", "cpp", "python", "fused")
 GEMMS = ("auto", "onednn", "aten")
 
 
@@ -88,7 +88,10 @@ def _checked(variable: str, choices: tuple[str, ...]) -> str:
 
 
 def engine_choice() -> str:
-    """RNNLAB_ENGINE: 'auto' (the compiled loop where it builds), 'cpp' (it must) or 'python'."""
+    """RNNLAB_ENGINE: 'auto' (the compiled loop where it builds; torch's fused op for unrecorded forwards on
+    CUDA), 'cpp' (the compiled loop must build) or 'python' (the Python loop) — both the engine for every
+    forward — or 'fused' (torch's fused op for unrecorded forwards on every device, else as 'auto').
+    The rule for the fused op is `fused.takes_fused`."""
     return _checked("RNNLAB_ENGINE", ENGINES)
 
 

@@ -20,9 +20,11 @@ from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnlab.recurrent.engine import StackSpec
 from rnnlab.recurrent.recorder import SplitRecording
+from rnnlab.recurrent.validation import check_values, initial_state
 
 #: A stack runner: (spec, x (T, B, I), h0, c0, weights, recorder, name) → (output, h_n, c_n).
 Runner = Callable[..., tuple[Tensor, Tensor, Tensor | None]]
@@ -109,3 +111,18 @@ def empty_batch(x: Tensor, h0: Tensor, c0: Tensor | None, weights, features: int
     anchor = x.sum() * 0 + sum(w.sum() * 0 for w in weights)  # a zero scalar in the graph of everything
     output = x.new_zeros((x.shape[0], 0, features)) + anchor
     return output, h0 + anchor, None if c0 is None else c0 + anchor
+
+
+def forward_packed(module, packed: PackedSequence, hx):
+    """torch.nn's PackedSequence contract: hx and h_n in the caller's batch order, output packed alike."""
+    check_values(module, packed.data, "(N, I) packed data")
+    # Padded in the caller's batch order (pad_packed_sequence applies unsorted_indices); lengths likewise.
+    x, lengths = pad_packed_sequence(packed)  # (T, B, I), (B,)
+    h0, c0 = initial_state(module, hx, x, True)
+    output, h_n, c_n = module._run(x, h0, c0, lengths)
+    # Pack in the input's order (its batch_sizes, sorted_indices and unsorted_indices).
+    if packed.sorted_indices is not None:
+        output, lengths = output[:, packed.sorted_indices], lengths[packed.sorted_indices.cpu()]
+    data_out = pack_padded_sequence(output, lengths, enforce_sorted=True).data
+    out = PackedSequence(data_out, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
+    return (out, (h_n, c_n)) if module.cell.has_cell_state else (out, h_n)
