@@ -18,8 +18,6 @@ On the fused path the module has torch.nn's limits as well as its speed: with cu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
@@ -27,9 +25,6 @@ from torch.nn.utils.rnn import PackedSequence
 from rnnlab.recurrent import native
 from rnnlab.recurrent.cells import CELLS
 from rnnlab.recurrent.validation import check_values, initial_state
-
-if TYPE_CHECKING:
-    from rnnlab.recurrent.modules import RecurrentBase
 
 #: cell name → (the `torch._VF` op torch.nn's module calls, the cuDNN mode torch.nn flattens its weights for).
 #: A cell missing here (rnn_linear: torch has no linear RNN) always takes the engine.
@@ -57,7 +52,7 @@ def device_takes_fused(choice: str, device: torch.device, dtype: torch.dtype) ->
     return False
 
 
-def takes_fused(module: RecurrentBase, input: Tensor | PackedSequence, recorder) -> bool:
+def takes_fused(module, input: Tensor | PackedSequence, recorder) -> bool:
     """Whether this forward runs torch's fused op instead of the engine. The rule, in full:
 
     a forward takes the fused op when it records nothing (`recorder` is None: no `record_gradients`, no
@@ -84,12 +79,12 @@ def takes_fused(module: RecurrentBase, input: Tensor | PackedSequence, recorder)
     return device_takes_fused(choice, data.device, data.dtype)
 
 
-def _op(module: RecurrentBase):
+def _op(module):
     """The `torch._VF` function for the module's cell, looked up at each call (as torch.nn does)."""
     return getattr(torch._VF, FUSED_OPS[module.cell.name][0])
 
 
-def _train_and_dropout(module: RecurrentBase, tensors) -> tuple[bool, float]:
+def _train_and_dropout(module, tensors) -> tuple[bool, float]:
     """The op's `train` flag and dropout. torch.nn passes (module.training, module.dropout); so does this, but
     in eval mode a forward that autograd records asks for a training run without dropout: the same numbers,
     and cuDNN refuses the backward of a forward run with train=False ("cudnn RNN backward can only be called
@@ -100,7 +95,7 @@ def _train_and_dropout(module: RecurrentBase, tensors) -> tuple[bool, float]:
     return graph, 0.0
 
 
-def run_fused(module: RecurrentBase, x: Tensor, h0: Tensor, c0: Tensor | None):
+def run_fused(module, x: Tensor, h0: Tensor, c0: Tensor | None):
     """x (T, B, I) time-major, h0 (L·D, B, S), c0 (L·D, B, H) or None (checked by the module) →
     (output (T, B, D·S), h_n (L·D, B, S), c_n (L·D, B, H) or None), by torch's fused op."""
     weights = module._flat_weights
@@ -112,7 +107,7 @@ def run_fused(module: RecurrentBase, x: Tensor, h0: Tensor, c0: Tensor | None):
     return result[0], result[1], result[2] if c0 is not None else None
 
 
-def run_fused_packed(module: RecurrentBase, packed: PackedSequence, hx):
+def run_fused_packed(module, packed: PackedSequence, hx):
     """A PackedSequence forward as torch.nn.RNNBase runs it: the packed overload of the fused op on the data
     and batch sizes, hx permuted into the sorted order (`sorted_indices`) and h_n (c_n) back into the
     caller's (`unsorted_indices`). Returns (PackedSequence output, h_n), or (output, (h_n, c_n)) for an LSTM."""
@@ -137,7 +132,7 @@ def run_fused_packed(module: RecurrentBase, packed: PackedSequence, hx):
     return (output, tuple(finals)) if c0 is not None else (output, finals[0])
 
 
-def flatten_weights(module: RecurrentBase) -> None:
+def flatten_weights(module) -> None:
     """What torch.nn.RNNBase.flatten_parameters does: on CUDA with cuDNN, move the parameters into one
     contiguous buffer laid out as cuDNN wants it (each parameter becomes a view of it), so the fused op
     reads them in place; otherwise cuDNN copies them on every call and warns. A no-op unless every weight is
