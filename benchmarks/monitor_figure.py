@@ -1,4 +1,4 @@
-"""The picture in the README's "Monitor your own model": a default LSTM and a chrono-initialised one, T = 200.
+"""The picture in docs/monitor.md's "Monitor your own model": a default LSTM and a chrono-initialised one, T = 200.
 
 Run: .venv/bin/python benchmarks/monitor_figure.py  (writes docs/monitor.png; a few seconds)
 """

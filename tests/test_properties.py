@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis): generated configs, studies and tensor shapes thrown at the validators.
 Each must give a valid result or a clean one-line error of the documented type — never another exception,
-never a hang. The example counts below are the figures quoted in the README ("What rnnlab guarantees").
+never a hang. The example counts below are the figures quoted in docs/reliability.md ("What rnnlab guarantees").
 Run: `.venv/bin/pytest tests/test_properties.py`.
 """
 

@@ -22,7 +22,7 @@ def register(sub) -> None:
         "same command again after an interruption resumes the run from its last checkpoint; after it finished, "
         "shows the stored run (--again trains a new one).",
     )
-    parser.add_argument("--config", help="YAML file with RunConfig keys (see README)")
+    parser.add_argument("--config", help="YAML file with RunConfig keys (see docs/training.md)")
     parser.add_argument("--name", help="label for tables and reports")
     parser.add_argument("--task", choices=list(TASKS))
     parser.add_argument("--seq-len", type=positive_int, help="sequence length T (text: the BPTT window)")

@@ -11,7 +11,7 @@ gradients come from the same call: asking autograd for the gradient with respect
 gives the total ∂L/∂h_t — from the loss at step t, the layer above and step t+1 — which a recorder receives
 as from the engine. Exact in float64 against torch.nn (tests/test_projection.py), higher-order gradients
 included (create_graph=True builds the graph), in-place edits detected (inputs and weights are saved through
-autograd). Cost: the forward runs twice, and each step is a few small tensor operations (README, "Speed").
+autograd). Cost: the forward runs twice, and each step is a few small tensor operations (docs/drop-in.md, "LSTM with a projection"; measured there).
 """
 
 from __future__ import annotations
