@@ -1,8 +1,10 @@
-"""The compiled fast path of the BPTT engine (`_ext/bptt.cpp`), built on first use and cached.
+"""The compiled fast path of the BPTT engine (the C++ files of `_ext/`, one extension), built on first use and
+cached.
 
-`torch.utils.cpp_extension.load` compiles the extension once per source, PyTorch, Python and flags (~1 minute,
-announced on stderr) into PyTorch's extension cache (`~/.cache/torch_extensions`, or `$TORCH_EXTENSIONS_DIR`),
-under a name that hashes all four; later imports load it in milliseconds. If no C++ compiler is available, or `RNNLAB_ENGINE=python` is set, the engine uses its pure-
+`torch.utils.cpp_extension.load` compiles every `.cpp` file of `_ext/` into one extension, once per set of
+sources and headers, PyTorch, Python and flags (~1 minute, announced on stderr) into PyTorch's extension cache
+(`~/.cache/torch_extensions`, or `$TORCH_EXTENSIONS_DIR`), under a name that hashes all four; later imports load
+it in milliseconds. If no C++ compiler is available, or `RNNLAB_ENGINE=python` is set, the engine uses its pure-
 PyTorch time loop instead — same numbers (tested), more per-step overhead.
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 
 log = logging.getLogger(__name__)
-SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"
+SOURCE = Path(__file__).parent / "_ext" / "bptt.cpp"  # the extension's face; its other files sit beside it
 ENGINES = ("auto", "cpp", "python", "fused")
 GEMMS = ("auto", "onednn", "aten")
 
@@ -51,7 +53,11 @@ def _compile():
                   "minute)…", file=sys.stderr, flush=True)  # fmt: skip
         started = time.perf_counter()
         module = cpp_extension.load(
-            name=name, sources=[str(SOURCE)], extra_cflags=flags, extra_ldflags=["-fopenmp"], verbose=False
+            name=name,
+            sources=[str(path) for path in source_files() if path.suffix == ".cpp"],
+            extra_cflags=flags,
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
         )
         if fresh:
             print(f"rnnlab: engine built in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
@@ -72,11 +78,21 @@ def build_flags() -> list[str]:
     return flags
 
 
+def source_files() -> list[Path]:
+    """Every file of the extension's folder (sources, headers, in subfolders too; not hidden ones), sorted."""
+    folder = SOURCE.parent
+    files = (path for path in folder.rglob("*") if path.is_file())
+    return sorted(path for path in files if not any(part.startswith(".") for part in path.relative_to(folder).parts))
+
+
 def build_name(flags: list[str]) -> str:
-    """The extension's name, unique to what the build depends on — the source, PyTorch's version, Python's and
-    the flags — so checkouts or virtual environments with different sources never rebuild each other's copy
-    (they share one where everything is equal)."""
-    key = "\n".join([SOURCE.read_text(encoding="utf-8"), torch.__version__, sys.version, *flags])
+    """The extension's name, unique to what the build depends on — every source and header file (its path and
+    content), PyTorch's version, Python's and the flags — so checkouts or virtual environments with different
+    sources never rebuild each other's copy (they share one where everything is equal)."""
+    files = [
+        f"{path.relative_to(SOURCE.parent)} {hashlib.sha256(path.read_bytes()).hexdigest()}" for path in source_files()
+    ]
+    key = "\n".join([*files, torch.__version__, sys.version, *flags])
     return f"rnnlab_bptt_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
