@@ -20,11 +20,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-# Extra scores named `bpc_<band>` are bits per symbol on one band of a stream task's held-out stream (the
-# symbols whose prediction needs one kind of dependency); the report draws every metric so named against
-# characters seen (report/budgets.py), reading the bands from the stored names alone.
-BAND_METRIC_PREFIX = "bpc_"
-
 
 @dataclass(frozen=True)
 class Metric:
@@ -93,6 +88,10 @@ class StreamTask(Task):
     symbols = True
     readout = "every"
     metric = Metric("bpc", higher_is_better=False, solved_at=None)
+    # Extra scores named `bpc_<band>` are bits per symbol on one band of the held-out stream (the symbols whose
+    # prediction needs one kind of dependency); the report draws every metric so named against characters seen
+    # (report/budgets.py), reading the bands from the stored names alone.
+    band_metric_prefix: ClassVar[str] = "bpc_"
 
     def train_stream(self) -> Tensor:
         """(N,) int64: the training stream."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.lab.tasks.base import BAND_METRIC_PREFIX, StreamTask
+from rnnlab.lab.tasks.base import StreamTask
 
 ALPHABET = 'abcdefghijklmnopqrstuvwxyz .,()"\n'
 CONSONANTS, VOWELS = "bcdfghklmnprstvz", "aeiou"
@@ -117,7 +117,7 @@ class Text(StreamTask):
         scores = {}
         for index, name in enumerate(BANDS):
             chosen = losses[scored & (band == index)]
-            scores[f"{BAND_METRIC_PREFIX}{name}"] = float(chosen.mean()) / math.log(2) if len(chosen) else math.nan
+            scores[f"{self.band_metric_prefix}{name}"] = float(chosen.mean()) / math.log(2) if len(chosen) else math.nan
         return scores
 
 
