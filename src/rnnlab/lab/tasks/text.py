@@ -58,8 +58,8 @@ class Text(StreamTask):
     `extra_stream_scores` gives the test stream's bits per character on each band (`bpc_spelling`, …,
     `bpc_other`), so a study can say at which distance a window stops learning.
 
-    Baseline (`baseline_loss`, `chance`): the unigram entropy of the characters, ≈ 4.26 bpc (seeds 0–2). No success
-    criterion: lower is better. Streams: 200 000 characters for training, 20 000 for testing.
+    Baseline (`baseline_loss`, `chance`): the unigram entropy of the characters, ≈ 4.26 bpc (seeds 0–2).
+    No success criterion: lower is better. Streams: 200 000 characters for training, 20 000 for testing.
 
     Worked example (seed 0, the first characters; below each one its band: s spelling, w transition,
     b brackets, a agreement, t topic, · other)::
@@ -192,8 +192,8 @@ def _word(rng: random.Random) -> str:
 
 
 def _sentence(rng, words, zipf, successors, topic, topic_at, out: _Writer) -> int | None:
-    """Draw one sentence and write it to `out`; returns where its topic word begins (or `topic_at`, the
-    paragraph's previous one, if the sentence is cut before it)."""
+    """Draw one sentence and write it to `out`, labelled; returns where its topic word begins. `topic_at`: where
+    the paragraph's previous topic word begins (None in its first sentence)."""
     plural = rng.random() < 0.5
     length = rng.randint(5, 14)
     body, reasons = [], []
@@ -248,5 +248,8 @@ def _sentence(rng, words, zipf, successors, topic, topic_at, out: _Writer) -> in
         out.put("s", AGREEMENT, subject)
     if quoted:
         out.put('"', BRACKETS, bracket)
-    out.put(end, AGREEMENT if not (plural or quoted) else OTHER, subject if not (plural or quoted) else -1)
+    if plural or quoted:
+        out.put(end)  # the "s" or the closing quote has already ended the sentence
+    else:
+        out.put(end, AGREEMENT, subject)  # no "s" here: the subject was "one"
     return topic_at
