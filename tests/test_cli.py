@@ -146,6 +146,22 @@ def test_rerunning_a_finished_train_command_shows_the_run_instead_of_recording_a
     assert len(Store(tmp_path / "s.db").runs()) == 2
 
 
+def test_runs_show_lists_the_scores_a_task_adds_at_each_evaluation(capsys, tmp_path):
+    store = ["--store", str(tmp_path / "s.db")]
+    text = ["--task", "text", "--seq-len", "5", "--hidden", "4", "--steps", "2", "--eval-every", "1", "--no-progress"]
+    assert main(["train", *text, *store]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "1", *store]) == 0
+    out = capsys.readouterr().out
+    scores = out.split("The task's own scores")[1]
+    assert all(f"bpc_{band}" in scores for band in ("spelling", "transition", "brackets", "agreement", "topic"))
+    assert [line.split()[1] for line in scores.splitlines() if line[:1] == "│"] == ["0", "1", "2"]  # the steps
+    assert main(["train", *TINY_TRAIN, *store]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "2", *store]) == 0
+    assert "The task's own scores" not in capsys.readouterr().out  # adding adds none
+
+
 def test_runs_show_gives_the_settings_and_runs_delete_and_prune_clean_up(capsys, tmp_path):
     from rnnlab.lab.store import Store
 

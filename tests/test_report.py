@@ -187,7 +187,7 @@ def test_budget_comparison_uses_characters_seen_and_training_time():
     assert best_within(curve, _seconds, -1) is None
 
 
-def test_report_of_a_stream_study_compares_windows_at_equal_budgets(tmp_path):
+def test_report_of_a_stream_study_compares_windows_at_equal_budgets(tmp_path, monkeypatch):
     store = Store(tmp_path / "s.db")
     study = make_study(
         {
@@ -200,11 +200,56 @@ def test_report_of_a_stream_study_compares_windows_at_equal_budgets(tmp_path):
         }
     )
     run_study(study, store, workers=1, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report built the task")
+
+    monkeypatch.setattr("rnnlab.lab.tasks.text.Text.__init__", refuse)  # everything comes from the store
     report = build_report(store, "tbptt", tmp_path / "out")
     page = report.html.read_text()
     assert "Which variant wins under which budget?" in page
     assert "<th>40 characters</th>" in page  # 8 updates × 5 × 4 = 40 characters = 4 × 10 × 4: both reached it
     assert "budget-curves.png" in {p.name for p in report.images}
+    # Each band of the text task's test stream, at the 40 characters both reached.
+    assert "Which variant learns which dependency?" in page and "band-curves.png" in {p.name for p in report.images}
+    header = "".join(f"<th>{band}</th>" for band in ("agreement", "brackets", "spelling", "topic", "transition"))
+    assert f"<tr><th>variant</th>{header}<th>other</th></tr>" in page
+    (run,) = [r for r in store.runs(study="tbptt") if r.name == "k=10"]
+    assert "at 160 characters seen" in page  # every evaluation of both runs is within the budget
+    best = min((v, step) for step, _, v in store.metrics(run.id, "test_metric"))[1]
+    kept = {name: value for step, name, value in store.metrics(run.id) if step == best}
+    spelling = kept["bpc_spelling"]
+    assert f"{spelling:.3f} ({spelling:.3f}–{spelling:.3f})" in page
+
+
+def test_band_table_reads_each_band_at_the_evaluation_early_stopping_keeps(tmp_path):
+    from rnnlab.lab.store import Run
+    from rnnlab.report.budgets import Curve, band_section
+
+    run = Run(1, "k", "s", "h", {"seq_len": 5, "batch_size": 20}, "completed", 0, 1, 2, "bpc", 2.0, 1.4, None, None,
+              0.0, 1.0, {}, None)  # fmt: skip
+    chars, seconds = [0, 100, 200, 300], [0.0, 1.0, 2.0, 3.0]
+
+    def curve(values, spelling, topic):
+        return Curve(run, chars, seconds, values, {"spelling": spelling, "topic": topic, "other": [3.0] * 4})
+
+    by_variant = {
+        "k=5": [  # early stopping within 200 characters keeps the second evaluation of one seed, the third of the other
+            curve([4.0, 2.0, 2.5, 1.0], [4.1, 1.5, 1.4, 0.1], [4.2, 3.0, 2.0, 0.1]),
+            curve([4.0, 2.2, 2.1, 1.0], [4.1, 1.7, 1.6, 0.1], [4.2, 3.1, 2.9, 0.1]),
+        ],
+        "k=50": [curve([4.0, 3.0, 2.8, 1.0], [4.1, 2.6, 2.5, 0.1], [4.2, 2.6, 2.5, 0.1])],
+    }
+    figures, table = band_section(by_variant, 200, tmp_path)
+    assert [f[1].name for f in figures] == ["band-curves.png"] and figures[0][1].stat().st_size > 0
+    assert "<tr><th>variant</th><th>spelling</th><th>topic</th><th>other</th></tr>" in table
+    assert (
+        "<tr><th>k=5</th><td><strong>1.550 (1.500–1.600)</strong></td><td>2.950 (2.900–3.000)</td>"
+        "<td><strong>3.000 (3.000–3.000)</strong></td></tr>"
+    ) in table
+    assert "<tr><th>k=50</th><td>2.500 (2.500–2.500)</td><td><strong>2.500 (2.500–2.500)</strong></td>" in table
+    assert "at 200 characters seen" in table
+    assert band_section({"k=5": [Curve(run, chars, seconds, [4.0] * 4)]}, 200, tmp_path) == ([], "")
 
 
 def test_the_tasks_memoryless_levels_are_stored_with_each_run_and_read_from_the_store(tmp_path):

@@ -142,3 +142,211 @@ def test_every_task_has_a_worked_example_and_a_criterion_in_its_docstring():
         doc = cls.__doc__ or ""
         assert "Worked example" in doc, cls.name
         assert ("solved" in doc.lower()) or cls.metric.solved_at is None, cls.name
+
+
+# sha256 of generate(220_000, seed) on main before the generator labelled its characters (commit 9df0ed2): the
+# committed studies were trained on this text, so labelling it must not change one character.
+TEXT_SHA256_ON_MAIN = {
+    0: "12377c94de824f1c214aadf13743920953db3de8bbe10dff7c56d5450e0d1127",
+    1: "7e3e5214db548323442d3a8292e247fbc3e40fd4a97c767dc4ca17278aaf31c4",
+}
+BAND_CODES = {"spelling": "s", "transition": "w", "brackets": "b", "agreement": "a", "topic": "t", "other": "·"}
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def labelled(request):
+    """The first 60 000 characters of a seed's text (about 300 paragraphs), with their labels."""
+    from rnnlab.lab.tasks.text import generate_labelled
+
+    return generate_labelled(60_000, request.param), request.param
+
+
+def _codes(labelled_text, start, stop) -> str:
+    from rnnlab.lab.tasks.text import BANDS
+
+    return "".join(BAND_CODES[BANDS[b]] for b in labelled_text.bands[start:stop])
+
+
+def _labelled(labelled_text, band: str) -> dict[int, int]:
+    """position → distance of every character in `band`."""
+    from rnnlab.lab.tasks.text import BANDS
+
+    index = BANDS.index(band)
+    return {
+        i: d for i, (b, d) in enumerate(zip(labelled_text.bands, labelled_text.distances, strict=True)) if b == index
+    }
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_labelling_the_text_leaves_every_character_as_it_was(seed):
+    import hashlib
+
+    from rnnlab.lab.tasks.text import generate, generate_labelled
+
+    text = generate_labelled(220_000, seed)
+    assert hashlib.sha256(text.text.encode()).hexdigest() == TEXT_SHA256_ON_MAIN[seed]
+    assert generate(1000, seed) == text.text[:1000]
+    assert len(text.bands) == len(text.distances) == 220_000
+    assert make_task("text", seed=seed).test_bands()[0].tolist() == text.bands[200_000:]
+
+
+def test_text_labels_of_the_first_sentences_are_the_hand_checked_ones():
+    """Seed 0's first two sentences, checked by hand against the grammar: the subject's first letter and the
+    first word (a successor of a word never written) are fresh choices; "neguga" follows "hozu" as one of its
+    successors; "siluva" is a Zipf draw; "ruvisu" is the paragraph's topic, fresh in its first sentence; the
+    quote opens before "gutu" and closes after the plural "s"; "one" starts the next sentence, whose "ruvisu"
+    is the topic again."""
+    from rnnlab.lab.tasks.text import Text, generate_labelled
+
+    text = generate_labelled(200, 0)
+    assert (
+        text.text[:100]
+        == 'many hozu neguga siluva fagi puvure ruvisu "gutu celu kicase fini lehiro kori cufo siluvas". one pek'
+    )
+    assert (
+        _codes(text, 0, 100)
+        == "·ssss·sssswssssss·sssssswssss·ssssss·ssssss··sssswsssswsssssswsssswsssssswsssswssss·sssssab···sss·ss"
+    )
+    long = {i: (band, d) for band in ("brackets", "agreement", "topic") for i, d in _labelled(text, band).items()}
+    assert long == {
+        89: ("agreement", 89),  # the "s" of "siluvas": the "m" of "many" at 0
+        90: ("brackets", 47),  # the closing quote: the opening one at 43
+        104: ("topic", 68),  # "ruvisu" again: the first sentence's at 36
+        143: ("agreement", 50),  # the "." after "koda": "one" at 93, so no "s"
+        169: ("topic", 65),
+        182: ("brackets", 21),  # ")" after "tasuta": "(" at 161
+    }
+    assert [text.text[i - d] for i, (_, d) in sorted(long.items())] == ["m", '"', "r", "o", "r", "("]
+    # The docstring's worked example is this text with these labels.
+    example = Text.__doc__.split("topic, · other)::")[1].strip().splitlines()[:4]
+    expected = [text.text[:100], _codes(text, 0, 100), text.text[100:200], _codes(text, 100, 200)]
+    assert [line.strip() for line in example] == [line.strip() for line in expected]
+
+
+def _sentences(text: str):
+    """(start, end) of every whole sentence: `end` indexes its "." or "," (punctuation is found nowhere else)."""
+    import re
+
+    start = 0
+    for match in re.finditer(r"[.,]", text):
+        yield start, match.start()
+        start = match.start() + 2  # after the punctuation and the space or newline
+
+
+def test_agreement_characters_are_exactly_those_the_subject_decides(labelled):
+    text, _ = labelled
+    s = text.text
+    expected = {}
+    for start, end in _sentences(s):
+        plural = s.startswith("many ", start)
+        assert plural or s.startswith("one ", start)
+        quoted = s[end - 1] == '"'
+        last = end - 2 if quoted else end - 1  # the last character before the closing quote, if any
+        if plural:
+            assert s[last] == "s"
+            expected[last] = last - start
+        else:
+            assert s[last] in "aeiou"  # words end in a vowel: only agreement puts an "s" there
+            if not quoted:
+                expected[end] = end - start
+    found = _labelled(text, "agreement")
+    assert found == expected
+    # What the subject d characters back decides: "s" after "many", the sentence's end after "one".
+    for i, d in found.items():
+        assert (s[i] == "s") == s.startswith("many ", i - d) and (s[i] in ".,") == s.startswith("one ", i - d)
+    assert min(found.values()) >= 20 and max(found.values()) <= 100
+
+
+def test_bracket_characters_are_exactly_the_closing_ones_at_their_opening(labelled):
+    text, _ = labelled
+    s = text.text
+    expected, opened = {}, None
+    for i, ch in enumerate(s):
+        if ch == "(":
+            assert opened is None, "parentheses never nest"
+            opened = i
+        elif ch == ")":
+            expected[i], opened = i - opened, None
+    quotes = [i for i, ch in enumerate(s) if ch == '"']
+    for opening, closing in zip(quotes[::2], quotes[1::2], strict=False):
+        assert s[closing + 1] in ".,", "a quote closes at its sentence's end"
+        expected[closing] = closing - opening
+    found = _labelled(text, "brackets")
+    assert found == expected
+    assert all(s[i - d] == {")": "(", '"': '"'}[s[i]] for i, d in found.items())
+
+
+def test_topic_characters_begin_the_paragraphs_topic_word_seen_a_sentence_before(labelled):
+    import re
+
+    text, _ = labelled
+    s = text.text
+    found = _labelled(text, "topic")
+    # Words without the plural suffix (words end in a vowel, so a final "s" is always the suffix).
+    word_at = {m.start(): m.group().removesuffix("s") for m in re.finditer(r"[a-z]+", s)}
+    offset = 0
+    for paragraph in s.split("\n")[:-1]:  # whole paragraphs only
+        here = sorted(i for i in found if offset <= i < offset + len(paragraph))
+        sentences = [p for p in re.split(r"[.,] ", paragraph.rstrip(".,")) if p]
+        assert len(here) == len(sentences) - 1, "once in every sentence after the first"
+        topic = word_at[here[0]]
+        for sentence in sentences:
+            assert topic in [w.removesuffix("s") for w in re.findall(r"[a-z]+", sentence)]
+        for previous, i in zip([None, *here], here, strict=False):
+            source = i - found[i]
+            assert word_at[i] == word_at[source] == topic and offset <= source
+            assert previous is None or source == previous, "the previous sentence's topic word"
+        offset += len(paragraph) + 1
+    assert offset > 60_000 - 1000
+
+
+def test_transition_and_spelling_characters_depend_on_the_previous_word_and_the_word_so_far(labelled):
+    import re
+
+    text, _ = labelled
+    s = text.text
+    words = {m.start(): m.group() for m in re.finditer(r"[a-z]+", s)}
+    starts = sorted(words)
+    previous = dict(zip(starts[1:], starts, strict=False))
+    successors: dict[str, set[str]] = {}
+    for i, d in _labelled(text, "transition").items():
+        assert i in words and previous[i] == i - d, "the first letter of a word, d back from the word before"
+        assert re.fullmatch(r'[a-z]+\)? [("]?', s[i - d : i])
+        successors.setdefault(words[i - d], set()).add(words[i].removesuffix("s"))  # without the plural "s"
+    # The chain is sparse: each word is followed by at most 4 words when it is followed by a successor (400
+    # words drawn afresh would give many more).
+    assert max(len(v) for v in successors.values()) == 4
+    anyone: dict[str, set[str]] = {}
+    for i in starts[1:]:
+        anyone.setdefault(words[previous[i]], set()).add(words[i].removesuffix("s"))
+    assert max(len(v) for v in anyone.values()) > 20
+    for i, d in _labelled(text, "spelling").items():
+        source = i - d
+        assert source in words and 1 <= d <= len(words[source]), "inside the word begun d back, or its end"
+        assert s[i] == (words[source] + " ")[d]
+    assert _labelled(text, "other") == {i: 0 for i in _labelled(text, "other")}
+
+
+def test_text_scores_each_band_and_counts_what_the_evaluation_could_not_see_as_other():
+    from rnnlab.lab.tasks.text import BANDS
+
+    task = make_task("text", seed=0)
+    bands, distances = task.test_bands()
+    losses = torch.rand(20_000, generator=_gen(1), dtype=torch.float64)
+    losses[::7] = math.nan  # not predicted
+    context = torch.randint(0, 80, (20_000,), generator=_gen(2))
+    scores = task.extra_stream_scores(losses, context)
+    assert list(scores) == [f"bpc_{band}" for band in BANDS]
+    groups: dict[str, list[float]] = {band: [] for band in BANDS}
+    for loss, band, distance, seen in zip(
+        losses.tolist(), bands.tolist(), distances.tolist(), context.tolist(), strict=True
+    ):
+        if not math.isnan(loss):
+            groups[BANDS[band] if distance <= seen else "other"].append(loss)
+    for band, values in groups.items():
+        assert len(values) > 50, band
+        assert scores[f"bpc_{band}"] == pytest.approx(sum(values) / len(values) / math.log(2), rel=1e-12)
+    # Weighted by their characters, the bands average to the overall bits per character.
+    overall = sum(sum(v) for v in groups.values()) / sum(len(v) for v in groups.values()) / math.log(2)
+    weighted = sum(scores[f"bpc_{b}"] * len(v) for b, v in groups.items()) / sum(len(v) for v in groups.values())
+    assert weighted == pytest.approx(overall, rel=1e-12)

@@ -570,3 +570,55 @@ def test_a_resumed_run_records_which_machine_ran_which_updates(tmp_path):
     run_id = store.start_run("r", config.canonical(), config.hash(), {"torch": "x"})
     store.finish_run(run_id, result.to_dict())
     assert store.run(run_id).environment == {"torch": "x", "parts": result.parts}
+
+
+class ScoredStream(TinyStream):
+    """TinyStream whose extra scores keep what the evaluation handed them."""
+
+    def extra_stream_scores(self, losses, context):
+        self.handed = (losses.clone(), context.clone())
+        return {"mean_bits": float(losses.nanmean()) / math.log(2)}
+
+
+def test_stream_scores_hand_the_task_each_symbols_loss_and_how_much_it_had_read():
+    from rnnlab.lab.streams import stream_scores
+
+    torch.manual_seed(0)
+    model = SequenceModel("lstm", 5, 6, 5, readout="every", symbols=True).double()
+    task = ScoredStream()  # a test stream of 300 symbols: 3 columns of 100, read in windows of 40
+    bpc, loss, extras = stream_scores(model, task, parallel=3, window=40)
+    losses, context = task.handed
+    # Reference: each column in one forward from a zero state, every prediction's cross-entropy by hand.
+    expected = torch.full((300,), math.nan, dtype=torch.float64)
+    for column in range(3):
+        symbols = task.test_stream()[column * 100 : (column + 1) * 100]
+        with torch.no_grad():
+            prediction, _ = model(symbols[None, :-1])  # (1, 99, 5)
+        log_probs = prediction[0].log_softmax(-1)
+        expected[column * 100 + 1 : (column + 1) * 100] = -log_probs[torch.arange(99), symbols[1:]]
+    torch.testing.assert_close(losses, expected, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert torch.equal(context, torch.arange(100).repeat(3)), "position in its column = symbols read before it"
+    assert loss == pytest.approx(float(expected.nanmean()), rel=1e-12) and bpc == pytest.approx(loss / math.log(2))
+    assert extras == {"mean_bits": pytest.approx(bpc, rel=1e-12)}
+
+
+def test_a_text_run_stores_bits_per_character_on_each_band_at_every_evaluation(tmp_path):
+    from rnnlab.lab.tasks.text import BANDS
+
+    config = make_config({"task": "text", "seq_len": 5, "hidden_size": 8, "steps": 4, "eval_every": 2})
+    trainer = Trainer(config)
+    result = trainer.run()
+    store = Store(tmp_path / "s.db")
+    run_id = store.start_run("r", config.canonical(), config.hash(), {})
+    store.finish_run(run_id, result.to_dict())
+    # The evaluation reads the test stream as 10 columns of 2000: a character counts in its band when its
+    # dependency lies within the characters of its column read before it.
+    bands, distances = trainer.task.test_bands()
+    position = torch.arange(2000).repeat(10)
+    counted = torch.where(distances <= position, bands, BANDS.index("other"))[position > 0]
+    for step, evaluation in zip((0, 2, 4), result.evaluations, strict=True):
+        stored = {name: value for s, name, value in store.metrics(run_id) if s == step and name.startswith("bpc_")}
+        assert stored == {f"bpc_{band}": pytest.approx(evaluation.extras[f"bpc_{band}"]) for band in BANDS}
+        weighted = sum(stored[f"bpc_{b}"] * int((counted == i).sum()) for i, b in enumerate(BANDS)) / len(counted)
+        assert weighted == pytest.approx(evaluation.metric, rel=1e-6), "the bands partition the scored characters"
+    assert len({e.extras["bpc_spelling"] for e in result.evaluations}) == 3, "each on the model of its step"

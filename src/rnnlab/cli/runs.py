@@ -112,8 +112,26 @@ def show(args: argparse.Namespace) -> int:
                 f"{f['decay_rate']:.3f}",
                 *((fmt(m.get(MetricName.LOSS_HORIZON)), fmt(m.get(MetricName.LOSS_DECAY_RATE), 3)) if trained else ()),
             )
+        extras = _task_scores(metrics, flows)
     out.print(evaluations)
+    if extras is not None:
+        out.print(extras)
     return 0
+
+
+def _task_scores(metrics: dict[int, dict[str, float | None]], steps) -> Table | None:
+    """The scores a task adds at each evaluation (`Task.extra_scores`, e.g. bits/char per dependency band),
+    stored under the task's own names: every metric at an evaluation step that rnnlab itself does not name."""
+    own = {value for key, value in vars(MetricName).items() if not key.startswith("_")}
+    names = sorted({name for step in steps for name in metrics.get(step, {})} - own)
+    if not names:
+        return None
+    table = Table(title="The task's own scores")
+    for column in ("step", *names):
+        table.add_column(column, justify="right")
+    for step in sorted(steps):
+        table.add_row(str(step), *(fmt(metrics.get(step, {}).get(name)) for name in names))
+    return table
 
 
 def export(args: argparse.Namespace) -> int:

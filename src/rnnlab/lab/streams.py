@@ -91,10 +91,12 @@ def stream_scores(
     model: nn.Module, task: StreamTask, parallel: int = 10, window: int = 200
 ) -> tuple[float, float, dict[str, float]]:
     """Bits per symbol, loss and the task's extra scores over the whole test stream, read as `parallel`
-    streams with carried state."""
+    streams with carried state; the extra scores come from each symbol's loss (`StreamTask.extra_stream_scores`)."""
     stream = task.test_stream()
     columns = len(stream) // parallel
     data = stream[: columns * parallel].view(parallel, columns)
+    losses = torch.full((len(stream),), math.nan, dtype=torch.float64)  # per symbol, NaN where none is predicted
+    by_column = losses[: columns * parallel].view(parallel, columns)
     total, count, state = 0.0, 0, None
     for start in range(0, columns - 1, window):
         stop = min(start + window, columns - 1)
@@ -102,5 +104,9 @@ def stream_scores(
         target = data[:, start + 1 : stop + 1]
         total += float(task.loss(prediction, target)) * target.numel()
         count += target.numel()
+        by_column[:, start + 1 : stop + 1] = task.symbol_losses(prediction, target)
+    # The symbol at column position c was predicted after reading the c symbols before it in its column.
+    context = torch.zeros(len(stream), dtype=torch.int64)
+    context[: columns * parallel] = torch.arange(columns).repeat(parallel)
     loss = total / count
-    return loss / math.log(2), loss, {}
+    return loss / math.log(2), loss, task.extra_stream_scores(losses, context)

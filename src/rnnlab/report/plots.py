@@ -8,6 +8,7 @@ monitor draw theirs, with its one rule for zero gradients; this module lays them
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import tempfile
@@ -298,5 +299,51 @@ def gradient_norms(
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def band_curves(bands: Mapping[str, Mapping[str, list[tuple[list[float], list[float]]]]], path, title: str) -> Path:
+    """Held-out bits per character on each band of the test stream against characters seen, one panel per band.
+
+    `bands[band][variant]` holds one (characters, values) pair per seed: the line is the median over the seeds
+    evaluated at each number of characters, the shaded band their min–max, so no seed hides another.
+    """
+    columns = min(3, len(bands))
+    rows = -(-len(bands) // columns)
+    fig = Figure(figsize=(4.4 * columns, 3.4 * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    colours = _colours({v for variants in bands.values() for v in variants})
+    for index, (ax, (band, variants)) in enumerate(zip(axes.flat, bands.items(), strict=False)):
+        for label, seeds in variants.items():
+            at: dict[float, list[float]] = {}
+            for chars, values in seeds:
+                for c, v in zip(chars, values, strict=True):
+                    if not math.isnan(v):  # NaN: the band had no scored character at that evaluation
+                        at.setdefault(c, []).append(v)
+            if not at:
+                continue
+            xs = sorted(at)
+            millions = [c / 1e6 for c in xs]
+            ax.plot(
+                millions,
+                [statistics.median(at[c]) for c in xs],
+                color=colours[label],
+                linewidth=1.4,
+                label=f"{label} ({_seeds(len(seeds))})",
+            )
+            if len(seeds) > 1:
+                ax.fill_between(
+                    millions, [min(at[c]) for c in xs], [max(at[c]) for c in xs], color=colours[label], alpha=0.15
+                )
+        ax.set_title(band, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        if index + columns >= len(bands):  # the lowest panel of its column
+            ax.set_xlabel("characters seen (millions, all streams)")
+    for ax in axes.flat[len(bands) :]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("held-out bits per character")
+    axes.flat[0].legend(fontsize=8)
     fig.suptitle(title)
     return save_figure(fig, path)

@@ -165,6 +165,10 @@ class StreamTask(Task):
     symbols = True
     readout = "every"
     metric = Metric("bpc", higher_is_better=False, solved_at=None)
+    # Extra scores named `bpc_<band>` are bits per symbol on one band of the held-out stream (the symbols whose
+    # prediction needs one kind of dependency); the report draws every metric so named against characters seen
+    # (report/budgets.py), reading the bands from the stored names alone.
+    band_metric_prefix: ClassVar[str] = "bpc_"
 
     def train_stream(self) -> Tensor:
         """(N,) int64: the training stream."""
@@ -180,6 +184,17 @@ class StreamTask(Task):
 
     def score(self, prediction: Tensor, target: Tensor) -> float:
         return self.loss(prediction, target).item() / math.log(2)  # nats → bits per symbol
+
+    def symbol_losses(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """(B, T) the loss of each prediction, in nats; `loss` is their mean."""
+        return F.cross_entropy(prediction.transpose(1, 2), target, reduction="none")
+
+    def extra_stream_scores(self, losses: Tensor, context: Tensor) -> dict[str, float]:
+        """Scores besides the metric, from each held-out symbol's loss; stored with each evaluation under their
+        names (none by default). `losses`: (M,) float64 nats for each symbol of `test_stream()`, NaN where the
+        evaluation made no prediction; `context`: (M,) int64, how many symbols before each one the model had
+        read when it predicted it (its carried state starts at zero)."""
+        return {}
 
 
 def check_length(name: str, value, minimum: int) -> int:
