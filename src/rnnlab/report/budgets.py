@@ -22,7 +22,6 @@ from pathlib import Path
 
 from rnnlab.lab.store import MetricName, Run, Store
 from rnnlab.lab.study import variant_name
-from rnnlab.lab.tasks.base import StreamTask
 from rnnlab.report import plots
 
 
@@ -59,9 +58,9 @@ def curves(store: Store, runs: list[Run]) -> list[Curve]:
         if steps:
             per_update = characters_per_update(run)
             bands = {
-                name.removeprefix(StreamTask.band_metric_prefix): [values.get(s, math.nan) for s in steps]
+                name.removeprefix(MetricName.BAND_PREFIX): [values.get(s, math.nan) for s in steps]
                 for name, values in by_name.items()
-                if name.startswith(StreamTask.band_metric_prefix)
+                if name.startswith(MetricName.BAND_PREFIX)
             }
             result.append(
                 Curve(
@@ -209,7 +208,7 @@ def band_section(
         f"<h2>Which variant learns which dependency?</h2><p>Held-out bits per character on each band of the test "
         f"stream at {escape(_count(chars))} characters seen (every run reached it), at the evaluation early "
         f"stopping keeps (the lowest overall bpc within the budget): median (min–max) over seeds; the lowest "
-        f"median per band in bold. The stored metrics <code>{escape(StreamTask.band_metric_prefix)}&lt;band&gt;</code> hold "
+        f"median per band in bold. The stored metrics <code>{escape(MetricName.BAND_PREFIX)}&lt;band&gt;</code> hold "
         f"every evaluation.</p><table><tr><th>variant</th>{header}</tr>{body}</table>"
     )
     return [figure], table

@@ -26,6 +26,7 @@ class MetricName:
     BASELINE_LOSS = "baseline_loss"  # the task's loss for that predictor (step 0)
     LOSS_HORIZON = "loss_flow_horizon"  # gradient horizon of the task's own loss at each evaluation (the
     LOSS_DECAY_RATE = "loss_flow_decay_rate"  # flows table holds the probe's profile; see results.FlowSnapshot)
+    BAND_PREFIX = "bpc_"  # bpc_<band>: a stream task's bits per character on one band of its held-out stream
 
 
 LEVELS = (MetricName.CHANCE, MetricName.BASELINE_LOSS)  # the task's memoryless levels, metrics at step 0

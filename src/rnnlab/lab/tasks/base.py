@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from rnnlab.lab.store.records import MetricName
+
 IGNORED = -100  # the target of a step that carries no loss and no score (torch's cross_entropy ignore_index)
 
 
@@ -167,8 +169,8 @@ class StreamTask(Task):
     metric = Metric("bpc", higher_is_better=False, solved_at=None)
     # Extra scores named `bpc_<band>` are bits per symbol on one band of the held-out stream (the symbols whose
     # prediction needs one kind of dependency); the report draws every metric so named against characters seen
-    # (report/budgets.py), reading the bands from the stored names alone.
-    band_metric_prefix: ClassVar[str] = "bpc_"
+    # (report/budgets.py), reading the bands from the stored names alone: the prefix is the store's word.
+    band_metric_prefix: ClassVar[str] = MetricName.BAND_PREFIX
 
     def train_stream(self) -> Tensor:
         """(N,) int64: the training stream."""
