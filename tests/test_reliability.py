@@ -129,17 +129,20 @@ def test_a_killed_worker_is_replaced_and_its_run_resumes(tmp_path):
         assert run.final_metric == pytest.approx(expected.final_metric, rel=0, abs=0)
 
 
-def test_ctrl_c_stops_a_sweep_promptly_and_leaves_the_rest_resumable(tmp_path):
-    """SIGINT to the whole process group (what Ctrl-C in a terminal sends) a few seconds into a sweep of runs
-    that would take minutes: the sweep exits within seconds, says what it kept and how to resume."""
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_stops_a_sweep_promptly_and_leaves_the_rest_resumable(tmp_path, stop):
+    """A few seconds into a sweep of runs that would take minutes, either SIGINT to the whole process group
+    (what Ctrl-C in a terminal sends) or SIGTERM to the driver alone (`kill`, the way to stop a sweep started
+    with `nohup … &`): the sweep exits within seconds, says what it kept and how to resume."""
     study = _study_file(tmp_path, "ctrlc", range(4), steps=100_000)
     store = tmp_path / "s.db"
     # A terminal's foreground job receives Ctrl-C; a job started in the background by a non-interactive shell
-    # (`make test &`) inherits SIGINT ignored, and Ctrl-C never reaches it. Start the sweep as the former.
-    foreground = "import signal, runpy, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    foreground += "sys.argv[0] = 'rnnlab'; runpy.run_module('rnnlab', run_name='__main__')"
+    # (`nohup rnnlab sweep … &`) inherits SIGINT ignored, so Ctrl-C never reaches it: `kill` must stop it.
+    handler = "signal.default_int_handler" if stop == "ctrl-c" else "signal.SIG_IGN"
+    start = f"import signal, runpy, sys; signal.signal(signal.SIGINT, {handler}); "
+    start += "sys.argv[0] = 'rnnlab'; runpy.run_module('rnnlab', run_name='__main__')"
     driver = subprocess.Popen(
-        [sys.executable, "-c", foreground, *_sweep(study, store, workers=2)[3:]],
+        [sys.executable, "-c", start, *_sweep(study, store, workers=2)[3:]],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -154,7 +157,10 @@ def test_ctrl_c_stops_a_sweep_promptly_and_leaves_the_rest_resumable(tmp_path):
             p for p in children(driver.pid) if "spawn_main" in cmdline(p) and "resource_tracker" not in cmdline(p)
         ]
         assert len(workers) == 2
-        os.killpg(driver.pid, signal.SIGINT)
+        if stop == "ctrl-c":
+            os.killpg(driver.pid, signal.SIGINT)
+        else:
+            os.kill(driver.pid, signal.SIGTERM)
         interrupted = time.time()
         _, err = driver.communicate(timeout=60)
     finally:  # a failure must not leave a sweep training in the background

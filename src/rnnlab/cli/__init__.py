@@ -4,15 +4,19 @@ One module per command, each with `register(subparsers)` (its options, beside th
 the function that runs it. User mistakes — argparse errors and the ValueError the library raises for a bad
 value, name or file — print ``rnnlab: error: <what was wrong and what was expected>`` and exit 2 without a
 traceback; a bug in rnnlab is reported as an internal error (exit 3) with its traceback written to a file
-(set RNNLAB_TRACEBACK=1 to see tracebacks instead).
+(set RNNLAB_TRACEBACK=1 to see tracebacks instead). A `kill` (SIGTERM) stops a command as Ctrl-C does: a
+sweep or run started in the background (where the shell ignores SIGINT) stops cleanly, resumable.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 import rnnlab
 from rnnlab.cli import demo, diagnose, inits, report, runs, studies, sweep, train
@@ -43,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        return args.func(args)
+        with terminate_as_interrupt():
+            return args.func(args)
     except (UsageError, ValueError, FileNotFoundError, NotImplementedError, CheckpointError) as err:
         # What rnnlab raises for a bad value, name, file or config: the user's to fix, in one line.
         if os.environ.get("RNNLAB_TRACEBACK"):
@@ -72,6 +77,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return INTERNAL_ERROR
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While the command runs, SIGTERM raises KeyboardInterrupt: the sweep stops its workers and says how to
+    resume, a run keeps its last checkpoint, the store is left consistent. (A background job started by a
+    non-interactive shell ignores SIGINT, so `kill` is the only clean way to stop it.)"""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_traceback() -> str:

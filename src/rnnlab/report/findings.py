@@ -15,6 +15,10 @@ ran at several lengths), joined by "; ", in the order the variants first appear 
   <m> (<min>–<max>)" over all N runs (the ratio the criterion is defined on);
 - without one (a stream task): `<variant>: final <metric> <m> (<min>–<max>), <N> runs of <B> updates`;
 - then ", <d> diverged", ", <u> unfinished", ", <f> failed" where there are any.
+Only the CSV's runs of the study's current setting count (their config hash is one of the study file's runs):
+a run of the study not in the CSV adds "<n> not run" to its variant, and when the study file has changed since
+the CSV was written the row ends with "runs.csv also holds <k> runs of an earlier setting, not counted" (or says
+that the current setting has not run), so a table never mixes a new setting's words with an old one's numbers.
 Numbers: medians and ranges over seeds; metrics and ratios with 3 significant digits, trailing zeros kept
 (`format.sig3`); updates as integers (a median halfway between two counts rounds up). Compute: the sum of
 the finished runs' wall times, h:mm.
@@ -45,7 +49,7 @@ class CsvRun:
     """The columns of one runs.csv row the table uses, parsed."""
 
     name: str
-    status: str
+    status: str  # a stored status, or NOT_RUN for a run of the study the CSV lacks
     metric_name: str
     final_metric: float | None
     final_loss: float | None
@@ -56,6 +60,10 @@ class CsvRun:
     beats_baseline: bool  # the run's criterion is "beats the memoryless baseline"
     baseline_loss: float | None
     has_criterion: bool  # the task's threshold or the baseline criterion (older CSVs: assumed)
+    config_hash: str = ""
+
+
+NOT_RUN = "not run"
 
 
 def _number(text: str | None) -> float | None:
@@ -85,6 +93,7 @@ def read_runs(path: Path) -> list[CsvRun]:
                     beats_baseline=beats_baseline,
                     baseline_loss=_number(row.get("baseline_loss")),
                     has_criterion=beats_baseline or not threshold_known or row["solved_threshold"] != "",
+                    config_hash=row.get("config_hash", ""),
                 )
             )
     return runs
@@ -121,7 +130,7 @@ def variant_text(label: str, runs: list[CsvRun]) -> str:
             text += f"; unsolved final {finished[0].metric_name} {spread(unsolved, sig3)}"
     else:
         text += " no finished run"
-    for status, word in (("diverged", "diverged"), ("running", "unfinished"), ("failed", "failed")):
+    for status, word in (("diverged", "diverged"), ("running", "unfinished"), ("failed", "failed"), (NOT_RUN, NOT_RUN)):
         count = sum(r.status == status for r in runs)
         if count:
             text += f", {count} {word}"
@@ -149,12 +158,30 @@ def _cell(text: str | None) -> str:
     return " ".join((text or "–").split()).replace("|", "\\|")
 
 
+def current_runs(study: Study, runs: list[CsvRun]) -> tuple[list[CsvRun], int]:
+    """The CSV's runs of the study's current setting, in the study's order, with a NOT_RUN placeholder for each
+    run of the study the CSV lacks; and how many CSV runs belong to an earlier setting."""
+    by_hash = {r.config_hash: r for r in runs}
+    current = [
+        by_hash.get(config.hash())
+        or CsvRun(config.name, NOT_RUN, "", None, None, None, None, config.seq_len, config.steps, False, None, True)
+        for config in study.runs
+    ]
+    hashes = {config.hash() for config in study.runs}
+    return current, sum(r.config_hash not in hashes for r in runs)
+
+
 def finding_row(study: Study, csv_path: Path) -> str:
-    """One markdown row for a study with a `finding` key, from its runs.csv."""
+    """One markdown row for a study with a `finding` key, from the runs of its current setting in its runs.csv."""
     number, _, title = (study.finding or "").partition(" ")
     if csv_path.exists():
-        runs = read_runs(csv_path)
-        numbers = study_numbers(runs)
+        runs, earlier = current_runs(study, read_runs(csv_path))
+        if all(r.status == NOT_RUN for r in runs):
+            numbers = f"the current setting has not run yet (its runs.csv holds {earlier} runs of an earlier setting)"
+        else:
+            numbers = study_numbers(runs)
+            if earlier:
+                numbers += f"; runs.csv also holds {earlier} runs of an earlier setting, not counted"
         compute = hours_minutes(sum(r.wall_time or 0.0 for r in runs if r.status in FINISHED))
     else:
         numbers, compute = f"not run yet (no {csv_path.as_posix()})", "–"
