@@ -118,6 +118,15 @@ def test_a_mistyped_option_or_config_key_gets_the_nearest_name(capsys, tmp_path)
     assert "unknown config key 'hiden_size'; did you mean 'hidden_size'?" in capsys.readouterr().err
 
 
+def test_a_length_the_task_rejects_is_a_one_line_error_that_stores_no_run(capsys, tmp_path):
+    from rnnlab.lab.store import Store
+
+    store = tmp_path / "s.db"
+    assert main(["train", "--task", "temporal_order", "--seq-len", "3", "--store", str(store)]) == 2
+    assert capsys.readouterr().err == "rnnlab: error: task 'temporal_order': seq_len must be an integer ≥ 20, got 3\n"
+    assert not store.exists() or Store(store).runs() == [], "no run left 'running' for a config that cannot run"
+
+
 TINY_TRAIN = [
     "--task",
     "adding",

@@ -97,13 +97,14 @@ def run(args: argparse.Namespace) -> int:
 
     from rnnlab.lab.config import load_config
     from rnnlab.lab.environment import environment
-    from rnnlab.lab.trainer import Trainer
+    from rnnlab.lab.trainer import Trainer, build_task
 
     if args.bptt is not None and len(args.bptt) > 2:
         raise UsageError("train: --bptt takes K1 or K1 K2")
     config = load_config(args.config, overrides(args))
     if args.threads:
         torch.set_num_threads(args.threads)
+    task = build_task(config)  # a task that rejects its length or options does so before a run is stored
     out = console()
     with open_store(args) as store:
         done = store.find(config.hash(), study=None)
@@ -119,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment())
             out.print(f"Run {run_id}: {config.label()} on {config.task} (T={config.seq_len}), store {store.path}")
-        trainer = Trainer(config, checkpoint_path=store.checkpoint_path(run_id), progress=not args.no_progress)
+        trainer = Trainer(
+            config, task=task, checkpoint_path=store.checkpoint_path(run_id), progress=not args.no_progress
+        )
         try:
             result = trainer.run()
         except KeyboardInterrupt:
