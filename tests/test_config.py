@@ -84,6 +84,22 @@ def test_momentum_is_zero_unless_given_and_alpha_is_settable_for_rmsprop():
         make_config({"optimizer": "sgd", "alpha": 0.9})
 
 
+def test_optimizers_come_from_one_table_that_the_config_trainer_and_cli_read():
+    from rnnlab.cli import build_parser
+    from rnnlab.lab.optimizers import OPTIMIZERS
+    from rnnlab.lab.trainer import Trainer
+
+    with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'; choose from: adam, sgd, rmsprop"):
+        make_config({"optimizer": "adagrad"})
+    for name, spec in OPTIMIZERS.items():
+        optimizer = Trainer(make_config({"optimizer": name, "momentum": 0.5, "steps": 1})).optimizer
+        assert type(optimizer) is spec.torch_class
+        assert optimizer.defaults.get("momentum", 0.5) == 0.5, "momentum reaches every optimizer that takes one"
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = next(a.choices for a in train._actions if a.dest == "optimizer")
+    assert list(choices) == list(OPTIMIZERS)
+
+
 def test_hashes_of_configs_written_before_the_new_keys_are_unchanged():
     # Hashes as computed by the first stores (default Adam config; SGD with the then-default momentum 0.9).
     assert RunConfig().hash() == "0ca3b76a2c84eae2"

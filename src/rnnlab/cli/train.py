@@ -11,6 +11,7 @@ from rnnlab.cli.common import UsageError, console, fmt, fmt_rate, open_store, po
 
 
 def register(sub) -> None:
+    from rnnlab.lab.optimizers import OPTIMIZERS
     from rnnlab.lab.tasks import TASKS
     from rnnlab.recurrent.cells import CELLS
 
@@ -30,7 +31,7 @@ def register(sub) -> None:
     parser.add_argument("--hidden", type=positive_int, help="hidden size H")
     parser.add_argument("--layers", type=positive_int, help="stacked recurrent layers")
     parser.add_argument("--init", help="init spec, e.g. orthogonal or orthogonal+chrono (rnnlab inits)")
-    parser.add_argument("--optimizer", choices=("adam", "sgd", "rmsprop"))
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS))
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--batch-size", type=positive_int)
     parser.add_argument("--steps", type=positive_int, help="optimizer updates")
@@ -164,11 +165,14 @@ def print_run(out: Console, run) -> None:
 
 
 def _optimiser(config: dict) -> str:
-    name, text = config.get("optimizer", "adam"), f"{config.get('optimizer', 'adam')} lr {fmt(config.get('lr'))}"
-    if name in ("sgd", "rmsprop") and config.get("momentum"):
+    from rnnlab.lab.optimizers import OPTIMIZERS
+
+    name = config.get("optimizer", "adam")
+    text, spec = f"{name} lr {fmt(config.get('lr'))}", OPTIMIZERS.get(name)
+    if spec is not None and spec.takes_momentum and config.get("momentum"):
         text += f", momentum {fmt(config['momentum'])}"
-    if name == "rmsprop":
-        text += f", alpha {fmt(config.get('alpha') or 0.99)}"
+    if spec is not None and spec.default_alpha is not None:
+        text += f", alpha {fmt(config.get('alpha') or spec.default_alpha)}"
     return text
 
 

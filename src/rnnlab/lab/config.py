@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rnnlab.lab.clip import MODES as CLIP_MODES
+from rnnlab.lab.optimizers import get_optimizer
 from rnnlab.lab.tasks import TASKS, StreamTask, get_task_class, task_options
 from rnnlab.recurrent import init as init_schemes
 from rnnlab.recurrent.cells import CELLS
@@ -47,10 +48,10 @@ class RunConfig(BaseModel):
     init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {input_std: 0.001} for input_normal
     readout_std: float | None = Field(None, gt=0)  # readout weight N(0, σ²), bias 0; None: torch.nn.Linear's init
     # --- optimisation
-    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    optimizer: str = "adam"  # one of rnnlab.lab.optimizers.OPTIMIZERS
     lr: float = Field(1e-3, gt=0)  # learning rate
-    momentum: float | None = Field(None, ge=0.0, lt=1.0)  # SGD and RMSprop momentum (unset: 0, as torch.optim)
-    alpha: float | None = Field(None, gt=0.0, lt=1.0)  # RMSprop's smoothing constant (unset: 0.99, as torch.optim)
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)  # for optimizers that take one (unset: 0, as torch.optim)
+    alpha: float | None = Field(None, gt=0.0, lt=1.0)  # RMSprop's smoothing constant (unset: torch.optim's 0.99)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"  # step: ×0.1 at 50 % and 75 % of steps
     batch_size: int = Field(64, ge=1)
     steps: int = Field(3000, ge=1)  # optimizer updates
@@ -82,9 +83,10 @@ class RunConfig(BaseModel):
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; choose from: {', '.join(CELLS)}")
         init_schemes.check_applicable(self.cell, self.init, **self.resolved_init_options())
+        optimizer = get_optimizer(self.optimizer)
         if self.clip != "none" and self.clip_threshold is None:
             raise ValueError(f"clip={self.clip!r} needs clip_threshold > 0")
-        if self.alpha is not None and self.optimizer != "rmsprop":
+        if self.alpha is not None and optimizer.default_alpha is None:
             raise ValueError(f"alpha is RMSprop's smoothing constant; optimizer {self.optimizer!r} has none")
         if self.clip not in CLIP_MODES:  # pragma: no cover - Literal already guarantees it
             raise ValueError(f"unknown clip mode {self.clip!r}")

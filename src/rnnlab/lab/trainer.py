@@ -25,6 +25,7 @@ from rnnlab.lab.clip import clip_gradients
 from rnnlab.lab.config import RunConfig
 from rnnlab.lab.environment import machine
 from rnnlab.lab.model import SequenceModel
+from rnnlab.lab.optimizers import get_optimizer
 from rnnlab.lab.progress import ProgressBar
 from rnnlab.lab.results import Evaluation, FlowSnapshot, TrainResult, result_from_dict
 from rnnlab.lab.streams import StreamWindows, stream_scores
@@ -66,13 +67,7 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
 
 
 def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.resolved_momentum)
-    if config.optimizer == "rmsprop":
-        alpha = 0.99 if config.alpha is None else config.alpha  # torch.optim's default
-        return torch.optim.RMSprop(params, lr=config.lr, alpha=alpha, momentum=config.resolved_momentum)
-    return torch.optim.Adam(params, lr=config.lr)
+    return get_optimizer(config.optimizer).build(model.parameters(), config.lr, config.momentum, config.alpha)
 
 
 def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):
