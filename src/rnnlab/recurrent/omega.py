@@ -64,6 +64,30 @@ def omega(
     fall-back update when the gradient is not finite (RNN.py then steps W_hh by 0.02·W_hh; rnnlab's trainer
     stops the run as diverged). Ω = 0 when every step preserves the norm: a linear RNN with orthogonal W_hh.
     """
+    gradients, states = _checked(module, record, states)  # (T, B, H) each
+    w_hh = module.weight_hh_l0  # (H, H)
+    dtype = torch.promote_types(w_hh.dtype, torch.float32)
+    w_hh = w_hh.to(dtype)  # a differentiable cast: the gradient lands in the weight's own dtype
+    # Held constant (RNN.py differentiates with these as free symbols, substituted afterwards): the gradient
+    # arriving at h_{k+1}, and the state h_{k+1} that fixes φ′.
+    g = gradients.detach().to(dtype)  # (T, B, H)
+    h_next = states.detach().to(dtype)  # (T, B, H)
+    # g ⊙ φ′(h_{k+1}): the cell's own backward step, the one the engine runs (`d_h_pre` of an Elman cell).
+    g_pre = module.cell.step_backward(g, None, h_next, None, None).d_h_pre  # (T, B, H)
+    back = g_pre @ w_hh  # (T, B, H): ∂L/∂h_{k+1} · ∂h_{k+1}/∂h_k, the one factor that depends on W_hh
+    back_norm = torch.linalg.vector_norm(back, dim=-1)  # (T, B)
+    g_norm = torch.linalg.vector_norm(g, dim=-1)  # (T, B)
+    kept = g_norm >= MIN_GRADIENT_NORM  # (T, B)
+    # A dropped step divides by 1 instead: its 0/0 would reach the gradient as NaN even through where().
+    g_norm = torch.where(kept, g_norm, torch.ones_like(g_norm))
+    ratio = back_norm.square() / g_norm.square() if squared else back_norm / g_norm
+    terms = torch.where(kept, ratio - 1.0, torch.zeros_like(ratio)).square()  # (T, B)
+    return terms.sum() / kept.sum().clamp(min=1)
+
+
+def _checked(module, record, states) -> tuple[Tensor, Tensor]:
+    """`omega`'s arguments checked, one-line errors: the recorded ∂L/∂h_{k+1} and the states h_{k+1}, both
+    (T, B, H) time-major."""
     where = "omega"
     if not isinstance(module, RecurrentBase):
         raise TypeError(f"{where}: module must be an rnnlab RNN, got {type(module).__name__}")
@@ -97,25 +121,7 @@ def omega(
             f"{where}: states must be the output {layout} of the recorded forward; got shape {tuple(states.shape)}, "
             f"the record holds {tuple(gradients.shape)} (T, B, H)"
         )
-
-    w_hh = module.weight_hh_l0  # (H, H)
-    dtype = torch.promote_types(w_hh.dtype, torch.float32)
-    w_hh = w_hh.to(dtype)  # a differentiable cast: the gradient lands in the weight's own dtype
-    # Held constant (RNN.py differentiates with these as free symbols, substituted afterwards): the gradient
-    # arriving at h_{k+1}, and the state h_{k+1} that fixes φ′.
-    g = gradients.detach().to(dtype)  # (T, B, H)
-    h_next = states.detach().to(dtype)  # (T, B, H)
-    # g ⊙ φ′(h_{k+1}): the cell's own backward step, the one the engine runs (`d_h_pre` of an Elman cell).
-    g_pre = module.cell.step_backward(g, None, h_next, None, None).d_h_pre  # (T, B, H)
-    back = g_pre @ w_hh  # (T, B, H): ∂L/∂h_{k+1} · ∂h_{k+1}/∂h_k, the one factor that depends on W_hh
-    back_norm = torch.linalg.vector_norm(back, dim=-1)  # (T, B)
-    g_norm = torch.linalg.vector_norm(g, dim=-1)  # (T, B)
-    kept = g_norm >= MIN_GRADIENT_NORM  # (T, B)
-    # A dropped step divides by 1 instead: its 0/0 would reach the gradient as NaN even through where().
-    g_norm = torch.where(kept, g_norm, torch.ones_like(g_norm))
-    ratio = back_norm.square() / g_norm.square() if squared else back_norm / g_norm
-    terms = torch.where(kept, ratio - 1.0, torch.zeros_like(ratio)).square()  # (T, B)
-    return terms.sum() / kept.sum().clamp(min=1)
+    return gradients, states
 
 
 __all__ = ["MIN_GRADIENT_NORM", "OMEGA_CELLS", "omega"]
