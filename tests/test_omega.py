@@ -321,3 +321,17 @@ def test_the_unweighted_loss_is_what_the_trainer_reports():
     assert trainer.result.evaluations[-1].train_loss == pytest.approx(
         float(task.loss(model(x)[0], y).detach()), rel=1e-12
     )
+
+
+def test_the_command_line_trains_with_omega_and_shows_it(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    store = ["--store", str(tmp_path / "s.db")]
+    argv = ["train", "--task", "adding", "--seq-len", "8", "--cell", "rnn_tanh", "--hidden", "6", "--steps", "4"]
+    argv += ["--eval-every", "2", "--clip-norm", "1", "--set", "regularizer=omega", "--set", "omega_weight=2"]
+    assert main([*argv, "--no-progress", *store]) == 0
+    assert "Pascanu's Ω, weight 2" in capsys.readouterr().out
+    assert main(["runs", "show", "1", *store]) == 0
+    shown = capsys.readouterr().out
+    rows = [line for line in shown.splitlines() if line.startswith("│    2 │")]
+    assert rows and rows[0].count("│") == 12, "the Ω column sits between clip rate and the horizons"
