@@ -267,7 +267,8 @@ class Trainer:
                 return loss
             loss.backward()
         regularizer = omega(model.rnn, recorder.last, output)
-        (self.config.omega_weight * regularizer).backward()
+        if self.config.omega_weight > 0:  # weight 0 only measures Ω: its backward would add zeros, or NaN
+            (self.config.omega_weight * regularizer).backward()
         self._omega = float(regularizer.detach())
         return loss
 

@@ -57,12 +57,13 @@ def omega(
         torch.nn.utils.clip_grad_norm_(params, 1.0)       # clip loss + Ω gradients together
         optimizer.step()
 
-    How the paper weights it, and rnnlab the same: the sum over k is divided by the number of terms, so the
-    weight α does not grow with T; per sample, and the mean taken over every (step, sample) whose
-    ‖∂L/∂h_{k+1}‖ ≥ 1e-10 (RNN.py: Σ_k mean_b Ω_kb / Σ_k mean_b [kept]). The official defaults are α = 2 with
-    clipping at 1. Where rnnlab differs: the plain-norm ratio by default (`squared=True` is RNN.py's); no
-    fall-back update when the gradient is not finite (RNN.py then steps W_hh by 0.02·W_hh; rnnlab's trainer
-    stops the run as diverged). Ω = 0 when every step preserves the norm: a linear RNN with orthogonal W_hh.
+    Normalisation and weight: the paper writes a sum over k (eq. 9); its code, and rnnlab, take the mean
+    instead, per sample, over every (step, sample) whose ‖∂L/∂h_{k+1}‖ ≥ 1e-10 (RNN.py: Σ_k mean_b Ω_kb /
+    Σ_k mean_b [kept]), so the weight α does not grow with T; the code's defaults are α = 2 with clipping at 1.
+    Where rnnlab differs from the code: the plain-norm ratio of eq. 9 by default (`squared=True` is RNN.py's
+    ‖·‖²/‖·‖²; both vanish exactly where every step preserves the norm); no fall-back update when the gradient
+    is not finite (RNN.py then steps W_hh by 0.02·W_hh; rnnlab's trainer stops the run as diverged). Ω = 0
+    when every step preserves the norm, e.g. a linear RNN with orthogonal W_hh.
     """
     gradients, states = _checked(module, record, states)  # (T, B, H) each
     w_hh = module.weight_hh_l0  # (H, H)
