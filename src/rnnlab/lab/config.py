@@ -94,7 +94,6 @@ class RunConfig(BaseModel):
         init_schemes.check_applicable(self.cell, self.init, **self.resolved_init_options())
         if self.clip != "none" and self.clip_threshold is None:
             raise ValueError(f"clip={self.clip!r} needs clip_threshold > 0")
-        self._check_regularizer()
         if self.alpha is not None and self.optimizer != "rmsprop":
             raise ValueError(f"alpha is RMSprop's smoothing constant; optimizer {self.optimizer!r} has none")
         if self.clip not in CLIP_MODES:  # pragma: no cover - Literal already guarantees it
@@ -108,6 +107,7 @@ class RunConfig(BaseModel):
             k1, k2 = self.bptt
             if k2 < k1:
                 raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
+        self._check_regularizer()
         return self
 
     def _check_regularizer(self) -> None:
