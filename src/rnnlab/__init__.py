@@ -8,7 +8,8 @@ The package has three layers, each using only the ones before it:
 - `rnnlab.report` and `rnnlab.cli`: what a person reads and types.
 
 The names a user reaches for are here: ``rnnlab.LSTM``, ``rnnlab.from_torch``, ``rnnlab.record_gradients``,
-``rnnlab.gradient_flow``, ``rnnlab.init.apply``, ``rnnlab.diagnostics.compare``, ``rnnlab.clip_gradients``; the
+``rnnlab.gradient_flow``, ``rnnlab.init.apply``, ``rnnlab.diagnostics.compare``, ``rnnlab.clip_gradients``,
+``rnnlab.omega`` (Pascanu's regulariser); the
 engine's switches are in ``rnnlab.engine``. ``import rnnlab.init`` and ``import rnnlab.diagnostics`` work as
 module imports (as ``import torch.nn.functional`` does): they are the modules of `rnnlab.recurrent`.
 """
@@ -23,6 +24,7 @@ from rnnlab.recurrent.convert import convert, convert_back, from_torch, make_rec
 from rnnlab.recurrent.diagnostics import GradientFlow, gradient_flow, jacobian_norms, spectral_radius
 from rnnlab.recurrent.modules import GRU, LSTM, RNN
 from rnnlab.recurrent.monitor import Monitor, monitor
+from rnnlab.recurrent.omega import omega
 from rnnlab.recurrent.recording import BackwardRecord, GradientRecorder, record_gradients
 from rnnlab.version import __version__
 
@@ -67,6 +69,7 @@ __all__ = [
     "jacobian_norms",
     "make_recurrent",
     "monitor",
+    "omega",
     "record_gradients",
     "spectral_radius",
 ]

@@ -85,6 +85,7 @@ def show(args: argparse.Namespace) -> int:
         # monitor's run (a user's own loop, no optimiser recorded) stores the profile of the user's real loss.
         trained = "optimizer" in run.config
         sources = ("probe", "task loss") if trained else ("your loss",)
+        omega = run.config.get("regularizer") == "omega"  # Pascanu's Ω, mean over the window
         for column in (
             "step",
             f"test {run.metric_name or 'metric'}",
@@ -92,6 +93,7 @@ def show(args: argparse.Namespace) -> int:
             "train loss",
             "grad norm",
             "clip rate",
+            *(("Ω",) if omega else ()),
             *(f"{quantity} ({source})" for source in sources for quantity in ("horizon", "decay/step")),
         ):
             evaluations.add_column(column, justify="right")
@@ -108,6 +110,7 @@ def show(args: argparse.Namespace) -> int:
                 fmt(m.get(MetricName.WINDOW_TRAIN_LOSS)),
                 fmt(m.get(MetricName.WINDOW_GRAD_NORM)),
                 fmt_rate(m.get(MetricName.WINDOW_CLIP_RATE)),
+                *((fmt(m.get(MetricName.WINDOW_OMEGA)),) if omega else ()),
                 str(f["horizon"]),
                 f"{f['decay_rate']:.3f}",
                 *((fmt(m.get(MetricName.LOSS_HORIZON)), fmt(m.get(MetricName.LOSS_DECAY_RATE), 3)) if trained else ()),

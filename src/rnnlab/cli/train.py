@@ -157,6 +157,8 @@ def print_run(out: Console, run) -> None:
         ("seed", fmt(run.config.get("seed"))),
         ("config hash", run.config_hash),
     ]
+    if config.get("regularizer") == "omega":
+        rows.insert(-2, ("regulariser", f"Pascanu's Ω, weight {fmt(config.get('omega_weight'))}"))  # before the seed
     if run.error:
         rows.append(("error", run.error))
     for row in rows:

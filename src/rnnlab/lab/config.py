@@ -20,9 +20,17 @@ from rnnlab.lab.optimizers import get_optimizer
 from rnnlab.lab.tasks import TASKS, StreamTask, get_task_class, task_options
 from rnnlab.recurrent import init as init_schemes
 from rnnlab.recurrent.cells import CELLS
+from rnnlab.recurrent.omega import OMEGA_CELLS
 
 # Keys added after the first stores were written, with their defaults (see RunConfig.canonical).
-LATER_KEYS: dict[str, Any] = {"alpha": None, "success": "task", "baseline_margin": 0.1, "readout_std": None}
+LATER_KEYS: dict[str, Any] = {
+    "alpha": None,
+    "success": "task",
+    "baseline_margin": 0.1,
+    "readout_std": None,
+    "regularizer": "none",
+    "omega_weight": None,
+}
 
 
 class ConfigError(ValueError):
@@ -57,6 +65,8 @@ class RunConfig(BaseModel):
     steps: int = Field(3000, ge=1)  # optimizer updates
     clip: Literal["none", "global_norm", "value", "per_param_norm"] = "none"  # see rnnlab.lab.clip
     clip_threshold: float | None = Field(None, gt=0)  # needed unless clip is none
+    regularizer: Literal["none", "omega"] = "none"  # omega: Pascanu et al.'s Ω added to the loss (rnnlab.omega)
+    omega_weight: float | None = Field(None, ge=0)  # Ω's weight α (RNN.py: 2.0); 0 measures Ω without applying it
     # --- truncation
     truncate: int | None = Field(None, ge=1)  # sequence tasks: engine truncation (∂L_s/∂h_t kept for s−t < k)
     bptt_k1: int | None = Field(None, ge=1)  # stream tasks: update every k1 steps … (default seq_len)
@@ -99,7 +109,24 @@ class RunConfig(BaseModel):
             k1, k2 = self.bptt
             if k2 < k1:
                 raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
+        self._check_regularizer()
         return self
+
+    def _check_regularizer(self) -> None:
+        if self.regularizer == "none":
+            if self.omega_weight is not None:
+                raise ValueError("omega_weight applies to regularizer 'omega'; set regularizer: omega or drop it")
+            return
+        if self.omega_weight is None:
+            raise ValueError("regularizer 'omega' needs omega_weight ≥ 0 (the paper's α; its code uses 2.0)")
+        if self.cell not in OMEGA_CELLS:
+            raise ValueError(f"regularizer 'omega' supports the cells {', '.join(OMEGA_CELLS)}; got cell {self.cell!r}")
+        if self.num_layers != 1:
+            raise ValueError(f"regularizer 'omega' supports num_layers 1, got {self.num_layers}")
+        if self.truncate is not None:
+            raise ValueError("regularizer 'omega' needs the full gradient ∂L/∂h; drop truncate")
+        if issubclass(get_task_class(self.task), StreamTask):
+            raise ValueError(f"regularizer 'omega' applies to sequence tasks, not the stream task {self.task!r}")
 
     # ------------------------------------------------------------------------------------------ derived
 
@@ -134,6 +161,8 @@ class RunConfig(BaseModel):
             parts.append(f"clip {self.clip} {self.clip_threshold:g}")
         if self.truncate:
             parts.append(f"truncate {self.truncate}")
+        if self.regularizer == "omega":
+            parts.append(f"omega {self.omega_weight:g}")
         return " ".join(parts)
 
     def canonical(self) -> dict[str, Any]:

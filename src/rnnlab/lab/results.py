@@ -47,6 +47,7 @@ class Evaluation:
     # for (Pascanu et al. 2013), so exploding and vanishing gradients are told apart by this. None before 0.3.
     grad_norm_max: float | None = None
     extras: dict[str, float] = field(default_factory=dict)  # task-specific scores, e.g. bpc per distance band
+    omega: float | None = None  # mean Pascanu Ω over the window (regularizer omega), else None
 
 
 @dataclass

@@ -33,6 +33,8 @@ from rnnlab.lab.task_facts import task_facts
 from rnnlab.lab.tasks import StreamTask, Task, make_task
 from rnnlab.recurrent import diagnostics
 from rnnlab.recurrent import init as init_schemes
+from rnnlab.recurrent.omega import omega
+from rnnlab.recurrent.recording import record_gradients
 
 FLOW_BATCH = 32  # sequences in each gradient-flow snapshot
 FLOW_STREAM_LENGTH = 200  # window of the test stream used for a stream task's snapshot
@@ -102,6 +104,10 @@ class Trainer:
         self.config = config
         self.task = task or build_task(config)
         self.model = model or build_model(config, self.task)
+        if config.regularizer == "omega" and not isinstance(self.model, SequenceModel):
+            raise TypeError(
+                f"regularizer 'omega' needs a SequenceModel (it reads the recurrent states), got {type(self.model).__name__}"
+            )
         self.optimizer = _optimizer(config, self.model)
         self.scheduler = _scheduler(config, self.optimizer)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -113,6 +119,7 @@ class Trainer:
         self.result = TrainResult("running", 0, self.task.metric.name, None, None, **task_facts(self.task))
         self._window = _empty_window()
         self._clipped_total = 0
+        self._omega = 0.0  # Pascanu's Ω of the last update (regularizer omega)
         self._stream: StreamWindows | None = None
         if isinstance(self.task, StreamTask):
             self._stream = StreamWindows(self.task.train_stream(), config.batch_size, *config.bptt)
@@ -226,10 +233,13 @@ class Trainer:
             loss = self._stream.train_window(self.model, self.task)
         else:
             x, y = self.task.sample(self.config.batch_size, self.generator)
-            prediction, _ = self.model(x)
-            loss = self.task.loss(prediction, y)
-            if torch.isfinite(loss):
-                loss.backward()
+            if self.config.regularizer == "omega":
+                loss = self._backward_with_omega(x, y)
+            else:
+                prediction, _ = self.model(x)
+                loss = self.task.loss(prediction, y)
+                if torch.isfinite(loss):
+                    loss.backward()
         value = float(loss.detach())
         if not math.isfinite(value):
             return value, math.nan, False
@@ -241,8 +251,25 @@ class Trainer:
             self.scheduler.step()
         return value, stats.pre_norm, stats.clipped
 
+    def _backward_with_omega(self, x, y):
+        """The loss's backward, recorded, then Ω's (weighted) backward into the same .grad: RNN.py's SGD-CR adds
+        α·∂Ω/∂W_hh to the loss gradient before the clipping, which then sees (and bounds) the sum."""
+        model: SequenceModel = self.model
+        with record_gradients(model.rnn, keep_vectors=True) as recorder:
+            output, _ = model.rnn(model.encode(x))  # (B, T, H): the states h_1 … h_T that Ω's Jacobians need
+            loss = self.task.loss(model.read(output), y)
+            if not torch.isfinite(loss):
+                return loss
+            loss.backward()
+        regularizer = omega(model.rnn, recorder.last, output)
+        if self.config.omega_weight > 0:  # weight 0 only measures Ω: its backward would add zeros, or NaN
+            (self.config.omega_weight * regularizer).backward()
+        self._omega = float(regularizer.detach())
+        return loss
+
     def _track(self, loss: float, grad_norm: float, clipped: bool) -> None:
         w = self._window
+        w["omega"] += self._omega
         w["loss"] += loss
         w["norm"] += grad_norm
         w["max_norm"] = max(w["max_norm"], grad_norm)
@@ -333,6 +360,7 @@ class Trainer:
             train_time=self.result.train_time,
             grad_norm_max=w["max_norm"] if w["count"] else math.nan,
             extras=extras,
+            omega=w["omega"] / count if self.config.regularizer == "omega" else None,
         )
         self._window = _empty_window()
         self.result.evaluations.append(evaluation)
@@ -344,7 +372,7 @@ class Trainer:
 
 def _empty_window() -> dict[str, float]:
     """Training statistics accumulated between two evaluations."""
-    return {"loss": 0.0, "norm": 0.0, "max_norm": 0.0, "clipped": 0.0, "count": 0.0}
+    return {"loss": 0.0, "norm": 0.0, "max_norm": 0.0, "clipped": 0.0, "count": 0.0, "omega": 0.0}
 
 
 def solved_below_baseline(loss: float, baseline_loss: float, margin: float) -> bool:

@@ -9,5 +9,6 @@ The rooms, each importing only the ones before it:
 - `engine` the BPTT engine for a stack; `projected` the LSTM with a projection; `split_forward` the forwards
   run as several calls;
 - `modules` RNN/LSTM/GRU, whose `_run` dispatches to the three above; `convert`; `recording`
-  (`record_gradients`); `init`; `figures` (the gradient pictures); `diagnostics`; `monitor`.
+  (`record_gradients`); `omega` (Pascanu's Ω regulariser, from a recorded backward); `init`; `figures` (the
+  gradient pictures); `diagnostics`; `monitor`.
 """

@@ -21,6 +21,7 @@ class MetricName:
     WINDOW_GRAD_NORM = "window_grad_norm"  # mean pre-clip gradient norm since the previous evaluation
     WINDOW_GRAD_NORM_MAX = "window_grad_norm_max"  # largest pre-clip gradient norm since the previous evaluation
     WINDOW_CLIP_RATE = "window_clip_rate"  # fraction of updates clipped since the previous evaluation
+    WINDOW_OMEGA = "window_omega"  # mean Pascanu Ω since the previous evaluation (regularizer omega only)
     TRAIN_TIME = "train_time"  # seconds spent in updates before the evaluation
     CHANCE = "chance"  # the task's metric for a memoryless predictor (step 0)
     BASELINE_LOSS = "baseline_loss"  # the task's loss for that predictor (step 0)

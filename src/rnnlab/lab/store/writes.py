@@ -46,6 +46,8 @@ def _metrics(run_id: int, result: dict[str, Any]) -> tuple[list[tuple], list[tup
             metrics.append((run_id, step, MetricName.TRAIN_TIME, real(e["train_time"])))
         if e.get("grad_norm_max") is not None:  # results from rnnlab ≥ 0.3
             metrics.append((run_id, step, MetricName.WINDOW_GRAD_NORM_MAX, real(e["grad_norm_max"])))
+        if e.get("omega") is not None:  # runs with regularizer omega
+            metrics.append((run_id, step, MetricName.WINDOW_OMEGA, real(e["omega"])))
         for name, value in (e.get("extras") or {}).items():  # a task's own scores, under their own names
             metrics.append((run_id, step, name, real(value)))
         if e.get("flow"):
