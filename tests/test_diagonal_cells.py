@@ -17,6 +17,7 @@ from functools import partial
 import pytest
 import torch
 from torch.func import functional_call
+from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 
 import rnnlab
 from rnnlab.cli import build_parser, main
@@ -161,6 +162,23 @@ def _engine_function(name: str):
     return run, (x, h0, *weights)
 
 
+@pytest.mark.parametrize("name", ["mingru-scan", "mingru-loop", "minlstm-scan", "minlstm-loop"])
+def test_the_candidate_takes_the_right_branch_of_g_at_its_kink(name):
+    """g′ jumps from σ′(0) = ¼ to 1 at k = 0; at k = −1e-20, σ(k) rounds to ½ = g(0), so only k itself (not
+    g's value) tells the backward which side it is on."""
+    module = _module(name)
+    with torch.no_grad():
+        for layer in range(L):
+            getattr(module, f"weight_ih_l{layer}")[:H] = 0.0
+            getattr(module, f"bias_ih_l{layer}")[:H] = -1e-20
+    x = torch.randn(T, B, I, dtype=F64, generator=torch.Generator().manual_seed(11))
+    module(x)[0].sum().backward()
+    params = _leaves(module)
+    reference(CASES[name][2], x, torch.zeros(L, B, H, dtype=F64), params, L)[0].sum().backward()
+    for n, p in module.named_parameters():
+        torch.testing.assert_close(p.grad, params[n].grad, rtol=1e-10, atol=1e-12, msg=lambda m, n=n: f"{n}: {m}")
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_gradcheck_through_the_engine(name):
     run, inputs = _engine_function(name)
@@ -201,6 +219,22 @@ def test_truncated_backward_equals_each_loss_term_rerun_from_a_detached_state(na
             total[n] += grad
     for n, p in module.named_parameters():
         torch.testing.assert_close(p.grad, total[n], rtol=1e-10, atol=1e-12, msg=lambda m, n=n: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("name", list(CELL_MODULES))
+def test_packed_bidirectional_input_equals_each_sequence_alone(name):
+    """The split paths (`split_forward.py`) take the element-wise cells' parameter lists as they are."""
+    cls, options = CELL_MODULES[name]
+    torch.manual_seed(0)
+    module = cls(I, H, num_layers=2, bidirectional=True, dtype=F64, **options)
+    gen = torch.Generator().manual_seed(10)
+    seqs = [torch.randn(n, I, dtype=F64, generator=gen) for n in (5, 3, 4)]
+    out, h_n = module(pack_sequence(seqs, enforce_sorted=False))
+    padded, _ = pad_packed_sequence(out)  # (T, B, 2H)
+    for i, seq in enumerate(seqs):
+        alone, h_alone = module(seq[:, None])
+        torch.testing.assert_close(padded[: len(seq), i], alone[:, 0], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(h_n[:, i], h_alone[:, 0], rtol=1e-12, atol=1e-14)
 
 
 # ------------------------------------------------------------------------------------------------ closed form
@@ -376,6 +410,17 @@ def test_every_door_takes_the_new_cells(capsys):
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert all(name in table for name in ("indrnn", "mingru", "minlstm")) and "—" in table
+
+
+@pytest.mark.parametrize("name", list(CELL_MODULES))
+def test_a_saved_module_loads_with_weights_only(name, tmp_path):
+    module = rnnlab.make_recurrent(name, I, H, recurrent_max_abs=0.5) if name == "indrnn" else rnnlab.make_recurrent(name, I, H)  # fmt: skip
+    torch.save(module, tmp_path / "m.pt")
+    loaded = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert type(loaded) is type(module) and loaded.cell is CELLS[name], "the table's own cell, by name"
+    x = torch.randn(T, B, I)
+    torch.testing.assert_close(loaded(x)[0], module(x)[0], rtol=0, atol=0)
+    assert getattr(loaded, "recurrent_max_abs", None) == getattr(module, "recurrent_max_abs", None)
 
 
 def test_monitor_and_spectral_radius():

@@ -31,9 +31,11 @@ def log_g(k: Tensor) -> Tensor:
     return torch.where(k >= 0, torch.log(torch.relu(k) + 0.5), -F.softplus(-k))
 
 
-def g_derivative_from_value(value: Tensor) -> Tensor:
-    """g′ from g's value: 1 where k ≥ 0 (exactly where g ≥ ½, since σ(k) < ½ for k < 0), else σ′ = g(1 − g)."""
-    return torch.where(value >= 0.5, torch.ones_like(value), value * (1 - value))
+def g_and_derivative(k: Tensor) -> tuple[Tensor, Tensor]:
+    """g(k) and g′(k): 1 for k ≥ 0, σ′(k) = σ(1 − σ) below. From k itself, not from g's value: g jumps in slope
+    at 0, and σ(k) rounds to ½ for tiny negative k, where g's value could not tell the two branches apart."""
+    s = torch.sigmoid(k)
+    return torch.where(k >= 0, k + 0.5, s), torch.where(k >= 0, torch.ones_like(k), s * (1 - s))
 
 
 class IndRNNCell(Cell):
@@ -74,19 +76,20 @@ class MinGRUCell(Cell):
         h_tilde = g(x_pre[:, :hidden])  # (B, H) candidate
         z = torch.sigmoid(x_pre[:, hidden:])  # (B, H) update gate
         h_new = (1 - z) * h + z * h_tilde
-        return h_new, None, torch.cat([h_tilde, z], dim=1)  # saved (B, 2H)
+        return h_new, None, torch.cat([x_pre[:, :hidden], z], dim=1)  # saved (B, 2H): k_h and z
 
     def log_coefficients(self, x_pre):
         hidden = x_pre.shape[-1] // 2
         k_h, k_z = x_pre[..., :hidden], x_pre[..., hidden:]  # (T, B, H) each
         log_a = -F.softplus(k_z)  # log(1 − z) = log σ(−k_z)
         log_b = -F.softplus(-k_z) + log_g(k_h)  # log z + log h̃
-        return log_a, log_b, torch.cat([g(k_h), torch.sigmoid(k_z)], dim=-1)
+        return log_a, log_b, torch.cat([k_h, torch.sigmoid(k_z)], dim=-1)  # saved as `step` saves it
 
     def step_backward(self, dh, dc, saved, h_prev, c_prev):
         hidden = h_prev.shape[-1]
-        h_tilde, z = saved[..., :hidden], saved[..., hidden:]  # (.., H) each: one step, or all T (scan.py)
-        d_kh = dh * z * g_derivative_from_value(h_tilde)
+        k_h, z = saved[..., :hidden], saved[..., hidden:]  # (..., H) each: one step, or all T (scan.py)
+        h_tilde, g_prime = g_and_derivative(k_h)
+        d_kh = dh * z * g_prime
         d_kz = dh * (h_tilde - h_prev) * z * (1 - z)
         d_pre = torch.cat([d_kh, d_kz], dim=-1)  # (..., 2H)
         return StepGrads(d_pre, None, dh * (1 - z), None, None)
@@ -122,7 +125,7 @@ class MinLSTMCell(Cell):
         f, i = torch.sigmoid(x_pre[:, hidden : 2 * hidden]), torch.sigmoid(x_pre[:, 2 * hidden :])
         f_n, i_n = self._coefficients(f, i)
         h_new = f_n * h + i_n * h_tilde
-        return h_new, None, torch.cat([h_tilde, f, i], dim=1)  # saved (B, 3H)
+        return h_new, None, torch.cat([x_pre[:, :hidden], f, i], dim=1)  # saved (B, 3H): k_h, f, i
 
     def log_coefficients(self, x_pre):
         hidden = x_pre.shape[-1] // 3
@@ -132,12 +135,13 @@ class MinLSTMCell(Cell):
             log_a, log_i = -F.softplus(diff), -F.softplus(-diff)
         else:
             log_a, log_i = -F.softplus(-k_f), -F.softplus(-k_i)
-        saved = torch.cat([g(k_h), torch.sigmoid(k_f), torch.sigmoid(k_i)], dim=-1)
+        saved = torch.cat([k_h, torch.sigmoid(k_f), torch.sigmoid(k_i)], dim=-1)  # as `step` saves it
         return log_a, log_i + log_g(k_h), saved
 
     def step_backward(self, dh, dc, saved, h_prev, c_prev):
         hidden = h_prev.shape[-1]
-        h_tilde, f, i = saved[..., :hidden], saved[..., hidden : 2 * hidden], saved[..., 2 * hidden :]
+        k_h, f, i = saved[..., :hidden], saved[..., hidden : 2 * hidden], saved[..., 2 * hidden :]
+        h_tilde, g_prime = g_and_derivative(k_h)
         f_n, i_n = self._coefficients(f, i)
         d_fn, d_in = dh * h_prev, dh * h_tilde  # gradients of f′ and i′
         if self.normalized:  # f′ = f/(f+i): ∂f′/∂f = i/s², ∂f′/∂i = −f/s², and i′ = 1 − f′
@@ -145,6 +149,6 @@ class MinLSTMCell(Cell):
             d_f, d_i = scale * i, -scale * f
         else:
             d_f, d_i = d_fn, d_in
-        d_kh = dh * i_n * g_derivative_from_value(h_tilde)
+        d_kh = dh * i_n * g_prime
         d_pre = torch.cat([d_kh, d_f * f * (1 - f), d_i * i * (1 - i)], dim=-1)  # (..., 3H)
         return StepGrads(d_pre, None, dh * f_n, None, None)
