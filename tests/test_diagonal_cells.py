@@ -423,6 +423,19 @@ def test_a_saved_module_loads_with_weights_only(name, tmp_path):
     assert getattr(loaded, "recurrent_max_abs", None) == getattr(module, "recurrent_max_abs", None)
 
 
+@pytest.mark.parametrize(("name", "advice"), [("indrnn", "indrnn_uniform"), ("mingru", "gates start half open")])
+def test_the_monitor_warns_with_advice_that_applies_to_the_cell(name, advice):
+    module = rnnlab.make_recurrent(name, 2, 4)
+    if name == "indrnn":
+        with torch.no_grad():
+            module.weight_hh_l0.fill_(0.1)  # a short horizon
+    monitor = rnnlab.monitor(torch.nn.Sequential(module), every=1)
+    with pytest.warns(rnnlab.recurrent.monitor.HorizonWarning, match=advice) as caught:
+        monitor.model(torch.randn(100, 3, 2))[0][-1].sum().backward()  # the loss on the last step only
+        assert monitor.history[0].horizon < 25  # reading the history turns the record into rows (and warnings)
+    assert "orthogonal" not in str(caught[0].message), "orthogonal weights do not apply to an element-wise cell"
+
+
 def test_monitor_and_spectral_radius():
     module = rnnlab.IndRNN(I, H, num_layers=2, recurrent_init_max=0.5)
     monitor = rnnlab.monitor(torch.nn.Sequential(module), every=1, warn=False)
