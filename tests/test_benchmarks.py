@@ -11,6 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
 import bench_grid
+import bench_scan
 
 
 def test_the_grid_benchmark_writes_json_table_and_heatmap(tmp_path):
@@ -122,3 +123,12 @@ def test_the_gpu_checks_cell_loop_computes_what_torch_nn_computes(cell):
     cells = gpu_check.cell_stack(cell, reference, torch.device("cpu"))
     x = torch.randn(6, 2, 3, dtype=torch.float64)
     torch.testing.assert_close(gpu_check.cell_loop(cells, x), reference(x)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_the_scan_benchmark_writes_one_row_per_length(tmp_path):
+    out = tmp_path / "scan.txt"
+    argv = ["--lengths", "6,9", "--batch", "2", "--input-size", "3", "--hidden", "4", "--rounds", "1"]
+    assert bench_scan.main([*argv, "--loop-max", "6", "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["6", "9"]
+    assert rows[0].split()[2] != "—" and rows[1].split()[2] == "—", "the loop is timed up to --loop-max only"

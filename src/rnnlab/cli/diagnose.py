@@ -107,6 +107,6 @@ def _table(args: argparse.Namespace, results: list) -> Table:
             f"{fit.half_life:.1f}",
             str(r.flow.horizon_at(args.threshold)),
             f"{r.flow.profile()[lag].item():.1e}",
-            f"{r.radius[-1].max().item():.2f}",
+            f"{r.radius[-1].max().item():.2f}" if r.radius.numel() else "—",  # none: no recurrent weight
         )
     return table

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.recurrent import init
-from rnnlab.recurrent.cells import get_cell
+from rnnlab.recurrent.cells import Recurrence, get_cell
 from rnnlab.recurrent.convert import from_torch, make_recurrent
 from rnnlab.recurrent.figures import draw_profile, label_profile_axes, mark_horizon, new_figure, profiles_figure
 from rnnlab.recurrent.modules import RecurrentBase
@@ -309,13 +309,20 @@ def spectral_radius(module: nn.Module) -> Tensor:
 
     For a vanilla RNN G = 1 and this is the classic criterion: with a contracting nonlinearity the gradient
     must vanish when the radius is below 1 (Pascanu et al. 2013). For an LSTM with proj_size = P the state
-    reaches each gate through W_hh_g W_hr (H, P)·(P, H), whose radius is reported."""
+    reaches each gate through W_hh_g W_hr (H, P)·(P, H), whose radius is reported. For an element-wise
+    recurrence u ⊙ h (IndRNN) the matrix is diag(u), whose radius is max |u|; a cell whose coefficients come
+    from x_t alone (minGRU, minLSTM) has no recurrent weight: G = 0 columns."""
     if not isinstance(module, RecurrentBase | nn.RNN | nn.LSTM | nn.GRU):
         raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU module, got {type(module).__name__}")
-    gates = get_cell(init.cell_name(module)).gates
+    cell = get_cell(init.cell_name(module))
+    gates = cell.gates if cell.recurrence is not Recurrence.NONE else 0
 
     def radius(name: str) -> Tensor:
+        if gates == 0:
+            return module.weight_ih_l0.new_empty((0,)).detach()
         w_hh = getattr(module, name).detach()
+        if cell.recurrence is Recurrence.DIAGONAL:
+            return w_hh.abs().reshape(gates, -1).amax(-1)  # (G,) the eigenvalues of diag(u) are u's entries
         blocks = torch.stack(w_hh.chunk(gates, dim=0))  # (G, H, S)
         if getattr(module, "proj_size", 0):
             blocks = blocks @ getattr(module, name.replace("weight_hh", "weight_hr")).detach()  # (G, H, H)
@@ -366,7 +373,9 @@ class Comparison:
     def plot(self, layer: int = -1, threshold: float = 1e-3):
         """This model's `GradientFlow.plot`, titled with its name and spectral radius."""
         radius = ", ".join(f"{float(r):.2f}" for r in self.radius[layer])
-        title = f"{self.spec.label}: the gradient against lag (spectral radius of W_hh blocks: {radius})"
+        title = f"{self.spec.label}: the gradient against lag"
+        if radius:  # a cell without a recurrent weight (minGRU) has no radius to show
+            title += f" (spectral radius of W_hh blocks: {radius})"
         return self.flow.plot(layer=layer, threshold=threshold, title=title)
 
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnlab.recurrent.cells import Cell
+from rnnlab.recurrent.cells import Cell, Recurrence
 from rnnlab.recurrent.denormals import FlushScope
-from rnnlab.recurrent.gemm import extension_on, layer_weight_grads, matmul
+from rnnlab.recurrent.gemm import elementwise_weight_grads, extension_on, layer_weight_grads, matmul
 from rnnlab.recurrent.loops import Record, run_layer_backward, run_layer_forward
 
 # Positions of the tensors among _StackBPTT.forward's arguments (spec, recorder, name, x, h0, c0, *weights),
@@ -47,17 +47,26 @@ class StackSpec:
     truncate: int | None = None  # keep ∂L_s/∂h_t only for s − t < truncate (None: full BPTT)
     flush: bool = True  # flush denormal floats to zero inside forward and backward (see `denormals.py`)
     proj_size: int = 0  # LSTM only: the size P of the projected state h_t (0: none; see `projected.py`)
+    scan: bool = False  # run each layer as one parallel scan where the cell has one (`scan.py`), not a loop
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The kinds of tensor per layer and direction in the flat list, torch.nn's order: w_ih, w_hh[, b_ih,
+        b_hh][, w_hr] — less what the cell does not have (`Cell.parameter_names`)."""
+        return self.cell.parameter_names(self.bias) + (("weight_hr",) if self.proj_size else ())
 
     @property
     def weights_per_layer(self) -> int:
-        """Tensors per layer and direction in the flat list, torch.nn's order: w_ih, w_hh[, b_ih, b_hh][, w_hr]."""
-        return (4 if self.bias else 2) + (1 if self.proj_size else 0)
+        """Tensors per layer and direction in the flat list."""
+        return len(self.parameter_names)
 
     def layer_weights(self, weights, layer: int) -> tuple:
-        """One layer's (w_ih, w_hh, b_ih or None, b_hh or None[, w_hr]) from the flat list in torch.nn's order."""
+        """One layer's (w_ih, w_hh or None, b_ih or None, b_hh or None[, w_hr]) from the flat list in torch.nn's
+        order (None: the module was built without biases, or the cell has no such tensor)."""
         w = weights[layer * self.weights_per_layer : (layer + 1) * self.weights_per_layer]
-        biases = (w[2], w[3]) if self.bias else (None, None)
-        return (w[0], w[1], *biases, w[-1]) if self.proj_size else (w[0], w[1], *biases)
+        named = dict(zip(self.parameter_names, w, strict=True))
+        found = tuple(named.get(k) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        return (*found, named["weight_hr"]) if self.proj_size else found
 
     def dropout_mask(self, output: Tensor, layer: int) -> Tensor | None:
         """Inverted dropout between layers, as torch.nn: a mask for layer `layer`'s output (T, B, H), or None."""
@@ -83,8 +92,9 @@ class _StackBPTT(torch.autograd.Function):
                 bias_x, bias_h = spec.cell.split_bias(b_ih, b_hh)
                 flat = layer_input.reshape(steps * batch, -1)  # (T·B, I)
                 x_pre = matmul(ext, flat, w_ih.t(), scratch=True).view(steps, batch, -1)  # (T, B, G·H), no bias
+                c0_layer = None if c0 is None else c0[layer]
                 hs, cs, saved = run_layer_forward(
-                    ext, spec.cell, x_pre, bias_x, h0[layer], None if c0 is None else c0[layer], w_hh, bias_h
+                    ext, spec.cell, x_pre, bias_x, h0[layer], c0_layer, w_hh, bias_h, scan=spec.scan
                 )
                 h_n.append(hs[-1])
                 if cs is not None:
@@ -138,16 +148,23 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
             steps, batch, gh = grads.d_x_pre.shape
             flat_dx = grads.d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
             first = layer * spec.weights_per_layer
-            weight_grads[first : first + spec.weights_per_layer] = layer_weight_grads(
-                ext,
-                flat_dx,
-                grads.d_h_pre.reshape(steps * batch, gh),
-                layer_input.reshape(steps * batch, -1),
-                hs[:-1].reshape(steps * batch, -1),
-                spec.bias,
-                ctx.needs_input_grad[_FIRST_WEIGHT + first : _FIRST_WEIGHT + first + spec.weights_per_layer],
-                shared=not spec.cell.separate_recurrent_grad,
-            )
+            needs = ctx.needs_input_grad[_FIRST_WEIGHT + first : _FIRST_WEIGHT + first + spec.weights_per_layer]
+            flat_x, flat_h = layer_input.reshape(steps * batch, -1), hs[:-1].reshape(steps * batch, -1)
+            if spec.cell.recurrence is Recurrence.MATRIX:
+                weight_grads[first : first + spec.weights_per_layer] = layer_weight_grads(
+                    ext,
+                    flat_dx,
+                    grads.d_h_pre.reshape(steps * batch, gh),
+                    flat_x,
+                    flat_h,
+                    spec.bias,
+                    needs,
+                    shared=not spec.cell.separate_recurrent_grad,
+                )
+            else:
+                weight_grads[first : first + spec.weights_per_layer] = elementwise_weight_grads(
+                    ext, flat_dx, grads.d_h_pre.reshape(steps * batch, gh), flat_x, flat_h, spec.parameter_names, needs
+                )
             if layer > 0 or ctx.needs_input_grad[_X]:
                 d_x = matmul(ext, flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)
             if layer > 0:

@@ -84,3 +84,26 @@ def _weight_grad(ext, d_pre: Tensor, inputs: Tensor) -> Tensor:
     if inputs.shape[0] >= 8 * inputs.shape[1]:
         return matmul(ext, inputs.t(), d_pre).t()
     return matmul(ext, d_pre.t(), inputs)
+
+
+def elementwise_weight_grads(ext, d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, names, needs) -> list:
+    """Weight gradients of one layer of a cell whose recurrence is element-wise (`Recurrence.DIAGONAL`: u ⊙
+    h_{t−1}) or absent (`Recurrence.NONE`), in the cell's order `names` (`Cell.parameter_names`).
+
+    d_x, d_h (T·B, G·H) the gradients of the input projection and of the recurrent term; x (T·B, I) the layer's
+    inputs, h (T·B, H) the states h_{t−1}. weight_ih: one GEMM d_xᵀ · x; bias_ih: the column sums of d_x;
+    weight_hh = u: Σ over all T·B rows of d_h ⊙ h_{t−1}, since u scales each unit's own state.
+    """
+    grads: list = []
+    for name, wanted in zip(names, needs, strict=True):
+        if not wanted:
+            grads.append(None)
+        elif name == "weight_ih":
+            grads.append(_weight_grad(ext, d_x, x).contiguous())
+        elif name == "bias_ih":
+            grads.append(d_x.sum(0))
+        elif name == "weight_hh":
+            grads.append((d_h * h).sum(0))
+        else:
+            raise ValueError(f"elementwise_weight_grads: no gradient for a parameter {name!r} of an element-wise cell")
+    return grads

@@ -20,10 +20,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnlab.recurrent.cells import CELLS, VANILLA, Cell, cell_of_torch
+from rnnlab.recurrent.cells import CELLS, VANILLA, Cell, Recurrence, cell_of_torch
 from rnnlab.recurrent.modules import RecurrentBase
 
 ALL_CELLS = frozenset(CELLS)
+#: The cells with a recurrent matrix W_hh (G·H, H), which the schemes that shape W_hh's gate blocks need (an
+#: element-wise cell has a vector u or no recurrent weight at all: `Recurrence`).
+MATRIX_CELLS = frozenset(name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX)
 
 
 def _cell(module: nn.Module) -> Cell:
@@ -45,12 +48,12 @@ def _gates(module: nn.Module) -> int:
 
 
 def _layers(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
-    """Per layer and direction (a bidirectional module's `_reverse` weights too): (weight_ih, weight_hh,
-    bias_ih or None, bias_hh or None)."""
+    """Per layer and direction (a bidirectional module's `_reverse` weights too): (weight_ih, weight_hh or
+    None, bias_ih or None, bias_hh or None) — None also where the cell has no such tensor."""
     for tag in _tags(module):
         yield (
             getattr(module, f"weight_ih_{tag}"),
-            getattr(module, f"weight_hh_{tag}"),
+            getattr(module, f"weight_hh_{tag}", None),
             getattr(module, f"bias_ih_{tag}", None),
             getattr(module, f"bias_hh_{tag}", None),
         )
@@ -74,9 +77,9 @@ def _blocks(weight: Tensor, gates: int) -> list[Tensor]:
 
 def _zero_biases(module: nn.Module) -> None:
     for _, _, b_ih, b_hh in _layers(module):
-        if b_ih is not None:
-            b_ih.zero_()
-            b_hh.zero_()
+        for b in (b_ih, b_hh):
+            if b is not None:
+                b.zero_()
 
 
 # ------------------------------------------------------------------------------------------------ schemes
@@ -257,6 +260,20 @@ def chrono(module: nn.Module, *, t_max: int, generator: torch.Generator | None =
         b_hh[: 2 * hidden] = 0.0
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def indrnn_uniform(module: nn.Module, *, u_max: float = 1.0, generator: torch.Generator | None = None) -> None:
+    """Li et al. (2018)'s IndRNN initialisation as their code draws it (github Sunnydreamrain/IndRNN_pytorch,
+    ``init_weights``): each recurrent weight u ~ U(0, u_max) (their ``uniform_(0, U_bound)``; U_bound =
+    MAG^(1/T), `rnnlab.IndRNN.magnitude_bound`), weight_ih as their input `nn.Linear` draws it,
+    U(−1/√I, 1/√I), and biases 0 — what `rnnlab.IndRNN` starts from. IndRNN only. Sets every tensor."""
+    _require_positive("indrnn_uniform", "u_max", u_max, "the upper end of U(0, u_max) for u")
+    for w_ih, u, _, _ in _layers(module):
+        bound = 1.0 / math.sqrt(w_ih.shape[1])
+        nn.init.uniform_(w_ih, -bound, bound, generator=generator)
+        nn.init.uniform_(u, 0.0, u_max, generator=generator)
+    _zero_biases(module)
+
+
 # ------------------------------------------------------------------------------------------------ registry
 
 
@@ -280,10 +297,10 @@ SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
         Scheme("torch_default", torch_default, ALL_CELLS, "all tensors U(−1/√H, 1/√H), as torch.nn"),
-        Scheme("xavier_uniform", xavier_uniform, ALL_CELLS, "Glorot uniform per gate block, zero biases"),
-        Scheme("xavier_normal", xavier_normal, ALL_CELLS, "Glorot normal per gate block, zero biases"),
-        Scheme("he", he, ALL_CELLS, "Kaiming normal N(0, 2/fan_in), zero biases"),
-        Scheme("orthogonal", orthogonal, ALL_CELLS, "each gate block of weight_hh orthogonal"),
+        Scheme("xavier_uniform", xavier_uniform, MATRIX_CELLS, "Glorot uniform per gate block, zero biases"),
+        Scheme("xavier_normal", xavier_normal, MATRIX_CELLS, "Glorot normal per gate block, zero biases"),
+        Scheme("he", he, MATRIX_CELLS, "Kaiming normal N(0, 2/fan_in), zero biases"),
+        Scheme("orthogonal", orthogonal, MATRIX_CELLS, "each gate block of weight_hh orthogonal"),
         Scheme("identity", identity, VANILLA, "IRNN: weight_hh = scale·I, zero biases"),
         Scheme("input_normal", input_normal, ALL_CELLS, "weight_ih N(0, input_std²): the IRNN's input weights"),
         Scheme(
@@ -292,6 +309,7 @@ SCHEMES: dict[str, Scheme] = {
             frozenset({"rnn_tanh"}),
             "Pascanu et al.'s smart tanh: sparse weight_hh at radius rho, N(0, input_std²) weight_ih, zero biases",
         ),
+        Scheme("indrnn_uniform", indrnn_uniform, frozenset({"indrnn"}), "IndRNN: u ~ U(0, u_max), zero biases"),
         Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
         Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
@@ -343,7 +361,7 @@ def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = No
     **Arguments**: `module` an rnnlab or torch.nn RNN/LSTM/GRU; `spec` scheme names joined by '+';
     `seed` makes the draw reproducible (same seed, same weights) without touching the global RNG;
     `options` are passed to the schemes that take them (`gain`, `scale`, `value`, `t_max`, `input_std`,
-    `rho`).
+    `rho`, `u_max`).
     **Returns** the module, changed in place.
     """
     schemes = check_applicable(cell_name(module), spec, **options)

@@ -1,6 +1,6 @@
-"""One layer's time loop, forward and backward: the compiled loop (`_ext/bptt.cpp`) where it applies, else the
-Python loop over `Cell.step` / `Cell.step_backward` — the slow reference kept beside the fast path, and tested
-against it.
+"""One layer's time loop, forward and backward: the compiled loop (`_ext/bptt.cpp`) where it applies, the
+parallel scan (`scan.py`) where a module asks for it and the cell has one, else the Python loop over
+`Cell.step` / `Cell.step_backward` — the slow reference kept beside the fast paths, and tested against them.
 
 Both keep the same per-step tensors (`hs`, `cs`, the activated gates, an auxiliary (T, B, H)), so a compiled
 forward can be followed by a Python (truncated) backward. Data flow of one layer (T steps, batch B, G gate
@@ -8,6 +8,8 @@ blocks, hidden H)::
 
     forward   x_pre (T, B, G·H) --T steps of cell.step--> hs (T+1, B, H), hs[0] = h0
     backward  ∂L/∂h_t for t = T−1 … 0 by cell.step_backward and one product with W_hh per step
+              (`Cell.previous_state_grad`: an element-wise product for a diagonal recurrence, none for a cell
+              whose coefficients depend on x_t only)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import Tensor
 
 from rnnlab.recurrent.cells import Cell, is_table_cell
 from rnnlab.recurrent.recorder import row_norms
+from rnnlab.recurrent.scan import ScanSaved, scan_backward, scan_forward
 
 
 class Record(enum.IntEnum):
@@ -62,14 +65,19 @@ class NativeSaved:
         return self.acts[t], self.aux[t]
 
 
-def run_layer_forward(ext, cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h):
+def run_layer_forward(
+    ext, cell: Cell, x_pre: Tensor, bias_x, h0: Tensor, c0: Tensor | None, w_hh: Tensor, bias_h, scan: bool = False
+):
     """One layer forward → (hs (T+1, B, H), cs or None, saved). x_pre (T, B, G·H) is the input projection
     without its bias `bias_x` (G·H,): the compiled loop adds it in its pointwise pass (one pass over x_pre
-    fewer); the Python loop adds it up front."""
+    fewer); the Python loop and the parallel scan (`scan`, for a cell that has one: `scan.py`) add it up front."""
     ext = _native_for(cell, ext)
-    if ext is None:
+    use_scan = scan and cell.parallel_scan
+    if use_scan or ext is None:
         if bias_x is not None:
             x_pre += bias_x
+        if use_scan:
+            return scan_forward(cell, x_pre, h0)
         return _python_forward(cell, x_pre, h0, c0, w_hh, bias_h)
     c0_arg = c0 if c0 is not None else h0  # ignored for cells without a cell state
     hs, cs, acts, aux = ext.forward(cell.native_kind, x_pre, h0, c0_arg, w_hh, bias_h, bias_x)
@@ -84,6 +92,12 @@ def run_layer_backward(ext, cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, 
     final state; `truncate` keeps ∂L_s/∂h_t only for s − t < truncate (None: full BPTT)."""
     ext = _native_for(cell, ext)
     truncated = truncate is not None and truncate <= d_out.shape[0]
+    if isinstance(saved, ScanSaved) and not truncated:  # a scan forward: the reverse scan (truncation: the loop)
+        d_x_pre, dh0, dh_seen = scan_backward(cell, hs, saved, d_out, dh_last)
+        seen = None
+        if record != Record.NOTHING:
+            seen = (row_norms(dh_seen), None, dh_seen if record == Record.VECTORS else None)
+        return LayerGrads(d_x_pre, d_x_pre, dh0, None, seen)
     if ext is None or not isinstance(saved, NativeSaved) or truncated:
         # Truncation keeps one gradient stream per entry step: the Python loop handles it.
         walk = _python_backward_truncated if truncated else _python_backward
@@ -154,9 +168,7 @@ def _python_backward(cell: Cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, *
             dh_seen[t] = dh
             if dc_seen is not None:
                 dc_seen[t] = g.dc_total
-        dh = g.d_h_pre @ w_hh
-        if g.dh_direct is not None:
-            dh = dh + g.dh_direct
+        dh = cell.previous_state_grad(g, w_hh)  # back through W_hh (or u ⊙, or the step alone) to h_{t−1}
         dc = g.dc_prev
     return d_x_pre, d_h_pre, dh, dc, dh_seen, dc_seen
 
@@ -188,9 +200,7 @@ def _python_backward_truncated(cell: Cell, hs, cs, saved, w_hh, d_out, dh_last, 
             dh_seen[t] = dh_slots.sum(0)
             if dc_seen is not None:
                 dc_seen[t] = g.dc_total.sum(0)
-        dh_slots = g.d_h_pre @ w_hh  # (S, B, H)
-        if g.dh_direct is not None:
-            dh_slots = dh_slots + g.dh_direct
+        dh_slots = cell.previous_state_grad(g, w_hh)  # (S, B, H)
         dc_slots = g.dc_prev
     # The initial state is "step −1": entry k−1 has travelled k steps to reach it and is dropped.
     dh_slots[(k - 1) % k] = 0

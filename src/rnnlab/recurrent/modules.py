@@ -45,7 +45,9 @@ class RecurrentBase(nn.Module):
 
     Parameters per layer k, registered in torch.nn's order: ``weight_ih_l{k}`` (G·H, I or D·S),
     ``weight_hh_l{k}`` (G·H, S), with ``bias=True`` ``bias_ih_l{k}`` and ``bias_hh_l{k}`` (G·H,), and for an
-    LSTM with proj_size = P > 0 ``weight_hr_l{k}`` (P, H); S = `state_size` (P, or H without a projection).
+    LSTM with proj_size = P > 0 ``weight_hr_l{k}`` (P, H); S = `state_size` (P, or H without a projection). A
+    cell with an element-wise recurrence has ``weight_hh_l{k}`` (G·H,), one whose coefficients depend on x_t
+    only has none, and a cell with one bias has no ``bias_hh_l{k}`` (`Cell.parameter_names`).
     """
 
     def __init__(
@@ -87,17 +89,14 @@ class RecurrentBase(nn.Module):
     def _register_weights(self, device, dtype) -> None:
         """Every layer's and direction's parameters, empty, in torch.nn's order (per layer, forward first)."""
         factory = {"device": device, "dtype": dtype}
-        gate_size = self.cell.gates * self.hidden_size
         state = self.state_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else state * self.num_directions
             for suffix in ("", "_reverse")[: self.num_directions]:
                 tag = f"l{layer}{suffix}"
-                self.register_parameter(f"weight_ih_{tag}", nn.Parameter(torch.empty(gate_size, layer_input, **factory)))  # fmt: skip
-                self.register_parameter(f"weight_hh_{tag}", nn.Parameter(torch.empty(gate_size, state, **factory)))
-                if self.bias:
-                    self.register_parameter(f"bias_ih_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
-                    self.register_parameter(f"bias_hh_{tag}", nn.Parameter(torch.empty(gate_size, **factory)))
+                for kind in self.cell.parameter_names(self.bias):  # what this cell has, in torch.nn's order
+                    shape = self.cell.parameter_shape(kind, self.hidden_size, layer_input, state)
+                    self.register_parameter(f"{kind}_{tag}", nn.Parameter(torch.empty(shape, **factory)))
                 if self.proj_size:
                     self.register_parameter(f"weight_hr_{tag}", nn.Parameter(torch.empty(self.proj_size, self.hidden_size, **factory)))  # fmt: skip
 
@@ -124,14 +123,14 @@ class RecurrentBase(nn.Module):
 
     @property
     def weights_per_layer(self) -> int:
-        """Parameters per layer and direction: w_ih, w_hh[, b_ih, b_hh][, w_hr]."""
-        return (4 if self.bias else 2) + (1 if self.proj_size else 0)
+        """Parameters per layer and direction: w_ih, w_hh[, b_ih, b_hh][, w_hr], less what the cell lacks."""
+        return len(self.cell.parameter_names(self.bias)) + (1 if self.proj_size else 0)
 
     @property
     def _flat_weights_names(self) -> list[str]:
-        """The parameter names in torch.nn's order: per layer, per direction, w_ih, w_hh[, b_ih, b_hh][, w_hr]."""
-        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else ("weight_ih", "weight_hh")
-        kinds += ("weight_hr",) if self.proj_size else ()
+        """The parameter names in torch.nn's order: per layer, per direction, w_ih, w_hh[, b_ih, b_hh][, w_hr]
+        (a cell without a recurrent weight or a second bias has none: `Cell.parameter_names`)."""
+        kinds = self.cell.parameter_names(self.bias) + (("weight_hr",) if self.proj_size else ())
         suffixes = ("", "_reverse")[: self.num_directions]
         return [f"{k}_l{layer}{sfx}" for layer in range(self.num_layers) for sfx in suffixes for k in kinds]
 
@@ -437,13 +436,13 @@ class Recurrent(RecurrentBase):
 MODULES = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU}  # rnnlab's module for each torch.nn class name
 
 
-def _register_safe_globals() -> None:
-    """Let `torch.load(weights_only=True)` — PyTorch's default — load whole saved rnnlab modules: the classes
-    are plain data holders, safe to allow (a module saves its cell by name; `get_cell` restores the cells of
-    modules saved before that)."""
+def register_safe_globals(*classes) -> None:
+    """Let `torch.load(weights_only=True)` — PyTorch's default — load whole saved rnnlab modules of these
+    classes: they are plain data holders, safe to allow (a module saves its cell by name; `get_cell` restores
+    the cells of modules saved before that)."""
     serialization = getattr(torch, "serialization", None)
     if serialization is not None and hasattr(serialization, "add_safe_globals"):  # torch ≥ 2.4
-        serialization.add_safe_globals([RNN, LSTM, GRU, Recurrent, get_cell])
+        serialization.add_safe_globals([*classes, get_cell])
 
 
-_register_safe_globals()
+register_safe_globals(RNN, LSTM, GRU, Recurrent)

@@ -68,6 +68,10 @@ class MonitorRow:
         return {k: getattr(self, k) for k in keys}
 
 
+_GATES_FROM_INPUT = (
+    "an IndRNN with the authors' initialisation or an LSTM with chrono initialisation (a {}'s gates start half "
+    "open, so its gradient about halves each step until training closes them)"
+)
 _ADVICE = {
     "LSTM": "chrono initialisation (rnnlab.init.apply(lstm, 'chrono', t_max=T)) or a forget-gate bias of 1 "
     "(rnnlab.init.apply(lstm, 'forget_bias'))",
@@ -76,6 +80,11 @@ _ADVICE = {
     "rnnlab.init.apply(rnn, 'identity')) or orthogonal recurrent weights",
     None: "an LSTM with chrono initialisation (rnnlab.init.apply(lstm, 'chrono', t_max=T)) or orthogonal recurrent "
     "weights",
+    # The element-wise cells, by cell name (no torch.nn class): orthogonal weights do not apply to them.
+    "indrnn": "the authors' initialisation u ~ U(0, 1) (rnnlab.init.apply(indrnn, 'indrnn_uniform'))",
+    "mingru": _GATES_FROM_INPUT.format("minGRU"),
+    "minlstm": _GATES_FROM_INPUT.format("minLSTM"),
+    "minlstm_unnormalized": _GATES_FROM_INPUT.format("minLSTM"),
 }
 
 
@@ -182,7 +191,8 @@ class Monitor:
         if not self.warn or row.key in self._warned or row.horizon >= FAR_SHORTER * row.seq_len:
             return
         self._warned.add(row.key)
-        kind = dict(self.modules)[row.module].cell.torch_module  # None for a cell without a torch.nn class
+        cell = dict(self.modules)[row.module].cell
+        kind = cell.name if cell.name in _ADVICE else cell.torch_module  # None: a cell without advice of its own
         which = f"layer {row.layer}" + (" (reverse direction)" if row.direction == "reverse" else "")
         warnings.warn(
             f"rnnlab.monitor: {row.module} {which} sees about {row.horizon} steps back (its gradient "

@@ -1,6 +1,7 @@
 """The cell table: every recurrent cell rnnlab knows, one row each, and the lookups by name.
 
-Each cell family's step and hand-written backward live in their own file (`vanilla.py`, `lstm.py`, `gru.py`),
+Each cell family's step and hand-written backward live in their own file (`vanilla.py`, `lstm.py`, `gru.py`,
+`diagonal.py` for the element-wise recurrences: IndRNN, minGRU, minLSTM),
 the facts every cell declares and the step's contract in `base.py`. Everything else — the engine, the modules
 (`make_recurrent`), initialisation, diagnostics, the monitor, configs and the CLI — reads the cells from
 `CELLS`, so a new cell is one row here, its step in a file of its family (the Python reference), and its
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from rnnlab.recurrent.cells.base import Cell, StepGrads
+from rnnlab.recurrent.cells.base import Cell, Recurrence, StepGrads
+from rnnlab.recurrent.cells.diagonal import IndRNNCell, MinGRUCell, MinLSTMCell
 from rnnlab.recurrent.cells.gru import GRUCell
 from rnnlab.recurrent.cells.lstm import LSTMCell
 from rnnlab.recurrent.cells.vanilla import VanillaCell
@@ -26,6 +28,10 @@ CELLS: dict[str, Cell] = {
         VanillaCell("linear"),
         LSTMCell(),
         GRUCell(),
+        IndRNNCell(),
+        MinGRUCell(),
+        MinLSTMCell(),
+        MinLSTMCell(normalized=False),
     )
 }
 
@@ -38,7 +44,8 @@ _TORCH_CLASSES = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
 def cell_of_torch(module) -> Cell:
     """The cell of a torch.nn.RNN/LSTM/GRU module (by its class and nonlinearity)."""
     kind = next((name for name, cls in _TORCH_CLASSES.items() if isinstance(module, cls)), None)
-    for cell in CELLS.values():
+    # Not a torch.nn recurrent module: no cell matches (the table's cells without a torch.nn class have None).
+    for cell in CELLS.values() if kind is not None else ():
         if cell.torch_module == kind and (kind != "RNN" or cell.nonlinearity == module.nonlinearity):
             return cell
     raise TypeError(f"expected a torch.nn RNN, LSTM or GRU module, got {type(module).__name__}")
@@ -58,5 +65,5 @@ def is_table_cell(cell: Cell) -> bool:
     return CELLS.get(cell.name) is cell
 
 
-__all__ = ["CELLS", "VANILLA", "Cell", "GRUCell", "LSTMCell", "StepGrads", "VanillaCell", "cell_of_torch",
-           "get_cell", "is_table_cell"]  # fmt: skip
+__all__ = ["CELLS", "VANILLA", "Cell", "GRUCell", "IndRNNCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "Recurrence",
+           "StepGrads", "VanillaCell", "cell_of_torch", "get_cell", "is_table_cell"]  # fmt: skip

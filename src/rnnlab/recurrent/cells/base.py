@@ -8,6 +8,11 @@ Layout mirrors `torch.nn` exactly, so a state_dict is a plain copy:
 - ``weight_ih``: (G·H, I), ``weight_hh``: (G·H, H), ``bias_ih`` / ``bias_hh``: (G·H,)
 - gate blocks are stacked along the first dimension in PyTorch's order (each family's file names its order).
 
+How the previous state enters a step is the cell's `recurrence` (`Recurrence`): through a matrix product
+h_{t−1} W_hhᵀ (every torch.nn cell), element-wise u ⊙ h_{t−1} with a vector ``weight_hh`` (G·H,) (IndRNN), or
+through no weight at all, with coefficients computed from x_t only (minGRU, minLSTM). A cell lists the
+parameters it has per layer (`parameter_names`), so a cell without W_hh or b_hh has none.
+
 Notation: B batch, H hidden size, G gates. ``x_pre`` is the input projection of one step,
 ``x_t @ weight_ih.T + input bias`` (B, G·H), which the engine computes for all steps in one matrix product.
 ``step_backward`` works on any number of leading dimensions, so the engine can push several gradient
@@ -16,17 +21,27 @@ streams (truncated BPTT) through one call.
 
 from __future__ import annotations
 
+import enum
 from typing import NamedTuple
 
 from torch import Tensor
+
+
+class Recurrence(enum.StrEnum):
+    """How h_{t−1} enters a step, which sets the shape of ``weight_hh`` and the backward's product with it."""
+
+    MATRIX = "matrix"  # h_{t−1} W_hhᵀ, weight_hh (G·H, H): ∂L/∂h_{t−1} = d_h_pre · W_hh
+    DIAGONAL = "diagonal"  # u ⊙ h_{t−1}, weight_hh = u (G·H,) with G·H = H: ∂L/∂h_{t−1} = d_h_pre ⊙ u
+    NONE = "none"  # no recurrent weight: h_{t−1} enters only through the step itself (StepGrads.dh_direct)
 
 
 class StepGrads(NamedTuple):
     """Gradients of one backward step (leading dims ``...`` are the caller's: (B,) or (S, B))."""
 
     d_x_pre: Tensor  # (..., G·H) gradient of the input projection of this step
-    d_h_pre: Tensor  # (..., G·H) gradient of the recurrent projection h_{t-1} @ W_hh.T (+ b_hh)
-    dh_direct: Tensor | None  # (..., H) part of ∂L/∂h_{t-1} that bypasses W_hh (GRU's z·h), else None
+    d_h_pre: Tensor | None  # (..., G·H) gradient of the recurrent term h_{t-1} W_hhᵀ (+ b_hh) or u ⊙ h_{t-1};
+    #                          None for a cell without a recurrent weight (Recurrence.NONE)
+    dh_direct: Tensor | None  # (..., H) part of ∂L/∂h_{t-1} that bypasses W_hh (GRU's z·h, minGRU's (1−z)·h), else None
     dc_prev: Tensor | None  # (..., H) ∂L/∂c_{t-1} (LSTM), else None
     dc_total: Tensor | None  # (..., H) ∂L/∂c_t, all paths (LSTM), for recording
 
@@ -44,15 +59,51 @@ class Cell:
     native_kind: int | None = None  # the cell's code in the compiled time loop (_ext/bptt.cpp: `kind`); None: none
     # Whether the recurrent projection's gradient differs from the input projection's (GRU: r scales h W_hnᵀ).
     separate_recurrent_grad: bool = False
+    recurrence: Recurrence = Recurrence.MATRIX  # how h_{t−1} enters the step (see `Recurrence`)
+    recurrent_bias: bool = True  # whether the cell has bias_hh beside bias_ih (torch.nn's cells do)
+    parallel_scan: bool = False  # has `log_coefficients`: a layer can run as one parallel scan (`scan.py`)
+
+    def parameter_names(self, bias: bool) -> tuple[str, ...]:
+        """The kinds of parameter one layer holds, in torch.nn's order (weight_ih, weight_hh, bias_ih,
+        bias_hh for torch.nn's cells); a cell without a recurrent weight or a second bias leaves it out."""
+        names = ("weight_ih",) if self.recurrence is Recurrence.NONE else ("weight_ih", "weight_hh")
+        if bias:
+            names += ("bias_ih", "bias_hh") if self.recurrent_bias else ("bias_ih",)
+        return names
+
+    def parameter_shape(self, name: str, hidden: int, layer_input: int, state: int) -> tuple[int, ...]:
+        """The shape of one layer's parameter `name` (one of `parameter_names`): G·H rows stacked by gate."""
+        rows = self.gates * hidden
+        if name == "weight_ih":
+            return (rows, layer_input)
+        if name == "weight_hh":
+            return (rows, state) if self.recurrence is Recurrence.MATRIX else (rows,)
+        return (rows,)
+
+    def log_coefficients(self, x_pre: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """For a recurrence h_t = a_t ⊙ h_{t−1} + b_t whose a_t, b_t > 0 come from x_t alone, all steps at once:
+        (log a_t, log b_t) (T, B, H) and the activations `step` saves, stacked (T, B, G·H), for the parallel scan
+        (`rnnlab.recurrent.scan`). None: the cell has no such form (the default)."""
+        return None
+
+    def previous_state_grad(self, grads: StepGrads, weight_hh: Tensor | None) -> Tensor:
+        """∂L/∂h_{t−1} through one step (..., H): back through the recurrent term, plus the direct path."""
+        if self.recurrence is Recurrence.MATRIX:
+            through = grads.d_h_pre @ weight_hh
+        elif self.recurrence is Recurrence.DIAGONAL:
+            through = grads.d_h_pre * weight_hh  # u ⊙ h_{t−1}: its Jacobian is diag(u)
+        else:
+            return grads.dh_direct
+        return through if grads.dh_direct is None else through + grads.dh_direct
 
     def split_bias(self, bias_ih: Tensor | None, bias_hh: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
         """Return (input bias, recurrent bias): what is added to the input projection once for all steps,
         and what must be added to h @ W_hh.T at every step. Only the GRU needs the latter."""
         if bias_ih is None:
             return None, None
-        return bias_ih + bias_hh, None
+        return (bias_ih, None) if bias_hh is None else (bias_ih + bias_hh, None)
 
-    def step(self, x_pre: Tensor, h: Tensor, c: Tensor | None, weight_hh: Tensor, bias_h: Tensor | None):
+    def step(self, x_pre: Tensor, h: Tensor, c: Tensor | None, weight_hh: Tensor | None, bias_h: Tensor | None):
         """One step. Returns (h_new (B, H), c_new (B, H) or None, saved), where `saved` is what
         `step_backward` needs. Written with ordinary differentiable ops so the same code runs under
         autograd as the reference implementation."""
