@@ -389,3 +389,7 @@ def test_a_study_run_in_parts_says_when_where_and_what_is_unfinished():
     assert "<li>c: unfinished (running or interrupted) — resumes from its checkpoint</li>" in page
     one = sittings_section(runs[:1], "x")
     assert "Ran in one sitting, starting 1970-01-01 00:16 UTC." in one and "not finished" not in one
+    resumed_soon = run("b", "completed", 50.0, [part("A", 0, 10, 20.0, 1031.0), part("A", 10, 30, 30.0, 1600.0)])
+    soon = sittings_section([runs[0], resumed_soon], "x")
+    assert "Ran in one sitting (no pause of more than 1 h); 1 run resumed from its checkpoint." in soon
+    assert "sittings" not in soon.split("</p>")[0], "no plural for one sitting"

@@ -84,10 +84,14 @@ def _how_it_ran(all_parts: list[Part]) -> str:
         f"{html.escape(', '.join(sorted({p.machine for p in g})))}</li>"
         for g in groups
     )
+    how = (
+        f"Ran in parts: {len(groups)} sittings (training periods more than {GAP / 3600:g} h apart)"
+        if len(groups) > 1
+        else f"Ran in one sitting (no pause of more than {GAP / 3600:g} h)"
+    )
     return (
-        f"<p>Ran in parts: {len(groups)} sittings (training periods more than {GAP / 3600:g} h apart); "
-        f"{_count(resumed, 'run')} resumed from {'its checkpoint' if resumed == 1 else 'their checkpoints'}.</p>"
-        f"<ul>{items}</ul>"
+        f"<p>{how}; {_count(resumed, 'run')} resumed from "
+        f"{'its checkpoint' if resumed == 1 else 'their checkpoints'}.</p><ul>{items}</ul>"
     )
 
 
