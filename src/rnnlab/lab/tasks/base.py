@@ -95,7 +95,13 @@ class SplitDataTask(SequenceTask):
     (each (features (N, T, I), labels (N,))) by the subclass: training batches are drawn from `_train` with
     replacement; one class is read after the last step, scored by accuracy."""
 
+    symbols = False
     readout = "last"
+    metric = Metric("accuracy", higher_is_better=True, solved_at=0.9)
+    # Ten classes, as both data sets (the digits) have; a data set with another count overrides these.
+    output_size = 10
+    chance = 0.1  # accuracy of a uniform guess
+    baseline_loss = math.log(10)  # its cross-entropy
     _train: tuple[Tensor, Tensor]
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:

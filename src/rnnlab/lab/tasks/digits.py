@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
-from rnnlab.lab.tasks.base import Metric, SplitDataTask
+from rnnlab.lab.tasks.base import SplitDataTask
 
 ORDERS = ("rows", "pixels")
 
@@ -27,11 +25,6 @@ class Digits(SplitDataTask):
     """
 
     name = "digits"
-    symbols = False
-    output_size = 10
-    metric = Metric("accuracy", higher_is_better=True, solved_at=0.9)
-    chance = 0.1
-    baseline_loss = math.log(10)
     test_size = 360
 
     def __init__(self, seq_len: int | None = None, order: str = "rows", permuted: bool = False, seed: int = 0):

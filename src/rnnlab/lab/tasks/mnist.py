@@ -5,14 +5,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.resources
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from rnnlab.lab.tasks.base import Metric, SplitDataTask
+from rnnlab.lab.tasks.base import SplitDataTask
 
 ORDERS = {"rows": (28, 28), "pixels": (784, 1)}  # order → (T, features per step)
 PER_CLASS, TRAIN_PER_CLASS = 500, 400  # the file's images per class; the first 400 of each train, the rest test
@@ -48,11 +47,6 @@ class MNIST(SplitDataTask):
     """
 
     name = "mnist"
-    symbols = False
-    output_size = 10
-    metric = Metric("accuracy", higher_is_better=True, solved_at=0.9)
-    chance = 0.1
-    baseline_loss = math.log(10)
     test_size = 10 * (PER_CLASS - TRAIN_PER_CLASS)
 
     def __init__(self, seq_len: int | None = None, order: str | None = None, permuted: bool = False, seed: int = 0):
