@@ -274,6 +274,18 @@ def indrnn_uniform(module: nn.Module, *, u_max: float = 1.0, generator: torch.Ge
     _zero_biases(module)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def cornn_linear(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """Rusch & Mishra's coRNN (github tk-rusch/coRNN): each layer's weights are one ``nn.Linear(I + 2H, H)`` (their
+    i2h on cat(x, z, y)), drawn as torch.nn.Linear draws it: weight_ih, weight_hh and bias_ih U(−k, k) with
+    k = 1/√(I + 2H), the Linear's fan-in. `rnnlab.CoRNN`'s own initialisation. Sets every tensor."""
+    for w_ih, w_hh, b_ih, _ in _layers(module):
+        bound = 1.0 / math.sqrt(w_ih.shape[1] + w_hh.shape[1])
+        for p in (w_ih, w_hh, b_ih):
+            if p is not None:
+                nn.init.uniform_(p, -bound, bound, generator=generator)
+
+
 # ------------------------------------------------------------------------------------------------ registry
 
 
@@ -310,6 +322,9 @@ SCHEMES: dict[str, Scheme] = {
             "Pascanu et al.'s smart tanh: sparse weight_hh at radius rho, N(0, input_std²) weight_ih, zero biases",
         ),
         Scheme("indrnn_uniform", indrnn_uniform, frozenset({"indrnn"}), "IndRNN: u ~ U(0, u_max), zero biases"),
+        Scheme(
+            "cornn_linear", cornn_linear, frozenset({"cornn"}), "coRNN: all tensors U(±1/√(I+2H)), their i2h Linear"
+        ),
         Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
         Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
