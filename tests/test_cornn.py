@@ -22,6 +22,7 @@ from torch.nn.utils.rnn import pack_sequence, pad_packed_sequence
 import rnnlab
 from rnnlab.cli import build_parser, main
 from rnnlab.lab.config import make_config
+from rnnlab.lab.study import load_study
 from rnnlab.lab.trainer import Trainer
 from rnnlab.recurrent.cells import CELLS
 from rnnlab.recurrent.init import SCHEMES
@@ -280,6 +281,16 @@ def test_a_config_with_cell_cornn_trains_through_the_trainer():
     assert all(math.isfinite(e.loss) and e.flow is not None for e in result.evaluations), "with flow snapshots"
     for n, p in trainer.model.rnn.named_parameters():
         assert not torch.equal(p.detach(), before[n]), f"{n} did not change"
+
+
+def test_a_study_file_takes_the_cell_against_the_lstm(tmp_path):
+    path = tmp_path / "cornn-adding.yaml"
+    path.write_text(
+        "defaults: {task: adding, seq_len: 20, hidden_size: 16, lr: 0.02}\n"
+        "variants:\n  - {name: coRNN, cell: cornn, init: cornn_linear}\n  - {name: LSTM, cell: lstm}\n"
+    )
+    cornn, lstm = load_study(path).runs
+    assert (cornn.cell, cornn.init, lstm.cell) == ("cornn", "cornn_linear", "lstm")
 
 
 def test_rnnlab_train_takes_the_cell(tmp_path):
