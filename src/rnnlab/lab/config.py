@@ -52,7 +52,7 @@ class RunConfig(BaseModel):
     hidden_size: int = Field(128, ge=1)  # H
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between layers
-    init: str = "torch_default"  # init schemes joined by '+', e.g. orthogonal+chrono
+    init: str = "default"  # init schemes joined by '+', e.g. orthogonal+chrono; default: the cell's own
     init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {input_std: 0.001} for input_normal
     readout_std: float | None = Field(None, gt=0)  # readout weight N(0, σ²), bias 0; None: torch.nn.Linear's init
     # --- optimisation
@@ -141,6 +141,11 @@ class RunConfig(BaseModel):
         """The momentum the optimizer gets: 0 unless given, as in torch.optim."""
         return self.momentum or 0.0
 
+    @property
+    def resolved_init(self) -> str:
+        """The init spec as it runs on this cell ('default' → torch_default for RNN/LSTM/GRU; `init.resolve`)."""
+        return init_schemes.resolve(self.cell, self.init)
+
     def resolved_init_options(self) -> dict[str, Any]:
         """init_options plus what the experiment implies: chrono's t_max is the sequence length."""
         options = dict(self.init_options)
@@ -156,7 +161,8 @@ class RunConfig(BaseModel):
         """A short human label: the name, or cell[:init] plus what differs from the defaults."""
         if self.name:
             return self.name
-        parts = [self.cell if self.init == "torch_default" else f"{self.cell}:{self.init}"]
+        own = self.resolved_init in ("default", "torch_default")
+        parts = [self.cell if own else f"{self.cell}:{self.init}"]
         if self.clip != "none":
             parts.append(f"clip {self.clip} {self.clip_threshold:g}")
         if self.truncate:
@@ -173,6 +179,7 @@ class RunConfig(BaseModel):
         carried the old default 0.9 (unused by Adam), SGD/RMSprop runs carry the momentum they ran with.
         """
         data = self.model_dump(mode="json", exclude={"name"})
+        data["init"] = self.resolved_init  # 'default' of an LSTM is the torch_default its runs were stored under
         for key, default in LATER_KEYS.items():
             if data[key] == default:
                 del data[key]

@@ -64,7 +64,7 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
         truncate=config.truncate,
         readout_std=config.readout_std,
     )
-    init_schemes.apply(model.rnn, config.init, seed=config.seed, **config.resolved_init_options())
+    init_schemes.apply(model.rnn, config.resolved_init, seed=config.seed, **config.resolved_init_options())
     return model
 
 

@@ -86,6 +86,22 @@ def _zero_biases(module: nn.Module) -> None:
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
+def module_default(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """The module's own initialisation, its `reset_parameters` (the paper's scheme of a cell without a torch.nn
+    class: IndRNN's u ~ U(0, 1), minGRU's and minLSTM's nn.Linear draws), seeded from `generator` without
+    touching the global RNG. Sets what the module's own initialisation sets. `resolve` turns this scheme into
+    `torch_default` for RNN/LSTM/GRU, whose own initialisation it is, so those draw exactly as before."""
+    if generator is None:
+        module.reset_parameters()
+        return
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    device = next(module.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        module.reset_parameters()
+
+
+@torch.no_grad()  # callable directly on a module whose parameters require grad
 def torch_default(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
     """PyTorch's default: every weight and bias U(−1/√H, 1/√H). Sets all tensors."""
     bound = 1.0 / math.sqrt(module.hidden_size)
@@ -296,6 +312,7 @@ class Scheme:
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
+        Scheme("default", module_default, ALL_CELLS, "the module's own (the paper's; torch_default for RNN/LSTM/GRU)"),
         Scheme("torch_default", torch_default, ALL_CELLS, "all tensors U(−1/√H, 1/√H), as torch.nn"),
         Scheme("xavier_uniform", xavier_uniform, MATRIX_CELLS, "Glorot uniform per gate block, zero biases"),
         Scheme("xavier_normal", xavier_normal, MATRIX_CELLS, "Glorot normal per gate block, zero biases"),
@@ -328,6 +345,16 @@ def parse_spec(spec: str | Sequence[str]) -> list[Scheme]:
             raise ValueError(f"unknown init {name!r}; choose from: {', '.join(SCHEMES)}")
         schemes.append(SCHEMES[name])
     return schemes
+
+
+def resolve(cell: str, spec: str | Sequence[str]) -> str:
+    """The spec as it runs on `cell`, joined by '+': 'default' is `torch_default` for a cell with a torch.nn
+    class (its own initialisation: the same draw, so configs and stores written before 'default' existed keep
+    their identity) and stays 'default' (the module's `reset_parameters`) for the others."""
+    names = [s.name for s in parse_spec(spec)]
+    if CELLS[cell].torch_module is not None:
+        names = ["torch_default" if name == "default" else name for name in names]
+    return "+".join(names)
 
 
 def check_applicable(cell: str, spec: str | Sequence[str], **options) -> list[Scheme]:
@@ -364,7 +391,8 @@ def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = No
     `rho`, `u_max`).
     **Returns** the module, changed in place.
     """
-    schemes = check_applicable(cell_name(module), spec, **options)
+    cell = cell_name(module)
+    schemes = check_applicable(cell, resolve(cell, spec), **options)
     device = next(module.parameters()).device
     generator = None if seed is None else torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
