@@ -30,6 +30,7 @@ LATER_KEYS: dict[str, Any] = {
     "readout_std": None,
     "regularizer": "none",
     "omega_weight": None,
+    "omega_form": "norm",
 }
 
 
@@ -67,6 +68,7 @@ class RunConfig(BaseModel):
     clip_threshold: float | None = Field(None, gt=0)  # needed unless clip is none
     regularizer: Literal["none", "omega"] = "none"  # omega: Pascanu et al.'s Ω added to the loss (rnnlab.omega)
     omega_weight: float | None = Field(None, ge=0)  # Ω's weight α (RNN.py: 2.0); 0 measures Ω without applying it
+    omega_form: Literal["norm", "squared"] = "norm"  # Ω's ratio: the paper's eq. 9 (norms), or RNN.py's (squared norms)
     # --- truncation
     truncate: int | None = Field(None, ge=1)  # sequence tasks: engine truncation (∂L_s/∂h_t kept for s−t < k)
     bptt_k1: int | None = Field(None, ge=1)  # stream tasks: update every k1 steps … (default seq_len)
@@ -114,8 +116,9 @@ class RunConfig(BaseModel):
 
     def _check_regularizer(self) -> None:
         if self.regularizer == "none":
-            if self.omega_weight is not None:
-                raise ValueError("omega_weight applies to regularizer 'omega'; set regularizer: omega or drop it")
+            for key, default in (("omega_weight", None), ("omega_form", "norm")):
+                if getattr(self, key) != default:
+                    raise ValueError(f"{key} applies to regularizer 'omega'; set regularizer: omega or drop it")
             return
         if self.omega_weight is None:
             raise ValueError("regularizer 'omega' needs omega_weight ≥ 0 (the paper's α; its code uses 2.0)")
@@ -168,7 +171,7 @@ class RunConfig(BaseModel):
         if self.truncate:
             parts.append(f"truncate {self.truncate}")
         if self.regularizer == "omega":
-            parts.append(f"omega {self.omega_weight:g}")
+            parts.append(f"omega {self.omega_weight:g}" + (" squared" if self.omega_form == "squared" else ""))
         return " ".join(parts)
 
     def canonical(self) -> dict[str, Any]:

@@ -261,7 +261,7 @@ class Trainer:
             if not torch.isfinite(loss):
                 return loss
             loss.backward()
-        regularizer = omega(model.rnn, recorder.last, output)
+        regularizer = omega(model.rnn, recorder.last, output, squared=self.config.omega_form == "squared")
         if self.config.omega_weight > 0:  # weight 0 only measures Ω: its backward would add zeros, or NaN
             (self.config.omega_weight * regularizer).backward()
         self._omega = float(regularizer.detach())
