@@ -27,6 +27,8 @@ SKEW_INITS = {"henaff": init.exprnn_henaff, "cayley": init.exprnn_cayley}
 def orthogonal_matrix(skew_weight: Tensor) -> Tensor:
     """W_hh = exp(A), A = U − Uᵀ with U the strict upper triangle of `skew_weight` (H, H) (the authors'
     ``A.triu(diagonal=1); A - A.t()``): A is skew-symmetric, so exp(A) is orthogonal with determinant 1."""
+    if skew_weight.dim() != 2 or skew_weight.shape[0] != skew_weight.shape[1]:
+        raise ValueError(f"ExpRNN: A must be a square (H, H) matrix, got shape {tuple(skew_weight.shape)}")
     upper = skew_weight.triu(diagonal=1)
     return torch.linalg.matrix_exp(upper - upper.t())  # (H, H)
 
