@@ -218,6 +218,7 @@ def test_a_bidirectional_layer_runs_the_reverse_direction_on_the_flipped_input()
     reverse_params = {k.replace("_reverse", ""): v for k, v in _leaves(module).items() if "reverse" in k}
     backward, _, _ = reference(x.flip(0), torch.zeros(1, B, H, dtype=F64), reverse_params, 1)
     torch.testing.assert_close(out, torch.cat([forward, backward.flip(0)], dim=-1), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(h_n, torch.stack([forward[-1], backward[-1]]), rtol=1e-10, atol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------ training
