@@ -378,6 +378,22 @@ def test_a_saved_module_loads_with_weights_only(tmp_path):
     torch.testing.assert_close(fresh(x)[0], module(x)[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_computes_exp_a_and_the_steps_in_float32(dtype):
+    torch.manual_seed(0)
+    full = rnnlab.ExpRNN(I, H)
+    half = rnnlab.ExpRNN(I, H, dtype=dtype)
+    half.load_state_dict({k: v.to(dtype) for k, v in full.state_dict().items()})
+    full.load_state_dict(half.state_dict())  # the same (rounded) values in both
+    x = torch.randn(T, B, I)
+    out_half, _ = half(x.to(dtype))
+    out_full, _ = full(x.to(dtype).float())
+    assert out_half.dtype == dtype
+    torch.testing.assert_close(out_half.float(), out_full.to(dtype).float(), rtol=0, atol=0)
+    out_half.float().sum().backward()
+    assert half.skew_weight_hh_l0.grad.dtype == dtype and half.skew_weight_hh_l0.grad.abs().sum() > 0
+
+
 # ------------------------------------------------------------------------------------------------ errors
 
 

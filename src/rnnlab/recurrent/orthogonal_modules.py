@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab.recurrent import init
-from rnnlab.recurrent.modules import RecurrentBase, register_safe_globals
+from rnnlab.recurrent.modules import LOW_PRECISION, RecurrentBase, register_safe_globals
 
 #: ExpRNN's initialisations of A, the `skew_init` option, each an init scheme of `rnnlab.init` (the copy script's
 #: `--init` choices; "henaff" its default).
@@ -95,11 +95,17 @@ class ExpRNN(RecurrentBase):
     @property
     def _flat_weights(self) -> list[Tensor]:
         """The engine's weights in the cell's order (weight_ih, weight_hh[, bias_hh]) per layer and direction, with
-        weight_hh = exp(A) computed here, once per forward, inside autograd's graph (so A gets its gradient)."""
-        return [
-            orthogonal_matrix(getattr(self, "skew_" + name)) if name.startswith("weight_hh") else getattr(self, name)
-            for name in self._flat_weights_names
-        ]
+        weight_hh = exp(A) computed here, once per forward, inside autograd's graph (so A gets its gradient). For
+        float16/bfloat16 parameters exp(A) is computed in float32, as the engine computes the steps (`_run`): in
+        half precision W_hh would leave the orthogonal group by ~1e-3 at every forward."""
+        weights = []
+        for name in self._flat_weights_names:
+            if name.startswith("weight_hh"):
+                skew = getattr(self, "skew_" + name)
+                weights.append(orthogonal_matrix(skew.float() if skew.dtype in LOW_PRECISION else skew))
+            else:
+                weights.append(getattr(self, name))
+        return weights
 
     def __getattr__(self, name: str):
         # weight_hh_l{k}: the computed exp(A), for every reader of a module's recurrent matrix (the diagnostics'
