@@ -142,7 +142,8 @@ def test_the_step_backward_equals_autograd_through_the_step():
     cell = CELLS["exprnn"]
     gen = torch.Generator().manual_seed(4)
     x_pre, h = torch.randn(B, H, dtype=F64, generator=gen), torch.randn(B, H, dtype=F64, generator=gen)
-    w_hh = torch.linalg.matrix_exp(torch.randn(H, H, dtype=F64, generator=gen).triu(1) * 2 - 0)
+    upper = torch.randn(H, H, dtype=F64, generator=gen).triu(1)
+    w_hh = torch.linalg.matrix_exp(upper - upper.T)
     bias = torch.randn(H, dtype=F64, generator=gen)
     leaves = [t.clone().requires_grad_() for t in (x_pre, h, w_hh, bias)]
     h_new, _, saved = cell.step(leaves[0], leaves[1], None, leaves[2], leaves[3])
@@ -292,6 +293,16 @@ def test_a_config_with_cell_exprnn_trains_through_the_trainer():
     assert config.hash() == make_config(config.model_dump()).hash()
     plain = make_config({"cell": "exprnn", "task": "adding", "seq_len": 8})
     assert "orthogonal_lr" not in plain.canonical(), "the key is left out at its default: older hashes stay"
+
+
+def test_rnnlab_train_trains_exprnn_with_its_own_learning_rate_for_a(tmp_path, capsys):
+    store = str(tmp_path / "runs.db")
+    tiny = ["--task", "adding", "--seq-len", "8", "--hidden", "4", "--steps", "2", "--eval-every", "2", "--no-progress"]
+    argv = ["train", "--cell", "exprnn", "--init", "exprnn_henaff", "--set", "orthogonal_lr=1e-4", *tiny]
+    assert main([*argv, "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "1", "--store", store]) == 0
+    assert "adam lr 0.001 (A: 0.0001)" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------------------------ initialisation
