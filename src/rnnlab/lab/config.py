@@ -31,6 +31,7 @@ LATER_KEYS: dict[str, Any] = {
     "regularizer": "none",
     "omega_weight": None,
     "omega_form": "norm",
+    "orthogonal_lr": None,
 }
 
 
@@ -59,6 +60,7 @@ class RunConfig(BaseModel):
     # --- optimisation
     optimizer: str = "adam"  # one of rnnlab.lab.optimizers.OPTIMIZERS
     lr: float = Field(1e-3, gt=0)  # learning rate
+    orthogonal_lr: float | None = Field(None, gt=0)  # exprnn: A's own learning rate (the authors: lr / 10); None: lr
     momentum: float | None = Field(None, ge=0.0, lt=1.0)  # for optimizers that take one (unset: 0, as torch.optim)
     alpha: float | None = Field(None, gt=0.0, lt=1.0)  # RMSprop's smoothing constant (unset: torch.optim's 0.99)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"  # step: ×0.1 at 50 % and 75 % of steps
@@ -112,6 +114,8 @@ class RunConfig(BaseModel):
             if k2 < k1:
                 raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
         self._check_regularizer()
+        if self.orthogonal_lr is not None and not CELLS[self.cell].weight_hh_computed:
+            raise ValueError(f"orthogonal_lr is the learning rate of ExpRNN's A; cell {self.cell!r} has none")
         return self
 
     def _check_regularizer(self) -> None:

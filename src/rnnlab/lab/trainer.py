@@ -34,6 +34,7 @@ from rnnlab.lab.tasks import StreamTask, Task, make_task
 from rnnlab.recurrent import diagnostics
 from rnnlab.recurrent import init as init_schemes
 from rnnlab.recurrent.omega import omega
+from rnnlab.recurrent.orthogonal_modules import ExpRNN
 from rnnlab.recurrent.recording import record_gradients
 
 FLOW_BATCH = 32  # sequences in each gradient-flow snapshot
@@ -69,7 +70,10 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
 
 
 def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    return get_optimizer(config.optimizer).build(model.parameters(), config.lr, config.momentum, config.alpha)
+    params = model.parameters()
+    if config.orthogonal_lr is not None:  # ExpRNN's A in a group of its own, as the authors train it
+        params = ExpRNN.parameter_groups(model, config.lr, config.orthogonal_lr)
+    return get_optimizer(config.optimizer).build(params, config.lr, config.momentum, config.alpha)
 
 
 def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):

@@ -26,7 +26,9 @@ from rnnlab.recurrent.modules import RecurrentBase
 ALL_CELLS = frozenset(CELLS)
 #: The cells with a recurrent matrix W_hh (G·H, H), which the schemes that shape W_hh's gate blocks need (an
 #: element-wise cell has a vector u or no recurrent weight at all: `Recurrence`).
-MATRIX_CELLS = frozenset(name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX)
+MATRIX_CELLS = frozenset(
+    name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX and not cell.weight_hh_computed
+)  # ExpRNN's W_hh = exp(A) is computed from A each forward: a scheme writing W_hh would write a temporary
 
 
 def _cell(module: nn.Module) -> Cell:
@@ -290,6 +292,50 @@ def indrnn_uniform(module: nn.Module, *, u_max: float = 1.0, generator: torch.Ge
     _zero_biases(module)
 
 
+def _skew_rotations(skew: Tensor, angles: Tensor) -> None:
+    """Write the block-diagonal skew-symmetric A of 2×2 blocks [[0, θ_k], [−θ_k, 0]] (H // 2 blocks; an odd H
+    leaves the last unit alone) into `skew` (H, H) as ExpRNN stores it: its strict upper triangle only, A[2k, 2k+1]
+    = θ_k (the authors' ``create_diag_``). exp(A) is then a rotation by θ_k in each plane (2k, 2k+1)."""
+    skew.zero_()
+    index = torch.arange(angles.numel(), device=skew.device) * 2
+    skew[index, index + 1] = angles
+
+
+def _exprnn_init(module: nn.Module, angles, generator: torch.Generator | None) -> None:
+    """The rest of Lezcano-Casado & Martínez-Rubio's initialisation (github Lezcano/expRNN, `orthogonal.py`):
+    weight_ih Kaiming normal for ReLU, N(0, 2 / fan_in) (their ``kaiming_normal_(..., nonlinearity="relu")``),
+    modReLU's b ~ U(−0.01, 0.01) (``modrelu.reset_parameters``), and A from `angles(n, generator)`."""
+    for tag in _tags(module):
+        w_ih = getattr(module, f"weight_ih_{tag}")
+        nn.init.kaiming_normal_(w_ih, nonlinearity="relu", generator=generator)
+        skew = getattr(module, f"skew_weight_hh_{tag}")
+        _skew_rotations(skew, angles(skew.shape[0] // 2, skew, generator))
+        bias = getattr(module, f"bias_hh_{tag}", None)
+        if bias is not None:
+            nn.init.uniform_(bias, -0.01, 0.01, generator=generator)
+
+
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def exprnn_henaff(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """ExpRNN's default initialisation, as its copy task's ``--init henaff`` (Henaff, Szlam & LeCun 2016): A
+    block-diagonal with rotation angles θ ~ U(−π, π), so exp(A) rotates each pair of units by a random angle;
+    weight_ih N(0, 2 / fan_in); modReLU's b ~ U(−0.01, 0.01). ExpRNN only. Sets every tensor."""
+    _exprnn_init(module, lambda n, like, g: like.new_empty(n).uniform_(-math.pi, math.pi, generator=g), generator)
+
+
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def exprnn_cayley(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """ExpRNN's ``--init cayley`` (Helfrich et al. 2018's scoRNN init): A block-diagonal with entries
+    −√((1 − cos φ) / (1 + cos φ)) = −tan(φ/2), φ ~ U(0, π/2) (the authors' ``cayley_init_``); weight_ih and b as
+    `exprnn_henaff`. ExpRNN only. Sets every tensor."""
+
+    def angles(n: int, like: Tensor, g: torch.Generator | None) -> Tensor:
+        phi = like.new_empty(n).uniform_(0.0, math.pi / 2, generator=g)
+        return -torch.sqrt((1.0 - torch.cos(phi)) / (1.0 + torch.cos(phi)))
+
+    _exprnn_init(module, angles, generator)
+
+
 # ------------------------------------------------------------------------------------------------ registry
 
 
@@ -327,6 +373,8 @@ SCHEMES: dict[str, Scheme] = {
             "Pascanu et al.'s smart tanh: sparse weight_hh at radius rho, N(0, input_std²) weight_ih, zero biases",
         ),
         Scheme("indrnn_uniform", indrnn_uniform, frozenset({"indrnn"}), "IndRNN: u ~ U(0, u_max), zero biases"),
+        Scheme("exprnn_henaff", exprnn_henaff, frozenset({"exprnn"}), "ExpRNN: A rotations θ ~ U(−π, π), as the paper"),
+        Scheme("exprnn_cayley", exprnn_cayley, frozenset({"exprnn"}), "ExpRNN: A entries −tan(φ/2), φ ~ U(0, π/2)"),
         Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
         Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
