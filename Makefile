@@ -52,13 +52,14 @@ study: $(STAMP)
 	$(MAKE) --no-print-directory publish S=$(S) && exit $$status
 
 # The report and runs.csv of a study from its store as it stands (finished runs; unfinished ones keep their
-# checkpoints so that the next sitting resumes them), and the README's findings table from every runs.csv.
+# checkpoints so that the next sitting resumes them), and the README's findings and ladder tables from the runs.csv.
 publish: $(STAMP)
 	@test -n "$(S)" || { echo "usage: make publish S=<study>"; exit 2; }
 	$(BIN)/rnnlab runs prune --store $(STUDY_STORE)
 	$(BIN)/rnnlab report $(S) --store $(STUDY_STORE) --out docs/studies/$(S)
 	$(BIN)/rnnlab runs export docs/studies/$(S)/runs.csv --study $(S) --store $(STUDY_STORE)
 	$(BIN)/rnnlab studies --findings --readme README.md
+	$(BIN)/rnnlab studies --ladder --readme README.md
 
 # Speed on a quiet machine (~22 min): the shape grid against torch.nn → benchmarks/results/grid.{json,md},
 # docs/bench-grid.png. bench-engine: the two tuned shapes in depth (GEMM rate, peak memory, the cell loop).

@@ -11,6 +11,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
 import bench_cornn
+import bench_exprnn
 import bench_grid
 import bench_scan
 
@@ -141,3 +142,17 @@ def test_the_cornn_benchmark_checks_parity_and_writes_one_row_per_length(tmp_pat
     assert bench_cornn.main([*argv, "--out", str(out)]) == 0
     rows = out.read_text().splitlines()[2:]
     assert [row.split()[0] for row in rows] == ["5", "7"] and all(len(row.split()) == 6 for row in rows)
+
+
+def test_the_exprnn_benchmark_compares_equal_computations(tmp_path):
+    """The paper's loop computes what rnnlab.ExpRNN computes (else the ratio compares different work), and the
+    script writes one row per length."""
+    torch.manual_seed(0)
+    ours = bench_exprnn.rnnlab.ExpRNN(3, 6, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    torch.testing.assert_close(bench_exprnn.PaperLoop(ours)(x), ours(x)[0], rtol=1e-5, atol=1e-6)
+    out = tmp_path / "exprnn.txt"
+    argv = ["--lengths", "4,7", "--batch", "2", "--input-size", "3", "--hidden", "5", "--rounds", "1"]
+    assert bench_exprnn.main([*argv, "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["4", "7"] and all(row.endswith("×") for row in rows)

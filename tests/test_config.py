@@ -158,3 +158,19 @@ def test_a_study_file_can_ask_for_the_papers_initialisations(tmp_path):
         0.001,
     )
     assert (tanh.init, tanh.resolved_init_options(), tanh.readout_std) == ("sparse_tanh", {"rho": 0.95}, 0.01)
+
+
+def test_the_default_init_is_the_cell_s_own_and_keeps_the_hashes_of_torch_default_runs():
+    """init: default builds IndRNN with the authors' u ~ U(0, 1) (torch_default would draw u from U(±1/√H));
+    for an LSTM it is torch_default, under the same hash."""
+    from rnnlab.lab.trainer import Trainer
+
+    assert RunConfig().init == "default"
+    assert make_config({"init": "torch_default"}).hash() == RunConfig().hash() == "0ca3b76a2c84eae2"
+    indrnn = make_config({"cell": "indrnn", "hidden_size": 64, "seq_len": 10, "steps": 1})
+    assert (
+        indrnn.label() == "indrnn"
+        and indrnn.hash() != make_config({**indrnn.canonical(), "init": "torch_default"}).hash()
+    )
+    u = Trainer(indrnn).model.rnn.weight_hh_l0.detach()
+    assert float(u.min()) >= 0.0 and float(u.max()) > 0.5  # U(±1/8) would have negatives and nothing above 0.125

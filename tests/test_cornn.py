@@ -269,12 +269,12 @@ def test_gradient_flow_and_jacobian_norms_read_y():
 
 def test_a_config_with_cell_cornn_trains_through_the_trainer():
     config = make_config(
-        {"cell": "cornn", "init": "cornn_linear", "task": "adding", "seq_len": 10, "hidden_size": 6,
+        {"cell": "cornn", "init": "default", "task": "adding", "seq_len": 10, "hidden_size": 6,
          "batch_size": 4, "steps": 4, "eval_every": 2, "lr": 0.02}
     )  # fmt: skip
     trainer = Trainer(config)
     before = {n: p.detach().clone() for n, p in trainer.model.rnn.named_parameters()}
-    bound = 1 / math.sqrt(2 + 2 * 6)  # cornn_linear: the i2h Linear's fan-in I + 2H (adding: I = 2)
+    bound = 1 / math.sqrt(2 + 2 * 6)  # the module's own: the i2h Linear's fan-in I + 2H (adding: I = 2)
     assert all(p.abs().max() <= bound for p in before.values())
     result = trainer.run()
     assert result.steps == 4 and [e.step for e in result.evaluations] == [0, 2, 4]
@@ -287,10 +287,10 @@ def test_a_study_file_takes_the_cell_against_the_lstm(tmp_path):
     path = tmp_path / "cornn-adding.yaml"
     path.write_text(
         "defaults: {task: adding, seq_len: 20, hidden_size: 16, lr: 0.02}\n"
-        "variants:\n  - {name: coRNN, cell: cornn, init: cornn_linear}\n  - {name: LSTM, cell: lstm}\n"
+        "variants:\n  - {name: coRNN, cell: cornn, init: default}\n  - {name: LSTM, cell: lstm}\n"
     )
     cornn, lstm = load_study(path).runs
-    assert (cornn.cell, cornn.init, lstm.cell) == ("cornn", "cornn_linear", "lstm")
+    assert (cornn.cell, cornn.init, lstm.cell) == ("cornn", "default", "lstm")
 
 
 def test_rnnlab_train_takes_the_cell(tmp_path):
@@ -303,12 +303,13 @@ def test_every_door_takes_the_cell(capsys):
     assert type(module) is rnnlab.CoRNN and module.cell is CELLS["cornn"]
     assert make_config({"cell": "cornn", "task": "adding", "seq_len": 10, "hidden_size": 4, "steps": 1}).cell == "cornn"
     assert build_parser().parse_args(["train", "--cell", "cornn"]).cell == "cornn"
-    assert "cornn" in SCHEMES["torch_default"].cells and SCHEMES["cornn_linear"].cells == {"cornn"}
-    with pytest.raises(ValueError, match="init 'cornn_linear' does not apply to a lstm module"):
-        make_config({"cell": "lstm", "init": "cornn_linear", "task": "adding", "seq_len": 10})
+    assert "cornn" in SCHEMES["default"].cells and "cornn" in SCHEMES["torch_default"].cells
+    seeded = [rnnlab.init.apply(rnnlab.CoRNN(I, H), "default", seed=3).weight_hh_l0.detach() for _ in range(2)]
+    torch.testing.assert_close(seeded[0], seeded[1], rtol=0, atol=0)  # the module's own draw, seeded
+    assert seeded[0].abs().max() <= 1 / math.sqrt(I + 2 * H), "the i2h Linear's bound"
     orthogonal = rnnlab.init.apply(rnnlab.CoRNN(I, H), "orthogonal", seed=0).weight_hh_l0.detach()  # (H, 2H)
     torch.testing.assert_close(orthogonal @ orthogonal.T, torch.eye(H), rtol=0, atol=1e-5)  # orthonormal rows
-    assert main(["inits"]) == 0 and "cornn_linear" in capsys.readouterr().out
+    assert main(["inits"]) == 0 and "cornn" in capsys.readouterr().out
     assert main(["diagnose", "--cells", "cornn,lstm", "--seq-len", "30", "--hidden", "8", "--batch", "2"]) == 0
     assert "cornn" in capsys.readouterr().out
 

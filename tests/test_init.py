@@ -119,7 +119,7 @@ def test_schemes_apply_to_torch_nn_modules_too():
         (rnnlab.RNN(3, 4), "forget_bias", {}, r"does not apply to a rnn_tanh module"),
         (rnnlab.LSTM(3, 4), "chrono", {}, r"init 'chrono' needs option 't_max'"),
         (rnnlab.LSTM(3, 4), "chrono", {"t_max": 2}, r"needs t_max > 2"),
-        (rnnlab.LSTM(3, 4), "orthogonl", {}, r"unknown init 'orthogonl'; choose from: torch_default, "),
+        (rnnlab.LSTM(3, 4), "orthogonl", {}, r"unknown init 'orthogonl'; choose from: default, torch_default, "),
         (rnnlab.LSTM(3, 4), "orthogonal", {"scale": 2}, r"init option 'scale' is not used by 'orthogonal'"),
         (rnnlab.LSTM(3, 4, bias=False), "forget_bias", {}, r"bias=False"),
     ],
@@ -283,3 +283,29 @@ def test_errors_of_the_papers_schemes_are_one_line(module, spec, options, match)
     with pytest.raises(ValueError, match=match) as error:
         init.apply(module, spec, **options)
     assert "\n" not in str(error.value)
+
+
+def test_default_is_torch_default_for_torch_cells_and_the_module_s_own_for_the_others():
+    """'default' on an LSTM draws exactly what torch_default draws (stores keep their runs); on IndRNN it is the
+    authors' u ~ U(0, 1) with zero bias, seeded, reproducible, and leaves the global RNG alone."""
+    a, b = rnnlab.LSTM(3, 8), rnnlab.LSTM(3, 8)
+    init.apply(a, "default", seed=4)
+    init.apply(b, "torch_default", seed=4)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert init.resolve("lstm", "default+chrono") == "torch_default+chrono"
+    assert init.resolve("indrnn", "default") == "default"
+
+    first, second, other = (rnnlab.IndRNN(3, 64) for _ in range(3))
+    init.apply(first, "torch_default", seed=1)  # u now has negative entries: the own init must overwrite them
+    init.apply(first, "default", seed=1)
+    init.apply(second, "default", seed=1)
+    init.apply(other, "default", seed=2)
+    u = first.weight_hh_l0.detach()
+    assert float(u.min()) >= 0.0 and float(u.max()) <= 1.0 and float(u.min()) < 0.2 and float(u.max()) > 0.8
+    assert torch.count_nonzero(first.bias_ih_l0) == 0
+    torch.testing.assert_close(first.weight_hh_l0, second.weight_hh_l0, rtol=0, atol=0)
+    assert not torch.equal(first.weight_hh_l0, other.weight_hh_l0)
+    before = torch.random.get_rng_state()
+    init.apply(first, "default", seed=1)
+    assert torch.equal(before, torch.random.get_rng_state()), "the seeded own init must not advance the global RNG"

@@ -246,6 +246,8 @@ def test_configs_without_a_regularizer_keep_their_hash():
         ({"omega_weight": -1.0}, r"omega_weight: .*greater than or equal to 0"),
         ({"regularizer": "none"}, r"omega_weight applies to regularizer 'omega'"),
         ({"regularizer": "l2"}, r"regularizer: Input should be 'none' or 'omega'"),
+        ({"regularizer": "none", "omega_weight": None, "omega_form": "squared"}, r"omega_form applies to regularizer"),
+        ({"omega_form": "cube"}, r"omega_form: Input should be 'norm' or 'squared'"),
     ],
 )
 def test_bad_regularizer_configs_are_one_line_errors(change, message):
@@ -286,6 +288,26 @@ def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_p
         (2, pytest.approx(omegas[1])),
         (4, pytest.approx(omegas[2])),
     ]
+
+
+def test_the_trainer_takes_rnn_py_s_squared_ratio_when_told():
+    """omega_form: squared logs Ω as rnnlab.omega(..., squared=True) gives it for the same batch and weights (the
+    official RNN.py's ratio of squared norms), under its own hash and label; the default form is the paper's."""
+    measured = {**OMEGA_RUN, "regularizer": "omega", "omega_weight": 0.0, "steps": 1}
+    squared, plain = make_config({**measured, "omega_form": "squared"}), make_config(measured)
+    assert squared.hash() != plain.hash() and "omega_form" not in plain.canonical()
+    assert squared.label().endswith("omega 0 squared") and plain.label().endswith("omega 0")
+    trainer = Trainer(squared)
+    trainer.run()
+    task = build_task(squared)
+    model = build_model(squared, task)
+    x, y = task.sample(squared.batch_size, torch.Generator().manual_seed(squared.seed + 1))
+    with rnnlab.record_gradients(model.rnn, keep_vectors=True) as rec:
+        output, _ = model.rnn(model.encode(x))
+        task.loss(model.read(output), y).backward()
+    by_hand = float(rnnlab.omega(model.rnn, rec.last, output, squared=True).detach())
+    assert trainer.result.evaluations[-1].omega == pytest.approx(by_hand, rel=1e-12)
+    assert by_hand != pytest.approx(float(rnnlab.omega(model.rnn, rec.last, output).detach()), rel=1e-3)
 
 
 def test_omega_weight_zero_measures_and_trains_exactly_as_no_regularizer():

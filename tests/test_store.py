@@ -2,6 +2,7 @@
 Run: `.venv/bin/pytest tests/test_store.py`.
 """
 
+import csv
 import sqlite3
 
 import pytest
@@ -79,6 +80,31 @@ def test_export_csv(tmp_path):
     lines = (tmp_path / "out" / "runs.csv").read_text().splitlines()
     assert lines[0].startswith("id,name,study,status") and "config.task" in lines[0]
     assert '"a,b"' in lines[1] and "solved" in lines[1]
+
+
+def test_export_csv_gives_the_loss_horizon_at_the_first_and_last_evaluation(tmp_path):
+    store = Store(tmp_path / "s.db")
+    flows = [(0, 7.0), (250, None), (500, 31.0)]  # the middle evaluation has no snapshot
+    evaluations = [
+        {**RESULT["evaluations"][0], "step": step, "flow": None}
+        if horizon is None
+        else {
+            **RESULT["evaluations"][0],
+            "step": step,
+            "flow": {**RESULT["evaluations"][0]["flow"], "step": step, "loss_horizon": horizon, "loss_decay_rate": 0.5},
+        }
+        for step, horizon in flows
+    ]
+    with_flows = store.start_run("flows", {"task": "adding"}, "h1", {})
+    store.finish_run(with_flows, dict(RESULT, evaluations=evaluations))
+    without = store.start_run("old", {"task": "adding"}, "h2", {})
+    store.finish_run(without, RESULT)  # recorded before the loss horizon existed
+    store.export_csv(tmp_path / "runs.csv")
+    rows = list(csv.DictReader((tmp_path / "runs.csv").read_text().splitlines()))
+    assert [(r["name"], r["horizon_first"], r["horizon_last"]) for r in rows] == [
+        ("flows", "7.0", "31.0"),
+        ("old", "", ""),
+    ]
 
 
 def test_newer_schema_is_refused_and_left_untouched(tmp_path):

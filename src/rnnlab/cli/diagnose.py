@@ -76,7 +76,7 @@ def _specs(args: argparse.Namespace) -> list:
     if args.models is not None:
         specs = [ModelSpec.parse(m) for m in args.models.split(",") if m.strip()]
     elif args.cells is not None:
-        init_spec = args.init or "torch_default"
+        init_spec = args.init or "default"
         specs = [ModelSpec(cell.strip(), init_spec) for cell in args.cells.split(",") if cell.strip()]
     else:
         specs = [ModelSpec.parse(m) for m in DEFAULT_MODELS.split(",")]

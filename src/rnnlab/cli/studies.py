@@ -1,5 +1,6 @@
 """rnnlab studies: the bundled studies and the claims they test; with --findings, the README's table of
-reproduced findings generated from the study files and their committed runs.csv."""
+reproduced findings generated from the study files and their committed runs.csv; with --ladder, the remedy
+ladder's table and picture from the `ladder` study's runs.csv."""
 
 from __future__ import annotations
 
@@ -18,19 +19,30 @@ def register(sub) -> None:
         help="print the findings table (markdown) from each study's runs.csv instead",
     )
     parser.add_argument(
-        "--root", default="docs/studies", help="with --findings: the folder of <study>/runs.csv (default docs/studies)"
+        "--ladder",
+        action="store_true",
+        help="print the remedy ladder's table (markdown) and draw <root>/ladder/ladder.png from its runs.csv",
     )
     parser.add_argument(
-        "--readme", metavar="PATH", help="with --findings: write the table between the findings markers of PATH"
+        "--root",
+        default="docs/studies",
+        help="with --findings or --ladder: the folder of <study>/runs.csv (default docs/studies)",
+    )
+    parser.add_argument(
+        "--readme",
+        metavar="PATH",
+        help="with --findings or --ladder: write the table between that table's markers in PATH",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.findings:
-        return _findings(args)
+    if args.findings and args.ladder:
+        raise UsageError("give --findings or --ladder, not both")
+    if args.findings or args.ladder:
+        return _generated_table(args)
     if args.readme:
-        raise UsageError("--readme goes with --findings (rnnlab studies --findings --readme README.md)")
+        raise UsageError("--readme goes with --findings or --ladder (rnnlab studies --findings --readme README.md)")
     from rnnlab.lab.study import bundled_studies, load_study
 
     table = Table(title="Bundled studies (rnnlab sweep NAME; rnnlab report NAME)")
@@ -43,16 +55,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _findings(args: argparse.Namespace) -> int:
-    from rnnlab.report.findings import findings_table, update_readme
+def _generated_table(args: argparse.Namespace) -> int:
+    from rnnlab.report import findings, ladder
 
-    table = findings_table(args.root)
+    if args.ladder:
+        table, markers, what = ladder.ladder(args.root), (ladder.START, ladder.END), "ladder table"
+    else:
+        table, markers, what = findings.findings_table(args.root), (findings.START, findings.END), "findings table"
     if args.readme is None:
         print(table)  # plain print: rich would wrap and style the markdown
         return 0
     try:
-        changed = update_readme(args.readme, table)
+        changed = findings.update_readme(args.readme, table, *markers)
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot update {args.readme!r}: {error}") from None
-    console().print(f"{args.readme}: findings table {'updated' if changed else 'already up to date'}")
+    console().print(f"{args.readme}: {what} {'updated' if changed else 'already up to date'}")
     return 0

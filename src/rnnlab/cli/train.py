@@ -171,6 +171,8 @@ def _optimiser(config: dict) -> str:
 
     name = config.get("optimizer", "adam")
     text, spec = f"{name} lr {fmt(config.get('lr'))}", OPTIMIZERS.get(name)
+    if config.get("orthogonal_lr"):  # ExpRNN's A in a group of its own
+        text += f" (A: {fmt(config['orthogonal_lr'])})"
     if spec is not None and spec.takes_momentum and config.get("momentum"):
         text += f", momentum {fmt(config['momentum'])}"
     if spec is not None and spec.default_alpha is not None:

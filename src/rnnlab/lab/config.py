@@ -30,6 +30,8 @@ LATER_KEYS: dict[str, Any] = {
     "readout_std": None,
     "regularizer": "none",
     "omega_weight": None,
+    "omega_form": "norm",
+    "orthogonal_lr": None,
 }
 
 
@@ -52,12 +54,13 @@ class RunConfig(BaseModel):
     hidden_size: int = Field(128, ge=1)  # H
     num_layers: int = Field(1, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between layers
-    init: str = "torch_default"  # init schemes joined by '+', e.g. orthogonal+chrono
+    init: str = "default"  # init schemes joined by '+', e.g. orthogonal+chrono; default: the cell's own
     init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {input_std: 0.001} for input_normal
     readout_std: float | None = Field(None, gt=0)  # readout weight N(0, σ²), bias 0; None: torch.nn.Linear's init
     # --- optimisation
     optimizer: str = "adam"  # one of rnnlab.lab.optimizers.OPTIMIZERS
     lr: float = Field(1e-3, gt=0)  # learning rate
+    orthogonal_lr: float | None = Field(None, gt=0)  # exprnn: A's own learning rate (the authors: lr / 10); None: lr
     momentum: float | None = Field(None, ge=0.0, lt=1.0)  # for optimizers that take one (unset: 0, as torch.optim)
     alpha: float | None = Field(None, gt=0.0, lt=1.0)  # RMSprop's smoothing constant (unset: torch.optim's 0.99)
     lr_schedule: Literal["constant", "cosine", "step"] = "constant"  # step: ×0.1 at 50 % and 75 % of steps
@@ -67,6 +70,7 @@ class RunConfig(BaseModel):
     clip_threshold: float | None = Field(None, gt=0)  # needed unless clip is none
     regularizer: Literal["none", "omega"] = "none"  # omega: Pascanu et al.'s Ω added to the loss (rnnlab.omega)
     omega_weight: float | None = Field(None, ge=0)  # Ω's weight α (RNN.py: 2.0); 0 measures Ω without applying it
+    omega_form: Literal["norm", "squared"] = "norm"  # Ω's ratio: the paper's eq. 9 (norms), or RNN.py's (squared norms)
     # --- truncation
     truncate: int | None = Field(None, ge=1)  # sequence tasks: engine truncation (∂L_s/∂h_t kept for s−t < k)
     bptt_k1: int | None = Field(None, ge=1)  # stream tasks: update every k1 steps … (default seq_len)
@@ -110,12 +114,15 @@ class RunConfig(BaseModel):
             if k2 < k1:
                 raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
         self._check_regularizer()
+        if self.orthogonal_lr is not None and not CELLS[self.cell].weight_hh_computed:
+            raise ValueError(f"orthogonal_lr is the learning rate of ExpRNN's A; cell {self.cell!r} has none")
         return self
 
     def _check_regularizer(self) -> None:
         if self.regularizer == "none":
-            if self.omega_weight is not None:
-                raise ValueError("omega_weight applies to regularizer 'omega'; set regularizer: omega or drop it")
+            for key, default in (("omega_weight", None), ("omega_form", "norm")):
+                if getattr(self, key) != default:
+                    raise ValueError(f"{key} applies to regularizer 'omega'; set regularizer: omega or drop it")
             return
         if self.omega_weight is None:
             raise ValueError("regularizer 'omega' needs omega_weight ≥ 0 (the paper's α; its code uses 2.0)")
@@ -141,6 +148,11 @@ class RunConfig(BaseModel):
         """The momentum the optimizer gets: 0 unless given, as in torch.optim."""
         return self.momentum or 0.0
 
+    @property
+    def resolved_init(self) -> str:
+        """The init spec as it runs on this cell ('default' → torch_default for RNN/LSTM/GRU; `init.resolve`)."""
+        return init_schemes.resolve(self.cell, self.init)
+
     def resolved_init_options(self) -> dict[str, Any]:
         """init_options plus what the experiment implies: chrono's t_max is the sequence length."""
         options = dict(self.init_options)
@@ -156,13 +168,14 @@ class RunConfig(BaseModel):
         """A short human label: the name, or cell[:init] plus what differs from the defaults."""
         if self.name:
             return self.name
-        parts = [self.cell if self.init == "torch_default" else f"{self.cell}:{self.init}"]
+        own = self.resolved_init in ("default", "torch_default")
+        parts = [self.cell if own else f"{self.cell}:{self.init}"]
         if self.clip != "none":
             parts.append(f"clip {self.clip} {self.clip_threshold:g}")
         if self.truncate:
             parts.append(f"truncate {self.truncate}")
         if self.regularizer == "omega":
-            parts.append(f"omega {self.omega_weight:g}")
+            parts.append(f"omega {self.omega_weight:g}" + (" squared" if self.omega_form == "squared" else ""))
         return " ".join(parts)
 
     def canonical(self) -> dict[str, Any]:
@@ -173,6 +186,7 @@ class RunConfig(BaseModel):
         carried the old default 0.9 (unused by Adam), SGD/RMSprop runs carry the momentum they ran with.
         """
         data = self.model_dump(mode="json", exclude={"name"})
+        data["init"] = self.resolved_init  # 'default' of an LSTM is the torch_default its runs were stored under
         for key, default in LATER_KEYS.items():
             if data[key] == default:
                 del data[key]

@@ -34,6 +34,7 @@ from rnnlab.lab.tasks import StreamTask, Task, make_task
 from rnnlab.recurrent import diagnostics
 from rnnlab.recurrent import init as init_schemes
 from rnnlab.recurrent.omega import omega
+from rnnlab.recurrent.orthogonal_modules import ExpRNN
 from rnnlab.recurrent.recording import record_gradients
 
 FLOW_BATCH = 32  # sequences in each gradient-flow snapshot
@@ -64,12 +65,15 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
         truncate=config.truncate,
         readout_std=config.readout_std,
     )
-    init_schemes.apply(model.rnn, config.init, seed=config.seed, **config.resolved_init_options())
+    init_schemes.apply(model.rnn, config.resolved_init, seed=config.seed, **config.resolved_init_options())
     return model
 
 
 def _optimizer(config: RunConfig, model: nn.Module) -> torch.optim.Optimizer:
-    return get_optimizer(config.optimizer).build(model.parameters(), config.lr, config.momentum, config.alpha)
+    params = model.parameters()
+    if config.orthogonal_lr is not None:  # ExpRNN's A in a group of its own, as the authors train it
+        params = ExpRNN.parameter_groups(model, config.lr, config.orthogonal_lr)
+    return get_optimizer(config.optimizer).build(params, config.lr, config.momentum, config.alpha)
 
 
 def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):
@@ -261,7 +265,7 @@ class Trainer:
             if not torch.isfinite(loss):
                 return loss
             loss.backward()
-        regularizer = omega(model.rnn, recorder.last, output)
+        regularizer = omega(model.rnn, recorder.last, output, squared=self.config.omega_form == "squared")
         if self.config.omega_weight > 0:  # weight 0 only measures Ω: its backward would add zeros, or NaN
             (self.config.omega_weight * regularizer).backward()
         self._omega = float(regularizer.detach())

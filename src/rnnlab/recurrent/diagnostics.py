@@ -348,16 +348,16 @@ class ModelSpec:
     """A model to compare: a cell and an init spec, written ``cell[:init+init…]`` (e.g. 'lstm:chrono')."""
 
     cell: str
-    init: str = "torch_default"
+    init: str = "default"  # the module's own initialisation (torch.nn's for RNN/LSTM/GRU)
 
     @classmethod
     def parse(cls, text: str) -> ModelSpec:
         cell, _, init_spec = text.strip().partition(":")
-        return cls(cell=cell, init=init_spec or "torch_default")
+        return cls(cell=cell, init=init_spec or "default")
 
     @property
     def label(self) -> str:
-        return self.cell if self.init == "torch_default" else f"{self.cell}:{self.init}"
+        return self.cell if self.init in ("default", "torch_default") else f"{self.cell}:{self.init}"
 
     def init_options(self, seq_len: int) -> dict:
         """Options the init spec needs from the experiment: chrono's t_max is the sequence length."""

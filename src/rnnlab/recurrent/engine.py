@@ -153,16 +153,20 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
             operand = spec.cell.recurrent_operand(hs[:-1], None if cs is None else cs[:-1])  # (T, B, S)
             flat_x, flat_h = layer_input.reshape(steps * batch, -1), operand.reshape(steps * batch, -1)
             if spec.cell.recurrence is Recurrence.MATRIX and spec.cell.recurrent_bias:
-                weight_grads[first : first + spec.weights_per_layer] = layer_weight_grads(
+                step_bias = spec.bias and spec.cell.step_bias  # not additive: the cell gives its gradient
+                end = first + (2 if step_bias else spec.weights_per_layer)  # the matrices (and additive biases)
+                weight_grads[first:end] = layer_weight_grads(
                     ext,
                     flat_dx,
                     grads.d_h_pre.reshape(steps * batch, gh),
                     flat_x,
                     flat_h,
-                    spec.bias,
+                    spec.bias and not step_bias,
                     needs,
                     shared=not spec.cell.separate_recurrent_grad,
                 )
+                if step_bias and needs[2]:
+                    weight_grads[first + 2] = spec.cell.step_bias_grad(grads.d_x_pre, _stacked(saved))
             else:
                 weight_grads[first : first + spec.weights_per_layer] = listed_weight_grads(
                     ext, flat_dx, grads.d_h_pre.reshape(steps * batch, gh), flat_x, flat_h, spec.cell, spec.bias, needs
@@ -175,6 +179,11 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
         if recorder is not None:
             recorder.add_backward(ctx.name, seen)
     return (None, None, None, d_x, dh0, dc0, *weight_grads)
+
+
+def _stacked(saved) -> Tensor:
+    """What `Cell.step` saved at every step, as one (T, B, …) tensor (the Python loop keeps a list)."""
+    return saved if isinstance(saved, Tensor) else torch.stack(list(saved))
 
 
 def _differentiable_backward(ctx, saved_inputs, d_output, d_hn, d_cn):

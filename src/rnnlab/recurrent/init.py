@@ -26,7 +26,9 @@ from rnnlab.recurrent.modules import RecurrentBase
 ALL_CELLS = frozenset(CELLS)
 #: The cells with a recurrent matrix W_hh (G·H, H), which the schemes that shape W_hh's gate blocks need (an
 #: element-wise cell has a vector u or no recurrent weight at all: `Recurrence`).
-MATRIX_CELLS = frozenset(name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX)
+MATRIX_CELLS = frozenset(
+    name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX and not cell.weight_hh_computed
+)  # ExpRNN's W_hh = exp(A) is computed from A each forward: a scheme writing W_hh would write a temporary
 
 
 def _cell(module: nn.Module) -> Cell:
@@ -83,6 +85,22 @@ def _zero_biases(module: nn.Module) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ schemes
+
+
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def module_default(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """The module's own initialisation, its `reset_parameters` (the paper's scheme of a cell without a torch.nn
+    class: IndRNN's u ~ U(0, 1), minGRU's and minLSTM's nn.Linear draws), seeded from `generator` without
+    touching the global RNG. Sets what the module's own initialisation sets. `resolve` turns this scheme into
+    `torch_default` for RNN/LSTM/GRU, whose own initialisation it is, so those draw exactly as before."""
+    if generator is None:
+        module.reset_parameters()
+        return
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    device = next(module.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        module.reset_parameters()
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
@@ -274,16 +292,48 @@ def indrnn_uniform(module: nn.Module, *, u_max: float = 1.0, generator: torch.Ge
     _zero_biases(module)
 
 
+def _skew_rotations(skew: Tensor, angles: Tensor) -> None:
+    """Write the block-diagonal skew-symmetric A of 2×2 blocks [[0, θ_k], [−θ_k, 0]] (H // 2 blocks; an odd H
+    leaves the last unit alone) into `skew` (H, H) as ExpRNN stores it: its strict upper triangle only, A[2k, 2k+1]
+    = θ_k (the authors' ``create_diag_``). exp(A) is then a rotation by θ_k in each plane (2k, 2k+1)."""
+    skew.zero_()
+    index = torch.arange(angles.numel(), device=skew.device) * 2
+    skew[index, index + 1] = angles
+
+
+def _exprnn_init(module: nn.Module, angles, generator: torch.Generator | None) -> None:
+    """The rest of Lezcano-Casado & Martínez-Rubio's initialisation (github Lezcano/expRNN, `orthogonal.py`):
+    weight_ih Kaiming normal for ReLU, N(0, 2 / fan_in) (their ``kaiming_normal_(..., nonlinearity="relu")``),
+    modReLU's b ~ U(−0.01, 0.01) (``modrelu.reset_parameters``), and A from `angles(n, generator)`."""
+    for tag in _tags(module):
+        w_ih = getattr(module, f"weight_ih_{tag}")
+        nn.init.kaiming_normal_(w_ih, nonlinearity="relu", generator=generator)
+        skew = getattr(module, f"skew_weight_hh_{tag}")
+        _skew_rotations(skew, angles(skew.shape[0] // 2, skew, generator))
+        bias = getattr(module, f"bias_hh_{tag}", None)
+        if bias is not None:
+            nn.init.uniform_(bias, -0.01, 0.01, generator=generator)
+
+
 @torch.no_grad()  # callable directly on a module whose parameters require grad
-def cornn_linear(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
-    """Rusch & Mishra's coRNN (github tk-rusch/coRNN): each layer's weights are one ``nn.Linear(I + 2H, H)`` (their
-    i2h on cat(x, z, y)), drawn as torch.nn.Linear draws it: weight_ih, weight_hh and bias_ih U(−k, k) with
-    k = 1/√(I + 2H), the Linear's fan-in. `rnnlab.CoRNN`'s own initialisation. Sets every tensor."""
-    for w_ih, w_hh, b_ih, _ in _layers(module):
-        bound = 1.0 / math.sqrt(w_ih.shape[1] + w_hh.shape[1])
-        for p in (w_ih, w_hh, b_ih):
-            if p is not None:
-                nn.init.uniform_(p, -bound, bound, generator=generator)
+def exprnn_henaff(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """ExpRNN's default initialisation, as its copy task's ``--init henaff`` (Henaff, Szlam & LeCun 2016): A
+    block-diagonal with rotation angles θ ~ U(−π, π), so exp(A) rotates each pair of units by a random angle;
+    weight_ih N(0, 2 / fan_in); modReLU's b ~ U(−0.01, 0.01). ExpRNN only. Sets every tensor."""
+    _exprnn_init(module, lambda n, like, g: like.new_empty(n).uniform_(-math.pi, math.pi, generator=g), generator)
+
+
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def exprnn_cayley(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
+    """ExpRNN's ``--init cayley`` (Helfrich et al. 2018's scoRNN init): A block-diagonal with entries
+    −√((1 − cos φ) / (1 + cos φ)) = −tan(φ/2), φ ~ U(0, π/2) (the authors' ``cayley_init_``); weight_ih and b as
+    `exprnn_henaff`. ExpRNN only. Sets every tensor."""
+
+    def angles(n: int, like: Tensor, g: torch.Generator | None) -> Tensor:
+        phi = like.new_empty(n).uniform_(0.0, math.pi / 2, generator=g)
+        return -torch.sqrt((1.0 - torch.cos(phi)) / (1.0 + torch.cos(phi)))
+
+    _exprnn_init(module, angles, generator)
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -308,6 +358,7 @@ class Scheme:
 SCHEMES: dict[str, Scheme] = {
     s.name: s
     for s in (
+        Scheme("default", module_default, ALL_CELLS, "the module's own (the paper's; torch_default for RNN/LSTM/GRU)"),
         Scheme("torch_default", torch_default, ALL_CELLS, "all tensors U(−1/√H, 1/√H), as torch.nn"),
         Scheme("xavier_uniform", xavier_uniform, MATRIX_CELLS, "Glorot uniform per gate block, zero biases"),
         Scheme("xavier_normal", xavier_normal, MATRIX_CELLS, "Glorot normal per gate block, zero biases"),
@@ -322,9 +373,8 @@ SCHEMES: dict[str, Scheme] = {
             "Pascanu et al.'s smart tanh: sparse weight_hh at radius rho, N(0, input_std²) weight_ih, zero biases",
         ),
         Scheme("indrnn_uniform", indrnn_uniform, frozenset({"indrnn"}), "IndRNN: u ~ U(0, u_max), zero biases"),
-        Scheme(
-            "cornn_linear", cornn_linear, frozenset({"cornn"}), "coRNN: all tensors U(±1/√(I+2H)), their i2h Linear"
-        ),
+        Scheme("exprnn_henaff", exprnn_henaff, frozenset({"exprnn"}), "ExpRNN: A rotations θ ~ U(−π, π), as the paper"),
+        Scheme("exprnn_cayley", exprnn_cayley, frozenset({"exprnn"}), "ExpRNN: A entries −tan(φ/2), φ ~ U(0, π/2)"),
         Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
         Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
@@ -343,6 +393,16 @@ def parse_spec(spec: str | Sequence[str]) -> list[Scheme]:
             raise ValueError(f"unknown init {name!r}; choose from: {', '.join(SCHEMES)}")
         schemes.append(SCHEMES[name])
     return schemes
+
+
+def resolve(cell: str, spec: str | Sequence[str]) -> str:
+    """The spec as it runs on `cell`, joined by '+': 'default' is `torch_default` for a cell with a torch.nn
+    class (its own initialisation: the same draw, so configs and stores written before 'default' existed keep
+    their identity) and stays 'default' (the module's `reset_parameters`) for the others."""
+    names = [s.name for s in parse_spec(spec)]
+    if CELLS[cell].torch_module is not None:
+        names = ["torch_default" if name == "default" else name for name in names]
+    return "+".join(names)
 
 
 def check_applicable(cell: str, spec: str | Sequence[str], **options) -> list[Scheme]:
@@ -379,7 +439,8 @@ def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = No
     `rho`, `u_max`).
     **Returns** the module, changed in place.
     """
-    schemes = check_applicable(cell_name(module), spec, **options)
+    cell = cell_name(module)
+    schemes = check_applicable(cell, resolve(cell, spec), **options)
     device = next(module.parameters()).device
     generator = None if seed is None else torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():

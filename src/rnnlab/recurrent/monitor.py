@@ -85,6 +85,9 @@ _ADVICE = {
     "mingru": _GATES_FROM_INPUT.format("minGRU"),
     "minlstm": _GATES_FROM_INPUT.format("minLSTM"),
     "minlstm_unnormalized": _GATES_FROM_INPUT.format("minLSTM"),
+    # W_hh = exp(A) is orthogonal: the gradient shrinks only where modReLU switches units off (|z| + b ≤ 0).
+    "exprnn": "the authors' initialisation (rnnlab.init.apply(exprnn, 'exprnn_henaff')), whose modReLU biases "
+    "start near 0 so few units are switched off, or an LSTM with chrono initialisation",
     # coRNN's reach is set by its step size and damping, which the paper tunes per task.
     "cornn": "coRNN's dt, gamma and epsilon tuned to the task (a smaller damping epsilon or a larger step dt "
     "carries the gradient further: rnnlab.CoRNN(…, dt=…, gamma=…, epsilon=…))",

@@ -9,7 +9,10 @@ authors' autograd loop).
 
 from __future__ import annotations
 
-from rnnlab.recurrent import init
+import math
+
+from torch import nn
+
 from rnnlab.recurrent.cells import CoRNNCell
 from rnnlab.recurrent.cells.oscillator import DEFAULT_DT, DEFAULT_EPSILON, DEFAULT_GAMMA, check_constants
 from rnnlab.recurrent.modules import RecurrentBase, register_safe_globals
@@ -79,8 +82,12 @@ class CoRNN(RecurrentBase):
 
     def reset_parameters(self) -> None:
         """The authors' i2h `nn.Linear(I + 2H, H)` per layer: every tensor U(−1/√fan_in, 1/√fan_in), fan_in the
-        layer's input size plus 2H (`rnnlab.init.cornn_linear`, the same draw as a config's ``init: cornn_linear``)."""
-        init.cornn_linear(self)
+        layer's input size plus 2H (a config's ``init: default``, the module's own)."""
+        for name, weight in self.named_parameters():
+            tag = name.split("_", 2)[-1]  # l0, l1_reverse, …
+            fan_in = getattr(self, f"weight_ih_{tag}").shape[1] + getattr(self, f"weight_hh_{tag}").shape[1]
+            bound = 1.0 / math.sqrt(fan_in)
+            nn.init.uniform_(weight, -bound, bound)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", dt={self.dt:g}, gamma={self.gamma:g}, epsilon={self.epsilon:g}"

@@ -61,6 +61,10 @@ class CsvRun:
     baseline_loss: float | None
     has_criterion: bool  # the task's threshold or the baseline criterion (older CSVs: assumed)
     config_hash: str = ""
+    task: str = ""
+    steps: int | None = None  # updates it ran (a solved run stops early)
+    horizon_first: float | None = None  # its loss's gradient horizon at the first evaluation (untrained) …
+    horizon_last: float | None = None  # … and at the last
 
 
 NOT_RUN = "not run"
@@ -79,6 +83,7 @@ def read_runs(path: Path) -> list[CsvRun]:
             threshold_known = "solved_threshold" in row  # CSVs exported before the task's facts were stored lack it
             solved_at = _number(row.get("solved_at"))
             seq_len = _number(row.get("config.seq_len"))
+            steps = _number(row.get("steps"))
             runs.append(
                 CsvRun(
                     name=row["name"],
@@ -94,6 +99,10 @@ def read_runs(path: Path) -> list[CsvRun]:
                     baseline_loss=_number(row.get("baseline_loss")),
                     has_criterion=beats_baseline or not threshold_known or row["solved_threshold"] != "",
                     config_hash=row.get("config_hash", ""),
+                    task=row.get("config.task") or "",
+                    steps=None if steps is None else int(steps),
+                    horizon_first=_number(row.get("horizon_first")),
+                    horizon_last=_number(row.get("horizon_last")),
                 )
             )
     return runs
@@ -210,19 +219,20 @@ def findings_table(root: str | Path = Path("docs") / "studies") -> str:
     return "\n".join([HEADER, *rows])
 
 
-def readme_table(text: str) -> str:
+def readme_table(text: str, start: str = START, end: str = END) -> str:
     """The table between the README's markers (without them); ValueError when they are missing."""
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"the README must hold the findings table between one {START} and one {END}")
-    return text[text.index(START) + len(START) : text.index(END)].strip("\n")
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ValueError(f"the README must hold the table between one {start} and one {end}")
+    return text[text.index(start) + len(start) : text.index(end)].strip("\n")
 
 
-def update_readme(path: str | Path, table: str) -> bool:
-    """Put `table` between the README's markers; returns whether the file changed."""
+def update_readme(path: str | Path, table: str, start: str = START, end: str = END) -> bool:
+    """Put `table` between the README's markers (the findings table's unless told); returns whether the file
+    changed."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    if readme_table(text) == table:
+    if readme_table(text, start, end) == table:
         return False
-    before, after = text[: text.index(START)], text[text.index(END) + len(END) :]
-    path.write_text(f"{before}{START}\n{table}\n{END}{after}", encoding="utf-8")
+    before, after = text[: text.index(start)], text[text.index(end) + len(end) :]
+    path.write_text(f"{before}{start}\n{table}\n{end}{after}", encoding="utf-8")
     return True

@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+import matplotlib
+import matplotlib.patches
 import torch
 from matplotlib.figure import Figure
 
@@ -224,6 +226,29 @@ def success_vs_length(
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return save_figure(fig, path)
+
+
+def solved_grid(
+    rows: list[str], columns: list[tuple[str, int]], cells: Mapping[tuple[str, tuple[str, int]], tuple[int, int]], path
+) -> Path:
+    """A grid of rows (rungs) × columns ((task, T)): each square coloured by the fraction of finished seeds that
+    solved it and labelled "k/n"; grey and "–" where no seed finished."""
+    fig = Figure(figsize=(1.1 * len(columns) + 3, 0.42 * len(rows) + 1.8), layout="constrained")
+    ax = fig.subplots()
+    colour_map = matplotlib.colormaps["RdYlGn"]
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            solved, finished = cells.get((row, column), (0, 0))
+            colour = colour_map(solved / finished) if finished else (0.85, 0.85, 0.85, 1.0)
+            ax.add_patch(matplotlib.patches.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white"))
+            ax.text(j + 0.5, i + 0.5, f"{solved}/{finished}" if finished else "–", ha="center", va="center", fontsize=8)
+    ax.set_xlim(0, len(columns))
+    ax.set_ylim(len(rows), 0)
+    ax.set_xticks([j + 0.5 for j in range(len(columns))], [f"{task}\nT = {t}" for task, t in columns], fontsize=8)
+    ax.set_yticks([i + 0.5 for i in range(len(rows))], rows, fontsize=9)
+    ax.tick_params(length=0)
+    ax.set_title("Solved by how many of the finished seeds (green: all, red: none, grey: none finished)")
     return save_figure(fig, path)
 
 

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from rnnlab.lab.store.records import LEVELS, STATUSES, Run
+from rnnlab.lab.store.records import LEVELS, STATUSES, MetricName, Run
 
 COLUMNS = (
     "id",
@@ -28,30 +28,44 @@ COLUMNS = (
     "solved_threshold",
     "stream_task",
 )
+#: The gradient horizon of the run's own loss at its first evaluation (untrained) and at its last one.
+HORIZONS = ("horizon_first", "horizon_last")
 
 
 def export_csv(db: sqlite3.Connection, runs: list[Run], path: str | Path) -> int:
-    """Write one CSV row per run: its summary, the task's facts and memoryless levels, then its config keys
-    flattened as config.<key>; atomically. Returns the count."""
+    """Write one CSV row per run: its summary, the task's facts and memoryless levels, the horizon of its loss's
+    gradient at its first and last evaluation, then its config keys flattened as config.<key>; atomically.
+    Returns the count."""
     levels: dict[int, dict[str, float | None]] = {}
     marks = ", ".join("?" for _ in LEVELS)
     for run_id, name, value in db.execute(
         f"SELECT run_id, name, value FROM metrics WHERE step = 0 AND name IN ({marks})", LEVELS
     ):
         levels.setdefault(run_id, {})[name] = value
+    horizons: dict[int, list[float | None]] = {}
+    for run_id, value in db.execute(
+        "SELECT run_id, value FROM metrics WHERE name = ? ORDER BY run_id, step", (MetricName.LOSS_HORIZON,)
+    ):
+        horizons.setdefault(run_id, []).append(value)
     config_keys = sorted({k for r in runs for k in r.config})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*COLUMNS, *LEVELS, *(f"config.{k}" for k in config_keys)])
+        writer.writerow([*COLUMNS, *LEVELS, *HORIZONS, *(f"config.{k}" for k in config_keys)])
         for r in runs:
             config = [
                 json.dumps(r.config.get(k)) if isinstance(r.config.get(k), dict) else r.config.get(k)
                 for k in config_keys
             ]
-            writer.writerow([getattr(r, c) for c in COLUMNS] + [levels.get(r.id, {}).get(n) for n in LEVELS] + config)
+            series = horizons.get(r.id, [None])
+            writer.writerow(
+                [getattr(r, c) for c in COLUMNS]
+                + [levels.get(r.id, {}).get(n) for n in LEVELS]
+                + [series[0], series[-1]]
+                + config
+            )
     os.replace(tmp, path)
     return len(runs)
 

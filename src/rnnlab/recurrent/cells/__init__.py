@@ -1,7 +1,7 @@
 """The cell table: every recurrent cell rnnlab knows, one row each, and the lookups by name.
 
 Each cell family's step and hand-written backward live in their own file (`vanilla.py`, `lstm.py`, `gru.py`,
-`diagonal.py` for the element-wise recurrences: IndRNN, minGRU, minLSTM; `oscillator.py`: coRNN),
+`diagonal.py` for the element-wise recurrences: IndRNN, minGRU, minLSTM; `orthogonal.py`: ExpRNN; `oscillator.py`: coRNN),
 the facts every cell declares and the step's contract in `base.py`. Everything else — the engine, the modules
 (`make_recurrent`), initialisation, diagnostics, the monitor, configs and the CLI — reads the cells from
 `CELLS`, so a new cell is one row here, its step in a file of its family (the Python reference), and its
@@ -16,6 +16,7 @@ from rnnlab.recurrent.cells.base import Cell, Recurrence, StepGrads
 from rnnlab.recurrent.cells.diagonal import IndRNNCell, MinGRUCell, MinLSTMCell
 from rnnlab.recurrent.cells.gru import GRUCell
 from rnnlab.recurrent.cells.lstm import LSTMCell
+from rnnlab.recurrent.cells.orthogonal import ExpRNNCell
 from rnnlab.recurrent.cells.oscillator import CoRNNCell
 from rnnlab.recurrent.cells.vanilla import VanillaCell
 
@@ -33,6 +34,7 @@ CELLS: dict[str, Cell] = {
         MinGRUCell(),
         MinLSTMCell(),
         MinLSTMCell(normalized=False),
+        ExpRNNCell(),
         CoRNNCell(),
     )
 }
@@ -67,5 +69,5 @@ def is_table_cell(cell: Cell) -> bool:
     return CELLS.get(cell.name) is cell
 
 
-__all__ = ["CELLS", "VANILLA", "Cell", "CoRNNCell", "GRUCell", "IndRNNCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "Recurrence",
+__all__ = ["CELLS", "VANILLA", "Cell", "CoRNNCell", "ExpRNNCell", "GRUCell", "IndRNNCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "Recurrence",
            "StepGrads", "VanillaCell", "cell_of_torch", "get_cell", "is_table_cell"]  # fmt: skip

@@ -63,6 +63,12 @@ class Cell:
     recurrence: Recurrence = Recurrence.MATRIX  # how h_{t−1} enters the step (see `Recurrence`)
     recurrent_bias: bool = True  # whether the cell has bias_hh beside bias_ih (torch.nn's cells do)
     parallel_scan: bool = False  # has `log_coefficients`: a layer can run as one parallel scan (`scan.py`)
+    # The module computes weight_hh from a parameter of its own (ExpRNN: exp(A)) and hands it to the engine, so
+    # init schemes that write W_hh in place do not apply.
+    weight_hh_computed: bool = False
+    # bias_hh is the step's own parameter, not added to a pre-activation (ExpRNN's modReLU bias): the engine takes
+    # its gradient from `step_bias_grad` instead of summing d_h_pre.
+    step_bias: bool = False
 
     def parameter_names(self, bias: bool) -> tuple[str, ...]:
         """The kinds of parameter one layer holds, in torch.nn's order (weight_ih, weight_hh, bias_ih,
@@ -111,6 +117,11 @@ class Cell:
         """(G, H, S): the matrices whose spectral radius `diagnostics.spectral_radius` reports — the gate blocks
         of a matrix W_hh (coRNN: its linearised step, `cells/oscillator.py`)."""
         return torch.stack(weight_hh.chunk(self.gates, dim=0))
+
+    def step_bias_grad(self, d_pre: Tensor, saved: Tensor) -> Tensor:
+        """For a cell with `step_bias`: the gradient of bias_hh (G·H,) from the gradients of all steps'
+        pre-activations d_pre (T, B, G·H) and what `step` saved, stacked (T, B, …)."""
+        raise NotImplementedError
 
     def split_bias(self, bias_ih: Tensor | None, bias_hh: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
         """Return (input bias, recurrent bias): what is added to the input projection once for all steps,
