@@ -53,13 +53,13 @@ def __getattr__(name: str):
 
 __all__ = [
     "GRU",
+    "LRU",
     "LSTM",
     "RNN",
     "BackwardRecord",
     "GradientFlow",
     "GradientRecorder",
     "IndRNN",
-    "LRU",
     "MinGRU",
     "MinLSTM",
     "Monitor",

@@ -23,7 +23,10 @@ from torch import Tensor, nn
 from rnnlab.recurrent.cells import CELLS, VANILLA, Cell, Recurrence, cell_of_torch
 from rnnlab.recurrent.modules import RecurrentBase
 
-ALL_CELLS = frozenset(CELLS)
+#: The cells whose parameters are torch.nn's weight_ih/weight_hh/biases, which the schemes for "every tensor" set.
+#: Not the LRU: its ν, θ, γ are a parametrisation of its eigenvalues, which U(±1/√H) would put off its ring
+#: (its own initialisation is `lru_ring`, its default: `default_init`).
+ALL_CELLS = frozenset(CELLS) - {"lru"}
 #: The cells with a recurrent matrix W_hh (G·H, H), which the schemes that shape W_hh's gate blocks need (an
 #: element-wise cell has a vector u or no recurrent weight at all: `Recurrence`).
 MATRIX_CELLS = frozenset(name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX)
@@ -274,6 +277,32 @@ def indrnn_uniform(module: nn.Module, *, u_max: float = 1.0, generator: torch.Ge
     _zero_biases(module)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def lru_ring(
+    module: nn.Module,
+    *,
+    r_min: float | None = None,
+    r_max: float | None = None,
+    max_phase: float | None = None,
+    generator: torch.Generator | None = None,
+) -> None:
+    """Orvieto et al. (2023)'s LRU initialisation (`rnnlab.LRU.ring_init_`): eigenvalues uniform on the ring
+    r_min ≤ |λ| ≤ r_max with phase in [0, max_phase] (defaults: the module's own bounds), γ = √(1 − |λ|²),
+    B ~ N(0, 1/(2H)), C ~ N(0, 1/N), D ~ N(0, 1) — what `rnnlab.LRU` starts from. LRU only. Sets ν, θ, γ, B,
+    C and D of every layer; the encoder, norms and GLUs keep theirs."""
+    module.ring_init_(generator=generator, r_min=r_min, r_max=r_max, max_phase=max_phase)
+
+
+#: A cell's initialisation when a config or the CLI names none: torch.nn's default, or the paper's own where
+#: torch.nn's would not fit the cell's parameters (`ALL_CELLS`).
+DEFAULT_INITS = {"lru": "lru_ring"}
+
+
+def default_init(cell: str) -> str:
+    """The init spec a cell gets when none is named: 'torch_default', or the cell's own (`DEFAULT_INITS`)."""
+    return DEFAULT_INITS.get(cell, "torch_default")
+
+
 # ------------------------------------------------------------------------------------------------ registry
 
 
@@ -310,6 +339,9 @@ SCHEMES: dict[str, Scheme] = {
             "Pascanu et al.'s smart tanh: sparse weight_hh at radius rho, N(0, input_std²) weight_ih, zero biases",
         ),
         Scheme("indrnn_uniform", indrnn_uniform, frozenset({"indrnn"}), "IndRNN: u ~ U(0, u_max), zero biases"),
+        Scheme(
+            "lru_ring", lru_ring, frozenset({"lru"}), "LRU: r_min ≤ |λ| ≤ r_max, 0 ≤ arg λ ≤ max_phase, γ = √(1 − |λ|²)"
+        ),
         Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
         Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
@@ -361,7 +393,7 @@ def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = No
     **Arguments**: `module` an rnnlab or torch.nn RNN/LSTM/GRU; `spec` scheme names joined by '+';
     `seed` makes the draw reproducible (same seed, same weights) without touching the global RNG;
     `options` are passed to the schemes that take them (`gain`, `scale`, `value`, `t_max`, `input_std`,
-    `rho`, `u_max`).
+    `rho`, `u_max`, `r_min`, `r_max`, `max_phase`).
     **Returns** the module, changed in place.
     """
     schemes = check_applicable(cell_name(module), spec, **options)

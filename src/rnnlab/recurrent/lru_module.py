@@ -104,7 +104,9 @@ class LRU(RecurrentBase):
         if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0 <= dropout < 1:
             raise ValueError(f"LRU: dropout must be a number in [0, 1), got {dropout!r}")
         if complex_size is not None and (isinstance(complex_size, bool) or not isinstance(complex_size, int) or complex_size < 1):  # fmt: skip
-            raise ValueError(f"LRU: complex_size must be a positive integer or None (= hidden_size), got {complex_size!r}")
+            raise ValueError(
+                f"LRU: complex_size must be a positive integer or None (= hidden_size), got {complex_size!r}"
+            )
         self.r_min, self.r_max, self.max_phase = check_ring(r_min, r_max, max_phase)
         self.complex_size = hidden_size if complex_size is None else complex_size
         self.scan = scan
@@ -264,4 +266,5 @@ class LRU(RecurrentBase):
         return s + ("" if self.scan else ", scan=False")
 
 
-register_safe_globals(LRU)
+# The blocks' torch.nn layers too: a whole saved LRU holds them, and they are plain data holders as well.
+register_safe_globals(LRU, nn.Linear, nn.LayerNorm, nn.ModuleList)

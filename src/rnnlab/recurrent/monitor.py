@@ -85,6 +85,8 @@ _ADVICE = {
     "mingru": _GATES_FROM_INPUT.format("minGRU"),
     "minlstm": _GATES_FROM_INPUT.format("minLSTM"),
     "minlstm_unnormalized": _GATES_FROM_INPUT.format("minLSTM"),
+    "lru": "eigenvalues nearer the unit circle: the paper's long-range ring r_min = 0.9, r_max = 0.999 "
+    "(rnnlab.LRU(..., r_min=0.9, r_max=0.999, max_phase=math.pi / 10))",
 }
 
 
