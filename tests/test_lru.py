@@ -2,7 +2,7 @@
 
 Checked in float64 against an independent reference written here from the paper's equations with torch's complex
 numbers (forward, every gradient, and ‖∂L/∂x_t‖ per step against `retain_grad` on the reference's complex states,
-1e-10), for the parallel scan and the step-by-step loop; `gradcheck`; the doubling scan against the plain loop;
+1e-10), for the parallel scan and the step-by-step loop; `gradcheck` and `gradgradcheck`; the doubling scan against the plain loop;
 the closed form of the linear recurrence (the per-step gradient is conj(λ)^k times its value at the last step,
 so its norm decays exactly as |λ|^k, and the diagnostics' rate, horizon and Jacobian singular values match);
 the ring initialisation; the doors every cell goes through (config and trainer, CLI, inits, monitor); and
@@ -12,6 +12,8 @@ the one-line errors. Run: `.venv/bin/pytest tests/test_lru.py`.
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +24,7 @@ import rnnlab
 from rnnlab.cli import build_parser, main
 from rnnlab.lab.config import make_config
 from rnnlab.lab.store import Store
+from rnnlab.lab.trainer import build_model, build_task
 from rnnlab.recurrent.cells import CELLS
 from rnnlab.recurrent.init import SCHEMES
 from rnnlab.recurrent.lru_scan import diagonal_scan
@@ -107,6 +110,20 @@ def test_gradcheck_through_the_scan_and_the_parametrisation():
 
     chosen = [params[n].detach().clone().requires_grad_() for n in names]
     assert torch.autograd.gradcheck(run, (x, h0, *chosen))
+
+
+@pytest.mark.parametrize("scan", [True, False], ids=["scan", "loop"])
+def test_gradgradcheck_the_backward_is_differentiable(scan):
+    module = rnnlab.LRU(2, 3, complex_size=2, dtype=F64, r_min=0.5, r_max=0.95, scan=scan)
+    params = dict(module.named_parameters())
+    x = torch.randn(5, 2, 2, dtype=F64, requires_grad=True)
+    h0 = torch.randn(1, 2, 4, dtype=F64, requires_grad=True)
+    nu, theta = (params[n].detach().clone().requires_grad_() for n in ("nu_log_l0", "theta_log_l0"))
+
+    def run(x, h0, nu, theta):
+        return functional_call(module, {**params, "nu_log_l0": nu, "theta_log_l0": theta}, (x, h0))
+
+    assert torch.autograd.gradgradcheck(run, (x, h0, nu, theta))
 
 
 # ------------------------------------------------------------------------------------------------ the scan
@@ -242,6 +259,10 @@ def test_config_cell_lru_trains_through_the_trainer(tmp_path):
     assert config.init == "lru_ring" and config.label() == "lru", "the LRU's own init when none is named"
     with pytest.raises(ValueError, match="init 'orthogonal' does not apply to a lru module"):
         make_config({"cell": "lru", "init": "orthogonal", "task": "adding", "seq_len": 8})
+    ring = make_config({"cell": "lru", "task": "adding", "seq_len": 8, "init_options": {"r_min": 0.9, "r_max": 0.999}})
+    model = build_model(ring, build_task(ring))
+    modulus = model.rnn.eigenvalues().abs()
+    assert modulus.min() >= 0.9 - 1e-6 and modulus.max() <= 0.999 + 1e-6, "the config's ring reaches the module"
     tiny = ["--task", "adding", "--seq-len", "8", "--hidden", "4", "--steps", "3", "--eval-every", "3", "--no-progress"]
     assert main(["train", "--cell", "lru", *tiny, "--store", str(tmp_path / "runs.db")]) == 0
     runs = Store(tmp_path / "runs.db").runs()
@@ -278,6 +299,18 @@ def test_a_saved_lru_loads_with_weights_only(tmp_path):
     assert type(loaded) is rnnlab.LRU and loaded.cell is CELLS["lru"] and loaded.r_min == 0.5
     x = torch.randn(T, B, I)
     torch.testing.assert_close(loaded(x)[0], module(x)[0], rtol=0, atol=0)
+
+
+def test_the_lru_benchmark_writes_one_row_per_length(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import bench_lru
+
+    out = tmp_path / "lru.txt"
+    argv = ["--lengths", "6,9", "--batch", "2", "--input-size", "3", "--hidden", "4", "--rounds", "1"]
+    assert bench_lru.main([*argv, "--loop-max", "6", "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["6", "9"]
+    assert rows[0].split()[2] != "—" and rows[1].split()[2] == "—", "the loop is timed up to --loop-max only"
 
 
 # ------------------------------------------------------------------------------------------------ errors

@@ -7,7 +7,8 @@ The scan (`diagonal_scan`) is Hillis & Steele's doubling scan for a time-invaria
 (scan.py's log-space scan requires a_t, b_t > 0; here λ and b are complex) and no division by powers of λ
 (x_t = λ^t Σ λ^{−s} b_s overflows once |λ|^{−s} does): every factor it multiplies has modulus ≤ 1 when |λ| ≤ 1.
 
-Backward: ∂L/∂x_t = d_t + conj(λ) ⊙ ∂L/∂x_{t+1} (d_t what reaches x_t from outside the recurrence) is the same
+Both backwards are written with differentiable ops, so a backward with create_graph=True (gradient penalties,
+`gradgradcheck`) differentiates them. Backward: ∂L/∂x_t = d_t + conj(λ) ⊙ ∂L/∂x_{t+1} (d_t what reaches x_t from outside the recurrence) is the same
 recurrence run backwards, so ∂L/∂x_t of every step comes out whole — which is what gradient recording reads —
 and then ∂L/∂b_t = ∂L/∂x_t, ∂L/∂x_{−1} = conj(λ) ⊙ ∂L/∂x_0, ∂L/∂λ = Σ_{t,batch} ∂L/∂x_t ⊙ conj(x_{t−1}).
 (PyTorch's convention: the gradient of a complex z = a + ib is ∂L/∂a + i ∂L/∂b, which is what the real form
@@ -93,13 +94,14 @@ def _sequential(lam: Tensor, x_pre: Tensor, h0: Tensor) -> Tensor:
 
 
 def _sequential_backward(lam: Tensor, d_hs: Tensor) -> Tensor:
-    """The reference backward: ∂L/∂h_t for t = T−1 … 0 by `LRUCell.step_backward` and `previous_state_grad`."""
-    d_x = torch.empty_like(d_hs)
+    """The reference backward: ∂L/∂h_t for t = T−1 … 0 by `LRUCell.step_backward` and `previous_state_grad`.
+    Out of place (a list, stacked), so that a backward with create_graph=True can differentiate it."""
+    d_x = []
     carried = torch.zeros_like(d_hs[0])
     for t in range(d_hs.shape[0] - 1, -1, -1):
-        d_x[t] = carried + d_hs[t]
-        carried = _CELL.previous_state_grad(_CELL.step_backward(d_x[t], None, None, None, None), lam)
-    return d_x
+        d_x.append(carried + d_hs[t])
+        carried = _CELL.previous_state_grad(_CELL.step_backward(d_x[-1], None, None, None, None), lam)
+    return torch.stack(d_x[::-1])
 
 
 def run_recurrence(lam: Tensor, x_pre: Tensor, h0: Tensor, *, scan: bool = True, part=None) -> Tensor:
