@@ -336,6 +336,8 @@ def test_the_lru_benchmark_writes_one_row_per_length(tmp_path):
          r"LRU: hx has shape \(1, 2, 4\), expected \(1, 2, 8\) \(num_layers, batch, 2·complex_size\)"),
         (lambda: rnnlab.LRU(3, 4)(torch.randn(5, 2, 3), torch.zeros(1, 2, 8, dtype=F64)), ValueError,
          "LRU: hx is torch.float64 on cpu, expected torch.float32"),
+        (lambda: rnnlab.LRU(3, 4).half()(torch.randn(5, 2, 3).half()), TypeError,
+         "LRU: computes in float32 or float64, its parameters are torch.float16"),
         (lambda: rnnlab.LRU(3, 4).to_torch(), ValueError, "cell 'lru' has no torch.nn equivalent"),
         (lambda: Recurrent("lru", 3, 4), ValueError, "cell 'lru' runs only inside rnnlab.LRU"),
     ],
