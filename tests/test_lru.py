@@ -247,24 +247,23 @@ def test_lru_ring_is_an_init_scheme_with_the_papers_options():
     assert modulus.min() >= 0.9 - 1e-6 and modulus.max() <= 0.999 + 1e-6 and module.eigenvalues().angle().max() <= 0.3 + 1e-6  # fmt: skip
     again = rnnlab.init.apply(rnnlab.LRU(3, 4, complex_size=50), "lru_ring", seed=3, r_min=0.9, r_max=0.999, max_phase=0.3)  # fmt: skip
     torch.testing.assert_close(again.nu_log_l0, module.nu_log_l0, rtol=0, atol=0)  # the seed decides the draw
-    with pytest.raises(ValueError, match="init 'torch_default' does not apply to a lru module"):
-        rnnlab.init.apply(module, "torch_default")
+    with pytest.raises(ValueError, match="init option 'u_max' is not used by 'lru_ring'"):
+        rnnlab.init.apply(module, "lru_ring", u_max=1.0)
 
 
 # ------------------------------------------------------------------------------------------------ the doors
 
 
 def test_config_cell_lru_trains_through_the_trainer(tmp_path):
-    config = make_config({"cell": "lru", "task": "adding", "seq_len": 8, "hidden_size": 4, "steps": 3})
-    assert config.init == "lru_ring" and config.label() == "lru", "the LRU's own init when none is named"
     with pytest.raises(ValueError, match="init 'orthogonal' does not apply to a lru module"):
         make_config({"cell": "lru", "init": "orthogonal", "task": "adding", "seq_len": 8})
-    ring = make_config({"cell": "lru", "task": "adding", "seq_len": 8, "init_options": {"r_min": 0.9, "r_max": 0.999}})
+    options = {"r_min": 0.9, "r_max": 0.999}
+    ring = make_config({"cell": "lru", "init": "lru_ring", "init_options": options, "task": "adding", "seq_len": 8})
     model = build_model(ring, build_task(ring))
     modulus = model.rnn.eigenvalues().abs()
     assert modulus.min() >= 0.9 - 1e-6 and modulus.max() <= 0.999 + 1e-6, "the config's ring reaches the module"
     tiny = ["--task", "adding", "--seq-len", "8", "--hidden", "4", "--steps", "3", "--eval-every", "3", "--no-progress"]
-    assert main(["train", "--cell", "lru", *tiny, "--store", str(tmp_path / "runs.db")]) == 0
+    assert main(["train", "--cell", "lru", "--init", "lru_ring", *tiny, "--store", str(tmp_path / "runs.db")]) == 0
     runs = Store(tmp_path / "runs.db").runs()
     assert len(runs) == 1 and runs[0].config["cell"] == "lru" and runs[0].config["init"] == "lru_ring"
     assert runs[0].status == "completed" and runs[0].steps == 3 and math.isfinite(runs[0].final_loss)
@@ -274,11 +273,10 @@ def test_every_door_takes_the_lru(capsys):
     module = rnnlab.make_recurrent("lru", I, H, 2, batch_first=True, dropout=0.1)
     assert type(module) is rnnlab.LRU and module.cell is CELLS["lru"] and module.dropout == 0.1
     assert build_parser().parse_args(["train", "--cell", "lru"]).cell == "lru"
-    assert "lru" in SCHEMES["lru_ring"].cells and "lru" not in SCHEMES["torch_default"].cells
+    assert SCHEMES["lru_ring"].cells == {"lru"} and "lru" not in SCHEMES["orthogonal"].cells
     assert main(["inits"]) == 0 and "lru_ring" in capsys.readouterr().out
-    assert main(["diagnose", "--cells", "lru", "--seq-len", "30", "--hidden", "8", "--batch", "2"]) == 0
-    table = capsys.readouterr().out
-    assert "lru" in table and "lru:" not in table, "the LRU's own init, unnamed"
+    assert main(["diagnose", "--models", "lru:lru_ring,gru", "--seq-len", "30", "--hidden", "8", "--batch", "2"]) == 0
+    assert "lru:lru_ring" in capsys.readouterr().out
     radius = rnnlab.spectral_radius(module)
     torch.testing.assert_close(radius[:, 0], module.eigenvalues().abs().amax(-1))
 

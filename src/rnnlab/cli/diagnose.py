@@ -76,8 +76,8 @@ def _specs(args: argparse.Namespace) -> list:
     if args.models is not None:
         specs = [ModelSpec.parse(m) for m in args.models.split(",") if m.strip()]
     elif args.cells is not None:
-        cells = [cell.strip() for cell in args.cells.split(",") if cell.strip()]
-        specs = [ModelSpec.parse(f"{cell}:{args.init}" if args.init else cell) for cell in cells]
+        init_spec = args.init or "torch_default"
+        specs = [ModelSpec(cell.strip(), init_spec) for cell in args.cells.split(",") if cell.strip()]
     else:
         specs = [ModelSpec.parse(m) for m in DEFAULT_MODELS.split(",")]
         if args.init is not None:

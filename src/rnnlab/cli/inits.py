@@ -16,7 +16,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rnnlab.recurrent.cells import CELLS
-    from rnnlab.recurrent.init import ALL_CELLS, SCHEMES
+    from rnnlab.recurrent.init import SCHEMES
 
     table = Table(title="Initialisation schemes (combine with '+', e.g. orthogonal+chrono)")
     table.add_column("name")
@@ -24,13 +24,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("options")
     table.add_column("what it does")
     for scheme in SCHEMES.values():
-        left_out = set(CELLS) - scheme.cells
-        if not left_out:
-            cells = "all"
-        elif scheme.cells >= ALL_CELLS:  # every cell with torch.nn's parameters: name the few it skips
-            cells = f"all but {', '.join(sorted(left_out))}"
-        else:
-            cells = ", ".join(sorted(scheme.cells))
+        cells = "all" if scheme.cells >= set(CELLS) else ", ".join(sorted(scheme.cells))
         table.add_row(scheme.name, cells, ", ".join(scheme.options) or "-", scheme.summary)
     console().print(table)
     return 0

@@ -80,16 +80,6 @@ class RunConfig(BaseModel):
     seed: int = Field(0, ge=0)  # weights, data order, dropout
     checkpoint_every: int | None = Field(None, ge=1)  # updates between checkpoints (default: eval_every)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _cell_default_init(cls, data: Any) -> Any:
-        # A cell whose parameters torch.nn's default does not fit (the LRU) gets its own init when none is named.
-        if isinstance(data, dict) and "init" not in data and isinstance(data.get("cell"), str):
-            default = init_schemes.default_init(data["cell"])
-            if default != "torch_default":
-                data = {**data, "init": default}
-        return data
-
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
         if self.task not in TASKS:
@@ -166,7 +156,7 @@ class RunConfig(BaseModel):
         """A short human label: the name, or cell[:init] plus what differs from the defaults."""
         if self.name:
             return self.name
-        parts = [self.cell if self.init == init_schemes.default_init(self.cell) else f"{self.cell}:{self.init}"]
+        parts = [self.cell if self.init == "torch_default" else f"{self.cell}:{self.init}"]
         if self.clip != "none":
             parts.append(f"clip {self.clip} {self.clip_threshold:g}")
         if self.truncate:

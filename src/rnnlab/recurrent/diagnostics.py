@@ -357,11 +357,11 @@ class ModelSpec:
     @classmethod
     def parse(cls, text: str) -> ModelSpec:
         cell, _, init_spec = text.strip().partition(":")
-        return cls(cell=cell, init=init_spec or init.default_init(cell))
+        return cls(cell=cell, init=init_spec or "torch_default")
 
     @property
     def label(self) -> str:
-        return self.cell if self.init == init.default_init(self.cell) else f"{self.cell}:{self.init}"
+        return self.cell if self.init == "torch_default" else f"{self.cell}:{self.init}"
 
     def init_options(self, seq_len: int) -> dict:
         """Options the init spec needs from the experiment: chrono's t_max is the sequence length."""

@@ -23,10 +23,7 @@ from torch import Tensor, nn
 from rnnlab.recurrent.cells import CELLS, VANILLA, Cell, Recurrence, cell_of_torch
 from rnnlab.recurrent.modules import RecurrentBase
 
-#: The cells whose parameters are torch.nn's weight_ih/weight_hh/biases, which the schemes for "every tensor" set.
-#: Not the LRU: its ν, θ, γ are a parametrisation of its eigenvalues, which U(±1/√H) would put off its ring
-#: (its own initialisation is `lru_ring`, its default: `default_init`).
-ALL_CELLS = frozenset(CELLS) - {"lru"}
+ALL_CELLS = frozenset(CELLS)
 #: The cells with a recurrent matrix W_hh (G·H, H), which the schemes that shape W_hh's gate blocks need (an
 #: element-wise cell has a vector u or no recurrent weight at all: `Recurrence`).
 MATRIX_CELLS = frozenset(name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX)
@@ -291,16 +288,6 @@ def lru_ring(
     B ~ N(0, 1/(2H)), C ~ N(0, 1/N), D ~ N(0, 1) — what `rnnlab.LRU` starts from. LRU only. Sets ν, θ, γ, B,
     C and D of every layer; the encoder, norms and GLUs keep theirs."""
     module.ring_init_(generator=generator, r_min=r_min, r_max=r_max, max_phase=max_phase)
-
-
-#: A cell's initialisation when a config or the CLI names none: torch.nn's default, or the paper's own where
-#: torch.nn's would not fit the cell's parameters (`ALL_CELLS`).
-DEFAULT_INITS = {"lru": "lru_ring"}
-
-
-def default_init(cell: str) -> str:
-    """The init spec a cell gets when none is named: 'torch_default', or the cell's own (`DEFAULT_INITS`)."""
-    return DEFAULT_INITS.get(cell, "torch_default")
 
 
 # ------------------------------------------------------------------------------------------------ registry
