@@ -56,17 +56,22 @@ def measure(length: int, args) -> dict[str, float | None]:
     }
     if length > args.loop_max:
         del variants["minGRU loop"]
+    result: dict[str, float | None] = median_step_times(variants, x, target, args.rounds)
+    result.setdefault("minGRU loop", None)
+    return result
+
+
+def median_step_times(variants: dict[str, nn.Module], x, target, rounds: int) -> dict[str, float]:
+    """Median seconds per training step of each module, the variants interleaved in `rounds` rounds."""
     steps = {name: _step_fn(module, x, target) for name, module in variants.items()}
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for name, step in steps.items():
             step()  # untimed: warms the caches and the allocator for this variant
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)
-    result: dict[str, float | None] = {name: statistics.median(t) for name, t in times.items()}
-    result.setdefault("minGRU loop", None)
-    return result
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None) -> int:

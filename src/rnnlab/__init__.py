@@ -2,7 +2,7 @@
 
 The package has three layers, each using only the ones before it:
 
-- `rnnlab.recurrent`: drop-in RNN/LSTM/GRU modules, the element-wise IndRNN/MinGRU/MinLSTM, the orthogonal ExpRNN, the oscillator CoRNN, the BPTT engine that records ∂L/∂h_t at every step,
+- `rnnlab.recurrent`: drop-in RNN/LSTM/GRU modules, the element-wise IndRNN/MinGRU/MinLSTM, the orthogonal ExpRNN, the oscillator CoRNN, the LRU, the BPTT engine that records ∂L/∂h_t at every step,
   initialisation schemes (`rnnlab.init`) and gradient-flow diagnostics (`rnnlab.diagnostics`);
 - `rnnlab.lab`: tasks, configs, the trainer, the results store, studies and sweeps;
 - `rnnlab.report` and `rnnlab.cli`: what a person reads and types.
@@ -23,6 +23,7 @@ from rnnlab.recurrent import diagnostics, init
 from rnnlab.recurrent.convert import convert, convert_back, from_torch, make_recurrent
 from rnnlab.recurrent.diagnostics import GradientFlow, gradient_flow, jacobian_norms, spectral_radius
 from rnnlab.recurrent.diagonal_modules import IndRNN, MinGRU, MinLSTM
+from rnnlab.recurrent.lru_module import LRU
 from rnnlab.recurrent.modules import GRU, LSTM, RNN
 from rnnlab.recurrent.monitor import Monitor, monitor
 from rnnlab.recurrent.omega import omega
@@ -54,6 +55,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "GRU",
+    "LRU",
     "LSTM",
     "RNN",
     "BackwardRecord",

@@ -14,6 +14,7 @@ from torch import nn
 
 from rnnlab.recurrent.cells import cell_of_torch, get_cell
 from rnnlab.recurrent.diagonal_modules import CELL_MODULES as DIAGONAL_MODULES
+from rnnlab.recurrent.lru_module import LRU
 from rnnlab.recurrent.modules import MODULES, RNN, Recurrent, RecurrentBase
 from rnnlab.recurrent.orthogonal_modules import CELL_MODULES as ORTHOGONAL_MODULES
 from rnnlab.recurrent.oscillator_modules import CELL_MODULES as OSCILLATOR_MODULES
@@ -65,9 +66,11 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
     """Build the rnnlab module for a cell name of the table ('rnn_tanh', 'lstm', 'gru', 'indrnn', …): the
     drop-in RNN/LSTM/GRU where the cell has a torch.nn class, the paper's module for an element-wise, orthogonal
-    or oscillator cell (`IndRNN`, `MinGRU`, `MinLSTM`, `ExpRNN`, `CoRNN`, with their default options), else a
-    `Recurrent` module of that cell."""
+    or oscillator cell (`IndRNN`, `MinGRU`, `MinLSTM`, `ExpRNN`, `CoRNN`, `LRU`, with their default options), else
+    a `Recurrent` module of that cell."""
     facts = get_cell(cell)  # the error for an unknown name lists the choices
+    if facts.name == "lru":
+        return LRU(input_size, hidden_size, num_layers, **kwargs)
     if facts.name in _PAPER_MODULES:
         module_class, implied = _PAPER_MODULES[facts.name]
         return module_class(input_size, hidden_size, num_layers, **implied, **kwargs)

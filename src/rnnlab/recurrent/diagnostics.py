@@ -28,6 +28,7 @@ from rnnlab.recurrent import init
 from rnnlab.recurrent.cells import Recurrence, get_cell
 from rnnlab.recurrent.convert import from_torch, make_recurrent
 from rnnlab.recurrent.figures import draw_profile, label_profile_axes, mark_horizon, new_figure, profiles_figure
+from rnnlab.recurrent.lru_module import LRU
 from rnnlab.recurrent.modules import RecurrentBase
 from rnnlab.recurrent.recording import record_gradients
 from rnnlab.recurrent.validation import positive_int
@@ -222,7 +223,7 @@ def gradient_flow(
         output, _ = copied(x, hx)
         if loss_fn is None:
             gen = torch.Generator().manual_seed(seed)
-            size = copied.state_size  # hidden_size, or proj_size for a projected LSTM
+            size = output.shape[-1] // copied.num_directions  # the state size, or an LRU's model width H
             v = torch.randn(size, generator=gen, dtype=torch.float64)
             v = (v / v.norm()).to(output)
             time_dim = -2 if copied.batch_first or x.dim() == 2 else 0
@@ -293,8 +294,11 @@ def jacobian_norms(module: nn.Module, x: Tensor, top_k: int = 5) -> JacobianNorm
     h0, hx = _zero_hx(copied, x_rep, batch * hidden)
     seeds = torch.eye(hidden, dtype=x.dtype, device=x.device).repeat(batch, 1)  # (B·H, H)
     with record_gradients(copied, keep_vectors=True) as recorder:
-        output, _ = copied(x_rep, hx)
-        loss = (output[-1] * seeds).sum()
+        _, h_n = copied(x_rep, hx)
+        # h_T from h_n, the top layer's last state: the output's last step for torch.nn's cells, but not an
+        # LRU's, whose output is Re(C x) + D u and whose state is [Re x; Im x].
+        h_top = (h_n[0] if isinstance(h_n, tuple) else h_n)[-1]  # (B·H, H)
+        loss = (h_top * seeds).sum()
         torch.autograd.grad(loss, h0)
     vectors = recorder.last.vectors  # (L, T, B·H, H): row i of ∂h_T/∂h_t per replica
     layers = vectors.shape[0]
@@ -311,10 +315,13 @@ def spectral_radius(module: nn.Module) -> Tensor:
     must vanish when the radius is below 1 (Pascanu et al. 2013). For an LSTM with proj_size = P the state
     reaches each gate through W_hh_g W_hr (H, P)·(P, H), whose radius is reported. For an element-wise
     recurrence u ⊙ h (IndRNN) the matrix is diag(u), whose radius is max |u|; a cell whose coefficients come
-    from x_t alone (minGRU, minLSTM) has no recurrent weight: G = 0 columns. For coRNN (G = 1) it is the radius of
-    the step's Jacobian on (y, z) linearised at the origin (`CoRNNCell.recurrent_blocks`), Δt, γ, ε included."""
+    from x_t alone (minGRU, minLSTM) has no recurrent weight: G = 0 columns. An LRU's is max |λ| per layer (L, 1). For coRNN (G = 1)
+    it is the radius of the step's Jacobian on (y, z) linearised at the origin (`CoRNNCell.recurrent_blocks`), Δt, γ, ε
+    included."""
     if not isinstance(module, RecurrentBase | nn.RNN | nn.LSTM | nn.GRU):
         raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU module, got {type(module).__name__}")
+    if isinstance(module, LRU):  # diag(λ) per layer, one block: its radius is max |λ|
+        return module.eigenvalues().abs().amax(-1, keepdim=True)  # (L, 1)
     # A module's own cell: coRNN's linearised step depends on its Δt, γ, ε, which the table's row does not hold.
     cell = module.cell if isinstance(module, RecurrentBase) else get_cell(init.cell_name(module))
     gates = cell.gates if cell.recurrence is not Recurrence.NONE else 0

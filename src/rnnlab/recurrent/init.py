@@ -336,6 +336,22 @@ def exprnn_cayley(module: nn.Module, *, generator: torch.Generator | None = None
     _exprnn_init(module, angles, generator)
 
 
+@torch.no_grad()  # callable directly on a module whose parameters require grad
+def lru_ring(
+    module: nn.Module,
+    *,
+    r_min: float | None = None,
+    r_max: float | None = None,
+    max_phase: float | None = None,
+    generator: torch.Generator | None = None,
+) -> None:
+    """Orvieto et al. (2023)'s LRU initialisation (`rnnlab.LRU.ring_init_`): eigenvalues uniform on the ring
+    r_min ≤ |λ| ≤ r_max with phase in [0, max_phase] (defaults: the module's own bounds), γ = √(1 − |λ|²),
+    B ~ N(0, 1/(2H)), C ~ N(0, 1/N), D ~ N(0, 1) — what `rnnlab.LRU` starts from. LRU only. Sets ν, θ, γ, B,
+    C and D of every layer; the encoder, norms and GLUs keep theirs."""
+    module.ring_init_(generator=generator, r_min=r_min, r_max=r_max, max_phase=max_phase)
+
+
 # ------------------------------------------------------------------------------------------------ registry
 
 
@@ -375,6 +391,9 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("indrnn_uniform", indrnn_uniform, frozenset({"indrnn"}), "IndRNN: u ~ U(0, u_max), zero biases"),
         Scheme("exprnn_henaff", exprnn_henaff, frozenset({"exprnn"}), "ExpRNN: A rotations θ ~ U(−π, π), as the paper"),
         Scheme("exprnn_cayley", exprnn_cayley, frozenset({"exprnn"}), "ExpRNN: A entries −tan(φ/2), φ ~ U(0, π/2)"),
+        Scheme(
+            "lru_ring", lru_ring, frozenset({"lru"}), "LRU: r_min ≤ |λ| ≤ r_max, 0 ≤ arg λ ≤ max_phase, γ = √(1 − |λ|²)"
+        ),
         Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
         Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
@@ -436,7 +455,7 @@ def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = No
     **Arguments**: `module` an rnnlab or torch.nn RNN/LSTM/GRU; `spec` scheme names joined by '+';
     `seed` makes the draw reproducible (same seed, same weights) without touching the global RNG;
     `options` are passed to the schemes that take them (`gain`, `scale`, `value`, `t_max`, `input_std`,
-    `rho`, `u_max`).
+    `rho`, `u_max`, `r_min`, `r_max`, `max_phase`).
     **Returns** the module, changed in place.
     """
     cell = cell_name(module)

@@ -91,6 +91,8 @@ _ADVICE = {
     # coRNN's reach is set by its step size and damping, which the paper tunes per task.
     "cornn": "coRNN's dt, gamma and epsilon tuned to the task (a smaller damping epsilon or a larger step dt "
     "carries the gradient further: rnnlab.CoRNN(…, dt=…, gamma=…, epsilon=…))",
+    "lru": "eigenvalues nearer the unit circle: the paper's long-range ring r_min = 0.9, r_max = 0.999 "
+    "(rnnlab.LRU(..., r_min=0.9, r_max=0.999, max_phase=math.pi / 10))",
 }
 
 

@@ -116,6 +116,12 @@ def all_finite(t: Tensor) -> bool:
     return math.isfinite(t.sum().item()) or bool(torch.isfinite(t).all())
 
 
+def first_parameter(module) -> Tensor:
+    """The module's first own parameter (weight_ih_l0 of torch.nn's layout, nu_log_l0 of an LRU): its dtype and
+    device are the module's. Read from the ordered dict directly: this runs on every forward."""
+    return next(iter(module._parameters.values()))
+
+
 def check_input(module, input) -> tuple[Tensor, bool]:
     """Validate a module's tensor input and return it as (T, B, I) or (B, T, I), and whether it was batched."""
     name = type(module).__name__
@@ -152,7 +158,7 @@ def _torch_dims_phrase(module, dims: int) -> str:
 def check_values(module, input: Tensor, layout: str) -> None:
     """The input's dtype, device, feature size and values (of a tensor or a PackedSequence's data)."""
     name = type(module).__name__
-    param = module.weight_ih_l0
+    param = first_parameter(module)
     if input.dtype != param.dtype:
         raise RecurrentDtypeError(
             torch_words(
@@ -198,7 +204,7 @@ def check_state(module, state, what: str, batch: int, batched: bool) -> Tensor:
     if not isinstance(state, Tensor):
         raise TypeError(f"{name}: {what} must be a torch.Tensor, got {type(state).__name__}")
     _check_state_shape(module, state, what, batch, batched)
-    param = module.weight_ih_l0
+    param = first_parameter(module)
     if state.dtype != param.dtype:
         raise RecurrentDtypeError(f"{name}: {what} dtype {state.dtype} does not match the parameters' {param.dtype}")
     if not all_finite(state):
