@@ -344,3 +344,8 @@ def test_bad_arguments_are_one_line_errors(build, error, message):
     with pytest.raises(error, match=message) as caught:
         build()
     assert "\n" not in str(caught.value)
+
+
+def test_input_normal_is_refused_for_the_lru_which_has_no_weight_ih():
+    with pytest.raises(ValueError, match=r"init 'input_normal' does not apply to a lru module"):
+        rnnlab.init.apply(rnnlab.LRU(3, 8), "input_normal", seed=0)

@@ -14,74 +14,31 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from rnnlab.recurrent.cells import CELLS, VANILLA, Cell, Recurrence, cell_of_torch
-from rnnlab.recurrent.modules import RecurrentBase
+from rnnlab.recurrent.cells import CELLS, VANILLA, Recurrence
+from rnnlab.recurrent.init_tensors import (
+    blocks,
+    cell_name,
+    gates,
+    layers,
+    projections,
+    tags,
+    zero_biases,
+)
 
 ALL_CELLS = frozenset(CELLS)
+#: The cells whose layers read their input through a weight_ih (not the LRU: its B acts on an encoded input).
+INPUT_WEIGHT_CELLS = ALL_CELLS - {"lru"}
 #: The cells with a recurrent matrix W_hh (G·H, H), which the schemes that shape W_hh's gate blocks need (an
 #: element-wise cell has a vector u or no recurrent weight at all: `Recurrence`).
 MATRIX_CELLS = frozenset(
     name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX and not cell.weight_hh_computed
 )  # ExpRNN's W_hh = exp(A) is computed from A each forward: a scheme writing W_hh would write a temporary
-
-
-def _cell(module: nn.Module) -> Cell:
-    if isinstance(module, RecurrentBase):
-        return module.cell
-    try:
-        return cell_of_torch(module)
-    except TypeError:
-        raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU, got {type(module).__name__}") from None
-
-
-def cell_name(module: nn.Module) -> str:
-    """The rnnlab cell name of an rnnlab or torch.nn recurrent module (e.g. 'lstm', 'rnn_relu')."""
-    return _cell(module).name
-
-
-def _gates(module: nn.Module) -> int:
-    return _cell(module).gates
-
-
-def _layers(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
-    """Per layer and direction (a bidirectional module's `_reverse` weights too): (weight_ih, weight_hh or
-    None, bias_ih or None, bias_hh or None) — None also where the cell has no such tensor."""
-    for tag in _tags(module):
-        yield (
-            getattr(module, f"weight_ih_{tag}"),
-            getattr(module, f"weight_hh_{tag}", None),
-            getattr(module, f"bias_ih_{tag}", None),
-            getattr(module, f"bias_hh_{tag}", None),
-        )
-
-
-def _tags(module: nn.Module) -> list[str]:
-    """The parameter name suffixes of every layer and direction: l0, l0_reverse, l1, …"""
-    directions = ("", "_reverse") if module.bidirectional else ("",)
-    return [f"l{layer}{suffix}" for layer in range(module.num_layers) for suffix in directions]
-
-
-def _projections(module: nn.Module) -> list[Tensor]:
-    """The projection weights weight_hr (P, H) of an LSTM with proj_size > 0, per layer and direction."""
-    return [getattr(module, f"weight_hr_{tag}") for tag in _tags(module)] if getattr(module, "proj_size", 0) else []
-
-
-def _blocks(weight: Tensor, gates: int) -> list[Tensor]:
-    """Views of the G gate blocks of a (G·H, ·) weight."""
-    return list(weight.chunk(gates, dim=0))
-
-
-def _zero_biases(module: nn.Module) -> None:
-    for _, _, b_ih, b_hh in _layers(module):
-        for b in (b_ih, b_hh):
-            if b is not None:
-                b.zero_()
 
 
 # ------------------------------------------------------------------------------------------------ schemes
@@ -117,26 +74,26 @@ def xavier_uniform(module: nn.Module, *, gain: float = 1.0, generator: torch.Gen
     a = gain·√(6 / (fan_in + fan_out)), so Var = gain²·2 / (fan_in + fan_out) (fan_out = H per block); an
     LSTM's projection weight_hr (proj_size > 0) likewise, as one matrix. Biases are set to zero. Sets every
     tensor."""
-    gates = _gates(module)
-    for w_ih, w_hh, _, _ in _layers(module):
-        for block in _blocks(w_ih, gates) + _blocks(w_hh, gates):
+    count = gates(module)
+    for w_ih, w_hh, _, _ in layers(module):
+        for block in blocks(w_ih, count) + blocks(w_hh, count):
             nn.init.xavier_uniform_(block, gain=gain, generator=generator)
-    for w_hr in _projections(module):
+    for w_hr in projections(module):
         nn.init.xavier_uniform_(w_hr, gain=gain, generator=generator)
-    _zero_biases(module)
+    zero_biases(module)
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
 def xavier_normal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Glorot & Bengio (2010), normal: each gate block ~ N(0, gain²·2 / (fan_in + fan_out)); an LSTM's
     projection weight_hr likewise, as one matrix. Biases are set to zero. Sets every tensor."""
-    gates = _gates(module)
-    for w_ih, w_hh, _, _ in _layers(module):
-        for block in _blocks(w_ih, gates) + _blocks(w_hh, gates):
+    count = gates(module)
+    for w_ih, w_hh, _, _ in layers(module):
+        for block in blocks(w_ih, count) + blocks(w_hh, count):
             nn.init.xavier_normal_(block, gain=gain, generator=generator)
-    for w_hr in _projections(module):
+    for w_hr in projections(module):
         nn.init.xavier_normal_(w_hr, gain=gain, generator=generator)
-    _zero_biases(module)
+    zero_biases(module)
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
@@ -144,21 +101,21 @@ def he(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
     """He et al. (2015), Kaiming normal with fan-in: weight_ih and weight_hh ~ N(0, 2 / fan_in), where fan_in
     is the number of columns (I for weight_ih, H — or P with proj_size — for weight_hh, H for an LSTM's
     projection weight_hr); the factor 2 is ReLU's gain. Biases are set to zero. Sets every tensor."""
-    for w_ih, w_hh, _, _ in _layers(module):
+    for w_ih, w_hh, _, _ in layers(module):
         for w in (w_ih, w_hh):
             nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu", generator=generator)
-    for w_hr in _projections(module):
+    for w_hr in projections(module):
         nn.init.kaiming_normal_(w_hr, mode="fan_in", nonlinearity="relu", generator=generator)
-    _zero_biases(module)
+    zero_biases(module)
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
 def orthogonal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Saxe et al. (2014): each (H, H) gate block of weight_hh a random orthogonal matrix times `gain`, so
     the linearised recurrence neither shrinks nor grows the state. Sets weight_hh only."""
-    gates = _gates(module)
-    for _, w_hh, _, _ in _layers(module):
-        for block in _blocks(w_hh, gates):
+    count = gates(module)
+    for _, w_hh, _, _ in layers(module):
+        for block in blocks(w_hh, count):
             nn.init.orthogonal_(block, gain=gain, generator=generator)
 
 
@@ -168,9 +125,9 @@ def identity(module: nn.Module, *, scale: float = 1.0, generator: torch.Generato
     copying its state forward (∂h_t/∂h_{t-1} = scale·I where units are active). Meant for ReLU RNNs;
     vanilla RNNs only. Sets weight_hh, bias_ih, bias_hh; weight_ih is left as it is (the paper's N(0, 0.001²)
     input weights: ``identity+input_normal``)."""
-    for _, w_hh, _, _ in _layers(module):
+    for _, w_hh, _, _ in layers(module):
         w_hh.copy_(scale * torch.eye(w_hh.shape[0], dtype=w_hh.dtype, device=w_hh.device))
-    _zero_biases(module)
+    zero_biases(module)
 
 
 def _require_positive(scheme: str, option: str, value, meaning: str) -> None:
@@ -180,7 +137,7 @@ def _require_positive(scheme: str, option: str, value, meaning: str) -> None:
 
 def _normal_inputs(module: nn.Module, std: float, generator: torch.Generator | None) -> None:
     """Every layer's weight_ih (both directions) ~ N(0, std²)."""
-    for w_ih, _, _, _ in _layers(module):
+    for w_ih, _, _, _ in layers(module):
         nn.init.normal_(w_ih, 0.0, std, generator=generator)
 
 
@@ -227,7 +184,7 @@ def sparse_tanh(
     _require_positive("sparse_tanh", "rho", rho, "the spectral radius of weight_hh")
     _require_positive("sparse_tanh", "input_std", input_std, "the standard deviation of weight_ih")
     _normal_inputs(module, input_std, generator)
-    for _, w_hh, _, _ in _layers(module):
+    for _, w_hh, _, _ in layers(module):
         hidden = w_hh.shape[0]
         theirs = torch.empty(hidden, hidden, dtype=torch.float64, device=w_hh.device)  # (H_from, H_to)
         theirs.normal_(generator=generator)
@@ -237,7 +194,7 @@ def sparse_tanh(
         theirs.scatter_(1, dropped, 0.0)
         radius = torch.linalg.eigvals(theirs).abs().max()
         w_hh.copy_((rho / radius) * theirs.T)
-    _zero_biases(module)
+    zero_biases(module)
 
 
 def _require_bias(module: nn.Module, scheme: str) -> None:
@@ -253,7 +210,7 @@ def forget_bias(module: nn.Module, *, value: float = 1.0, generator: torch.Gener
     Sets the forget blocks of bias_ih and bias_hh only."""
     _require_bias(module, "forget_bias")
     hidden = module.hidden_size
-    for _, _, b_ih, b_hh in _layers(module):
+    for _, _, b_ih, b_hh in layers(module):
         b_ih[hidden : 2 * hidden] = value
         b_hh[hidden : 2 * hidden] = 0.0
 
@@ -269,7 +226,7 @@ def chrono(module: nn.Module, *, t_max: int, generator: torch.Generator | None =
         raise ValueError(f"init 'chrono' needs t_max > 2 (the longest expected dependency), got {t_max!r}")
     _require_bias(module, "chrono")
     hidden = module.hidden_size
-    for _, _, b_ih, b_hh in _layers(module):
+    for _, _, b_ih, b_hh in layers(module):
         u = torch.empty(hidden, dtype=torch.float64, device=b_ih.device)
         u.uniform_(1.0, float(t_max) - 1.0, generator=generator)
         bias = torch.log(u).to(b_ih)
@@ -285,11 +242,11 @@ def indrnn_uniform(module: nn.Module, *, u_max: float = 1.0, generator: torch.Ge
     MAG^(1/T), `rnnlab.IndRNN.magnitude_bound`), weight_ih as their input `nn.Linear` draws it,
     U(−1/√I, 1/√I), and biases 0 — what `rnnlab.IndRNN` starts from. IndRNN only. Sets every tensor."""
     _require_positive("indrnn_uniform", "u_max", u_max, "the upper end of U(0, u_max) for u")
-    for w_ih, u, _, _ in _layers(module):
+    for w_ih, u, _, _ in layers(module):
         bound = 1.0 / math.sqrt(w_ih.shape[1])
         nn.init.uniform_(w_ih, -bound, bound, generator=generator)
         nn.init.uniform_(u, 0.0, u_max, generator=generator)
-    _zero_biases(module)
+    zero_biases(module)
 
 
 def _skew_rotations(skew: Tensor, angles: Tensor) -> None:
@@ -305,7 +262,7 @@ def _exprnn_init(module: nn.Module, angles, generator: torch.Generator | None) -
     """The rest of Lezcano-Casado & Martínez-Rubio's initialisation (github Lezcano/expRNN, `orthogonal.py`):
     weight_ih Kaiming normal for ReLU, N(0, 2 / fan_in) (their ``kaiming_normal_(..., nonlinearity="relu")``),
     modReLU's b ~ U(−0.01, 0.01) (``modrelu.reset_parameters``), and A from `angles(n, generator)`."""
-    for tag in _tags(module):
+    for tag in tags(module):
         w_ih = getattr(module, f"weight_ih_{tag}")
         nn.init.kaiming_normal_(w_ih, nonlinearity="relu", generator=generator)
         skew = getattr(module, f"skew_weight_hh_{tag}")
@@ -381,7 +338,9 @@ SCHEMES: dict[str, Scheme] = {
         Scheme("he", he, MATRIX_CELLS, "Kaiming normal N(0, 2/fan_in), zero biases"),
         Scheme("orthogonal", orthogonal, MATRIX_CELLS, "each gate block of weight_hh orthogonal"),
         Scheme("identity", identity, VANILLA, "IRNN: weight_hh = scale·I, zero biases"),
-        Scheme("input_normal", input_normal, ALL_CELLS, "weight_ih N(0, input_std²): the IRNN's input weights"),
+        Scheme(
+            "input_normal", input_normal, INPUT_WEIGHT_CELLS, "weight_ih N(0, input_std²): the IRNN's input weights"
+        ),
         Scheme(
             "sparse_tanh",
             sparse_tanh,
