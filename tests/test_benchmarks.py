@@ -10,6 +10,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 
+import bench_cornn
 import bench_exprnn
 import bench_grid
 import bench_scan
@@ -133,6 +134,14 @@ def test_the_scan_benchmark_writes_one_row_per_length(tmp_path):
     rows = out.read_text().splitlines()[2:]
     assert [row.split()[0] for row in rows] == ["6", "9"]
     assert rows[0].split()[2] != "—" and rows[1].split()[2] == "—", "the loop is timed up to --loop-max only"
+
+
+def test_the_cornn_benchmark_checks_parity_and_writes_one_row_per_length(tmp_path):
+    out = tmp_path / "cornn.txt"
+    argv = ["--lengths", "5,7", "--batch", "2", "--input-size", "3", "--hidden", "4", "--rounds", "1"]
+    assert bench_cornn.main([*argv, "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["5", "7"] and all(len(row.split()) == 6 for row in rows)
 
 
 def test_the_exprnn_benchmark_compares_equal_computations(tmp_path):

@@ -2,7 +2,7 @@
 
 The package has three layers, each using only the ones before it:
 
-- `rnnlab.recurrent`: drop-in RNN/LSTM/GRU modules, the element-wise IndRNN/MinGRU/MinLSTM, the orthogonal ExpRNN, the LRU, the BPTT engine that records ∂L/∂h_t at every step,
+- `rnnlab.recurrent`: drop-in RNN/LSTM/GRU modules, the element-wise IndRNN/MinGRU/MinLSTM, the orthogonal ExpRNN, the oscillator CoRNN, the LRU, the BPTT engine that records ∂L/∂h_t at every step,
   initialisation schemes (`rnnlab.init`) and gradient-flow diagnostics (`rnnlab.diagnostics`);
 - `rnnlab.lab`: tasks, configs, the trainer, the results store, studies and sweeps;
 - `rnnlab.report` and `rnnlab.cli`: what a person reads and types.
@@ -28,6 +28,7 @@ from rnnlab.recurrent.modules import GRU, LSTM, RNN
 from rnnlab.recurrent.monitor import Monitor, monitor
 from rnnlab.recurrent.omega import omega
 from rnnlab.recurrent.orthogonal_modules import ExpRNN
+from rnnlab.recurrent.oscillator_modules import CoRNN
 from rnnlab.recurrent.recording import BackwardRecord, GradientRecorder, record_gradients
 from rnnlab.version import __version__
 
@@ -58,6 +59,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "BackwardRecord",
+    "CoRNN",
     "ExpRNN",
     "GradientFlow",
     "GradientRecorder",

@@ -13,13 +13,15 @@ import warnings
 from torch import nn
 
 from rnnlab.recurrent.cells import cell_of_torch, get_cell
-from rnnlab.recurrent.diagonal_modules import CELL_MODULES
+from rnnlab.recurrent.diagonal_modules import CELL_MODULES as DIAGONAL_MODULES
 from rnnlab.recurrent.lru_module import LRU
 from rnnlab.recurrent.modules import MODULES, RNN, Recurrent, RecurrentBase
 from rnnlab.recurrent.orthogonal_modules import CELL_MODULES as ORTHOGONAL_MODULES
+from rnnlab.recurrent.oscillator_modules import CELL_MODULES as OSCILLATOR_MODULES
 
-#: The paper's module of each table cell without a torch.nn class that has one (element-wise, orthogonal).
-_PAPER_MODULES = {**CELL_MODULES, **ORTHOGONAL_MODULES}
+#: The paper's module of each table cell without a torch.nn class that has one (element-wise, orthogonal,
+#: oscillator): its options and initialisation.
+_PAPER_MODULES = {**DIAGONAL_MODULES, **ORTHOGONAL_MODULES, **OSCILLATOR_MODULES}
 
 
 def from_torch(module: nn.Module) -> RecurrentBase:
@@ -63,9 +65,9 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
 
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
     """Build the rnnlab module for a cell name of the table ('rnn_tanh', 'lstm', 'gru', 'indrnn', …): the
-    drop-in RNN/LSTM/GRU where the cell has a torch.nn class, the paper's module for an element-wise or orthogonal
-    cell (`IndRNN`, `MinGRU`, `MinLSTM`, `ExpRNN`, `LRU`, with their default options), else a `Recurrent` module of
-    that cell."""
+    drop-in RNN/LSTM/GRU where the cell has a torch.nn class, the paper's module for an element-wise, orthogonal
+    or oscillator cell (`IndRNN`, `MinGRU`, `MinLSTM`, `ExpRNN`, `CoRNN`, `LRU`, with their default options), else
+    a `Recurrent` module of that cell."""
     facts = get_cell(cell)  # the error for an unknown name lists the choices
     if facts.name == "lru":
         return LRU(input_size, hidden_size, num_layers, **kwargs)

@@ -315,12 +315,15 @@ def spectral_radius(module: nn.Module) -> Tensor:
     must vanish when the radius is below 1 (Pascanu et al. 2013). For an LSTM with proj_size = P the state
     reaches each gate through W_hh_g W_hr (H, P)·(P, H), whose radius is reported. For an element-wise
     recurrence u ⊙ h (IndRNN) the matrix is diag(u), whose radius is max |u|; a cell whose coefficients come
-    from x_t alone (minGRU, minLSTM) has no recurrent weight: G = 0 columns. An LRU's is max |λ| per layer (L, 1)."""
+    from x_t alone (minGRU, minLSTM) has no recurrent weight: G = 0 columns. An LRU's is max |λ| per layer (L, 1). For coRNN (G = 1)
+    it is the radius of the step's Jacobian on (y, z) linearised at the origin (`CoRNNCell.recurrent_blocks`), Δt, γ, ε
+    included."""
     if not isinstance(module, RecurrentBase | nn.RNN | nn.LSTM | nn.GRU):
         raise TypeError(f"expected an rnnlab or torch.nn RNN/LSTM/GRU module, got {type(module).__name__}")
     if isinstance(module, LRU):  # diag(λ) per layer, one block: its radius is max |λ|
         return module.eigenvalues().abs().amax(-1, keepdim=True)  # (L, 1)
-    cell = get_cell(init.cell_name(module))
+    # A module's own cell: coRNN's linearised step depends on its Δt, γ, ε, which the table's row does not hold.
+    cell = module.cell if isinstance(module, RecurrentBase) else get_cell(init.cell_name(module))
     gates = cell.gates if cell.recurrence is not Recurrence.NONE else 0
 
     def radius(name: str) -> Tensor:
@@ -329,7 +332,7 @@ def spectral_radius(module: nn.Module) -> Tensor:
         w_hh = getattr(module, name).detach()
         if cell.recurrence is Recurrence.DIAGONAL:
             return w_hh.abs().reshape(gates, -1).amax(-1)  # (G,) the eigenvalues of diag(u) are u's entries
-        blocks = torch.stack(w_hh.chunk(gates, dim=0))  # (G, H, S)
+        blocks = cell.recurrent_blocks(w_hh)  # (G, H, S) gate blocks (coRNN: its linearised step, (1, 2H, 2H))
         if getattr(module, "proj_size", 0):
             blocks = blocks @ getattr(module, name.replace("weight_hh", "weight_hr")).detach()  # (G, H, H)
         return torch.linalg.eigvals(blocks).abs().amax(-1)  # (G,)

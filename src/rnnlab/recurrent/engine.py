@@ -27,7 +27,7 @@ from torch import Tensor
 
 from rnnlab.recurrent.cells import Cell, Recurrence
 from rnnlab.recurrent.denormals import FlushScope
-from rnnlab.recurrent.gemm import elementwise_weight_grads, extension_on, layer_weight_grads, matmul
+from rnnlab.recurrent.gemm import extension_on, layer_weight_grads, listed_weight_grads, matmul
 from rnnlab.recurrent.loops import Record, run_layer_backward, run_layer_forward
 
 # Positions of the tensors among _StackBPTT.forward's arguments (spec, recorder, name, x, h0, c0, *weights),
@@ -149,8 +149,10 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
             flat_dx = grads.d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
             first = layer * spec.weights_per_layer
             needs = ctx.needs_input_grad[_FIRST_WEIGHT + first : _FIRST_WEIGHT + first + spec.weights_per_layer]
-            flat_x, flat_h = layer_input.reshape(steps * batch, -1), hs[:-1].reshape(steps * batch, -1)
-            if spec.cell.recurrence is Recurrence.MATRIX:
+            # What W_hh multiplied at each step: h_{t−1}, or coRNN's [z_{t−1}, y_{t−1}] (`Cell.recurrent_operand`)
+            operand = spec.cell.recurrent_operand(hs[:-1], None if cs is None else cs[:-1])  # (T, B, S)
+            flat_x, flat_h = layer_input.reshape(steps * batch, -1), operand.reshape(steps * batch, -1)
+            if spec.cell.recurrence is Recurrence.MATRIX and spec.cell.recurrent_bias:
                 step_bias = spec.bias and spec.cell.step_bias  # not additive: the cell gives its gradient
                 end = first + (2 if step_bias else spec.weights_per_layer)  # the matrices (and additive biases)
                 weight_grads[first:end] = layer_weight_grads(
@@ -166,8 +168,8 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
                 if step_bias and needs[2]:
                     weight_grads[first + 2] = spec.cell.step_bias_grad(grads.d_x_pre, _stacked(saved))
             else:
-                weight_grads[first : first + spec.weights_per_layer] = elementwise_weight_grads(
-                    ext, flat_dx, grads.d_h_pre.reshape(steps * batch, gh), flat_x, flat_h, spec.parameter_names, needs
+                weight_grads[first : first + spec.weights_per_layer] = listed_weight_grads(
+                    ext, flat_dx, grads.d_h_pre.reshape(steps * batch, gh), flat_x, flat_h, spec.cell, spec.bias, needs
                 )
             if layer > 0 or ctx.needs_input_grad[_X]:
                 d_x = matmul(ext, flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)

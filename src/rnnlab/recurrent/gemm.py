@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from rnnlab.recurrent import native
+from rnnlab.recurrent.cells import Recurrence
 
 # Positions of a layer's tensors among its weights (torch.nn's order).
 W_IH, W_HH, B_IH, B_HH = 0, 1, 2, 3
@@ -86,16 +87,19 @@ def _weight_grad(ext, d_pre: Tensor, inputs: Tensor) -> Tensor:
     return matmul(ext, d_pre.t(), inputs)
 
 
-def elementwise_weight_grads(ext, d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, names, needs) -> list:
-    """Weight gradients of one layer of a cell whose recurrence is element-wise (`Recurrence.DIAGONAL`: u ⊙
-    h_{t−1}) or absent (`Recurrence.NONE`), in the cell's order `names` (`Cell.parameter_names`).
+def listed_weight_grads(ext, d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor, cell, bias: bool, needs) -> list:
+    """Weight gradients of one layer of a cell outside `layer_weight_grads`' layout — an element-wise recurrence
+    (`Recurrence.DIAGONAL`: u ⊙ h_{t−1}), none (`Recurrence.NONE`), or a matrix W_hh beside a single bias
+    (coRNN) — in the cell's order (`Cell.parameter_names`).
 
     d_x, d_h (T·B, G·H) the gradients of the input projection and of the recurrent term; x (T·B, I) the layer's
-    inputs, h (T·B, H) the states h_{t−1}. weight_ih: one GEMM d_xᵀ · x; bias_ih: the column sums of d_x;
-    weight_hh = u: Σ over all T·B rows of d_h ⊙ h_{t−1}, since u scales each unit's own state.
+    inputs, h (T·B, S) what W_hh multiplied (`Cell.recurrent_operand`). weight_ih: one GEMM d_xᵀ · x; bias_ih:
+    the column sums of d_x; a matrix weight_hh: one GEMM d_hᵀ · h; weight_hh = u: Σ over all T·B rows of
+    d_h ⊙ h_{t−1}, since u scales each unit's own state.
     """
+    matrix = cell.recurrence is Recurrence.MATRIX
     grads: list = []
-    for name, wanted in zip(names, needs, strict=True):
+    for name, wanted in zip(cell.parameter_names(bias), needs, strict=True):
         if not wanted:
             grads.append(None)
         elif name == "weight_ih":
@@ -103,7 +107,7 @@ def elementwise_weight_grads(ext, d_x: Tensor, d_h: Tensor, x: Tensor, h: Tensor
         elif name == "bias_ih":
             grads.append(d_x.sum(0))
         elif name == "weight_hh":
-            grads.append((d_h * h).sum(0))
+            grads.append(_weight_grad(ext, d_h, h).contiguous() if matrix else (d_h * h).sum(0))
         else:
-            raise ValueError(f"elementwise_weight_grads: no gradient for a parameter {name!r} of an element-wise cell")
+            raise ValueError(f"listed_weight_grads: no gradient for a parameter {name!r} of cell {cell.name!r}")
     return grads

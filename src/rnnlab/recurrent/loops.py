@@ -168,8 +168,7 @@ def _python_backward(cell: Cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, *
             dh_seen[t] = dh
             if dc_seen is not None:
                 dc_seen[t] = g.dc_total
-        dh = cell.previous_state_grad(g, w_hh)  # back through W_hh (or u ⊙, or the step alone) to h_{t−1}
-        dc = g.dc_prev
+        dh, dc = cell.previous_state_grads(g, w_hh)  # back through W_hh (or u ⊙, or the step alone) to h_{t−1}
     return d_x_pre, d_h_pre, dh, dc, dh_seen, dc_seen
 
 
@@ -200,8 +199,7 @@ def _python_backward_truncated(cell: Cell, hs, cs, saved, w_hh, d_out, dh_last, 
             dh_seen[t] = dh_slots.sum(0)
             if dc_seen is not None:
                 dc_seen[t] = g.dc_total.sum(0)
-        dh_slots = cell.previous_state_grad(g, w_hh)  # (S, B, H)
-        dc_slots = g.dc_prev
+        dh_slots, dc_slots = cell.previous_state_grads(g, w_hh)  # (S, B, H)
     # The initial state is "step −1": entry k−1 has travelled k steps to reach it and is dropped.
     dh_slots[(k - 1) % k] = 0
     if dc_slots is not None:

@@ -88,6 +88,9 @@ _ADVICE = {
     # W_hh = exp(A) is orthogonal: the gradient shrinks only where modReLU switches units off (|z| + b ≤ 0).
     "exprnn": "the authors' initialisation (rnnlab.init.apply(exprnn, 'exprnn_henaff')), whose modReLU biases "
     "start near 0 so few units are switched off, or an LSTM with chrono initialisation",
+    # coRNN's reach is set by its step size and damping, which the paper tunes per task.
+    "cornn": "coRNN's dt, gamma and epsilon tuned to the task (a smaller damping epsilon or a larger step dt "
+    "carries the gradient further: rnnlab.CoRNN(…, dt=…, gamma=…, epsilon=…))",
     "lru": "eigenvalues nearer the unit circle: the paper's long-range ring r_min = 0.9, r_max = 0.999 "
     "(rnnlab.LRU(..., r_min=0.9, r_max=0.999, max_phase=math.pi / 10))",
 }

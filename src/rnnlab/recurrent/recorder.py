@@ -21,7 +21,7 @@ class BackwardRecord:
     """One backward pass through one recorded module.
 
     `norms[l, t]` is the batch mean of ‖∂L/∂h_t‖₂ at layer l, step t, shape (L, T), in float64; `cell_norms` the same for
-    the LSTM cell state (None for other cells); `per_sample` / `cell_per_sample` are (L, T, B) when the
+    the cell state (the LSTM's c_t, coRNN's z_t; None for other cells); `per_sample` / `cell_per_sample` are (L, T, B) when the
     recorder was asked for them, else None. ∂L/∂h_t is the total gradient at the output of step t: what
     arrives from the loss at step t, from the layer above, and back through time from step t+1.
 
@@ -105,7 +105,7 @@ class GradientRecorder:
 
     @property
     def cell_norms(self) -> Tensor | None:
-        """(L, T) batch-mean ‖∂L/∂c_t‖₂ of the most recent backward (LSTM), else None."""
+        """(L, T) batch-mean ‖∂L/∂c_t‖₂ of the most recent backward (LSTM's c_t, coRNN's z_t), else None."""
         return self.last.cell_norms
 
 

@@ -1,7 +1,7 @@
 """The cell table: every recurrent cell rnnlab knows, one row each, and the lookups by name.
 
 Each cell family's step and hand-written backward live in their own file (`vanilla.py`, `lstm.py`, `gru.py`,
-`diagonal.py` for the element-wise recurrences: IndRNN, minGRU, minLSTM; `orthogonal.py`: ExpRNN; `lru.py` for the LRU),
+`diagonal.py` for the element-wise recurrences: IndRNN, minGRU, minLSTM; `orthogonal.py`: ExpRNN; `oscillator.py`: coRNN; `lru.py` for the LRU),
 the facts every cell declares and the step's contract in `base.py`. Everything else — the engine, the modules
 (`make_recurrent`), initialisation, diagnostics, the monitor, configs and the CLI — reads the cells from
 `CELLS`, so a new cell is one row here, its step in a file of its family (the Python reference), and its
@@ -18,6 +18,7 @@ from rnnlab.recurrent.cells.gru import GRUCell
 from rnnlab.recurrent.cells.lru import LRUCell
 from rnnlab.recurrent.cells.lstm import LSTMCell
 from rnnlab.recurrent.cells.orthogonal import ExpRNNCell
+from rnnlab.recurrent.cells.oscillator import CoRNNCell
 from rnnlab.recurrent.cells.vanilla import VanillaCell
 
 #: Every cell by name, one row per cell. Configs and the CLI use these names; `rnnlab.recurrent.modules` maps
@@ -35,6 +36,7 @@ CELLS: dict[str, Cell] = {
         MinLSTMCell(),
         MinLSTMCell(normalized=False),
         ExpRNNCell(),
+        CoRNNCell(),
         LRUCell(),
     )
 }
@@ -69,5 +71,5 @@ def is_table_cell(cell: Cell) -> bool:
     return CELLS.get(cell.name) is cell
 
 
-__all__ = ["CELLS", "VANILLA", "Cell", "ExpRNNCell", "GRUCell", "IndRNNCell", "LRUCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "Recurrence",
+__all__ = ["CELLS", "VANILLA", "Cell", "CoRNNCell", "ExpRNNCell", "GRUCell", "IndRNNCell", "LRUCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "Recurrence",
            "StepGrads", "VanillaCell", "cell_of_torch", "get_cell", "is_table_cell"]  # fmt: skip

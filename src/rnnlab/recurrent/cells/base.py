@@ -24,6 +24,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 
@@ -101,6 +102,21 @@ class Cell:
         else:
             return grads.dh_direct
         return through if grads.dh_direct is None else through + grads.dh_direct
+
+    def previous_state_grads(self, grads: StepGrads, weight_hh: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """(∂L/∂h_{t−1}, ∂L/∂c_{t−1} or None) through one step: what the time loops carry back. A cell whose
+        recurrent term also reads c (coRNN: W_hh acts on [z, y]) splits the product with W_hh between the two."""
+        return self.previous_state_grad(grads, weight_hh), grads.dc_prev
+
+    def recurrent_operand(self, h: Tensor, c: Tensor | None) -> Tensor:
+        """What W_hh multiplies, (..., S): the state h_{t−1} for every cell but coRNN ([z, y]); the engine's
+        weight gradient of W_hh is d_h_preᵀ · this operand over all steps."""
+        return h
+
+    def recurrent_blocks(self, weight_hh: Tensor) -> Tensor:
+        """(G, H, S): the matrices whose spectral radius `diagnostics.spectral_radius` reports — the gate blocks
+        of a matrix W_hh (coRNN: its linearised step, `cells/oscillator.py`)."""
+        return torch.stack(weight_hh.chunk(self.gates, dim=0))
 
     def step_bias_grad(self, d_pre: Tensor, saved: Tensor) -> Tensor:
         """For a cell with `step_bias`: the gradient of bias_hh (G·H,) from the gradients of all steps'
