@@ -174,3 +174,28 @@ def test_the_default_init_is_the_cell_s_own_and_keeps_the_hashes_of_torch_defaul
     )
     u = Trainer(indrnn).model.rnn.weight_hh_l0.detach()
     assert float(u.min()) >= 0.0 and float(u.max()) > 0.5  # U(±1/8) would have negatives and nothing above 0.125
+
+
+def test_cell_options_reach_the_module_and_bad_ones_are_one_line_errors():
+    """cell_options are the module's own keyword options (coRNN's constants here), part of the hash and the
+    label; an option the module does not take, or a value it refuses, is a one-line ConfigError."""
+    from rnnlab.lab.trainer import Trainer
+    from rnnlab.recurrent.convert import cell_options
+
+    small = {"cell": "cornn", "seq_len": 10, "hidden_size": 4, "steps": 1}
+    smnist = make_config({**small, "cell_options": {"dt": 0.042, "gamma": 2.7, "epsilon": 4.7}})
+    assert smnist.hash() != make_config(small).hash() and "cell_options" not in make_config(small).canonical()
+    assert smnist.label() == "cornn dt=0.042 gamma=2.7 epsilon=4.7"
+    cell = Trainer(smnist).model.rnn.cell
+    assert (cell.dt, cell.gamma, cell.epsilon) == (0.042, 2.7, 4.7)
+    assert cell_options("cornn") == ("dt", "gamma", "epsilon") and cell_options("lstm") == ()
+    assert "recurrent_max_abs" in cell_options("indrnn") and "r_min" in cell_options("lru")
+    for options, message in [
+        ({"dtt": 0.1}, r"cell 'cornn' has no option 'dtt'; its options: dt, gamma, epsilon"),
+        ({"dt": -1.0}, r"dt must be a finite number > 0, got -1"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as error:
+            make_config({**small, "cell_options": options})
+        assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"cell 'lstm' has no option 'proj_size'; its options: none"):
+        make_config({"cell": "lstm", "cell_options": {"proj_size": 2}})

@@ -20,6 +20,7 @@ from rnnlab.lab.optimizers import get_optimizer
 from rnnlab.lab.tasks import TASKS, StreamTask, get_task_class, task_options
 from rnnlab.recurrent import init as init_schemes
 from rnnlab.recurrent.cells import CELLS
+from rnnlab.recurrent.convert import cell_options, make_recurrent
 from rnnlab.recurrent.omega import OMEGA_CELLS
 
 # Keys added after the first stores were written, with their defaults (see RunConfig.canonical).
@@ -32,6 +33,7 @@ LATER_KEYS: dict[str, Any] = {
     "omega_weight": None,
     "omega_form": "norm",
     "orthogonal_lr": None,
+    "cell_options": {},
 }
 
 
@@ -53,6 +55,7 @@ class RunConfig(BaseModel):
     cell: str = "lstm"  # one of rnnlab.recurrent.cells.CELLS
     hidden_size: int = Field(128, ge=1)  # H
     num_layers: int = Field(1, ge=1)
+    cell_options: dict[str, Any] = {}  # the module's own options, e.g. {dt: 0.042, gamma: 2.7} for cornn
     dropout: float = Field(0.0, ge=0.0, lt=1.0)  # between layers
     init: str = "default"  # init schemes joined by '+', e.g. orthogonal+chrono; default: the cell's own
     init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {input_std: 0.001} for input_normal
@@ -96,6 +99,7 @@ class RunConfig(BaseModel):
                 )
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; choose from: {', '.join(CELLS)}")
+        self._check_cell_options()
         init_schemes.check_applicable(self.cell, self.init, **self.resolved_init_options())
         optimizer = get_optimizer(self.optimizer)
         if self.clip != "none" and self.clip_threshold is None:
@@ -117,6 +121,20 @@ class RunConfig(BaseModel):
         if self.orthogonal_lr is not None and not CELLS[self.cell].weight_hh_computed:
             raise ValueError(f"orthogonal_lr is the learning rate of ExpRNN's A; cell {self.cell!r} has none")
         return self
+
+    def _check_cell_options(self) -> None:
+        """Each option is one the cell's module takes, with a value it accepts (a tiny module is built to ask)."""
+        known = cell_options(self.cell)
+        for option in self.cell_options:
+            if option not in known:
+                raise ValueError(
+                    f"cell {self.cell!r} has no option {option!r}; its options: {', '.join(known) or 'none'}"
+                )
+        if self.cell_options:
+            try:
+                make_recurrent(self.cell, 1, 2, **self.cell_options)  # the module's own one-line errors
+            except TypeError as error:
+                raise ValueError(f"cell_options of {self.cell!r}: {error}") from None
 
     def _check_regularizer(self) -> None:
         if self.regularizer == "none":
@@ -170,6 +188,7 @@ class RunConfig(BaseModel):
             return self.name
         own = self.resolved_init in ("default", "torch_default")
         parts = [self.cell if own else f"{self.cell}:{self.init}"]
+        parts += [f"{key}={value}" for key, value in self.cell_options.items()]
         if self.clip != "none":
             parts.append(f"clip {self.clip} {self.clip_threshold:g}")
         if self.truncate:

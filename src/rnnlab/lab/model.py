@@ -18,7 +18,8 @@ class SequenceModel(nn.Module):
     `output_size`, `readout` ("last": one prediction per sequence, from the last step; "every": one per
     step), `num_layers`, `dropout` (between layers), `truncate` (engine-level truncated BPTT), `readout_std`
     (None: torch.nn.Linear's own init; σ > 0: readout weight N(0, σ²) and bias 0, drawn from the global RNG
-    after the layers' default init — Le et al.'s IRNN uses 0.001, Pascanu et al.'s smart tanh 0.01).
+    after the layers' default init — Le et al.'s IRNN uses 0.001, Pascanu et al.'s smart tanh 0.01),
+    `cell_options` (the cell module's own keyword options, e.g. coRNN's dt, gamma, epsilon).
     Symbols are one-hot encoded (an embedding with the identity matrix would be the same thing), so the
     recurrent layer sees exactly the inputs the task defines and no extra learnable parameters.
 
@@ -38,6 +39,7 @@ class SequenceModel(nn.Module):
         dropout: float = 0.0,
         truncate: int | None = None,
         readout_std: float | None = None,
+        cell_options: dict | None = None,
     ):
         super().__init__()
         if readout not in ("last", "every"):
@@ -46,7 +48,14 @@ class SequenceModel(nn.Module):
             raise ValueError(f"readout_std must be None (torch's default init) or a number > 0, got {readout_std!r}")
         self.symbols, self.readout_mode, self.vocabulary = symbols, readout, input_size
         self.rnn: RecurrentBase = make_recurrent(
-            cell, input_size, hidden_size, num_layers, batch_first=True, dropout=dropout, truncate=truncate
+            cell,
+            input_size,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout,
+            truncate=truncate,
+            **(cell_options or {}),
         )
         self.readout = nn.Linear(hidden_size, output_size)
         if readout_std is not None:

@@ -64,6 +64,7 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
         dropout=config.dropout,
         truncate=config.truncate,
         readout_std=config.readout_std,
+        cell_options=config.cell_options,
     )
     init_schemes.apply(model.rnn, config.resolved_init, seed=config.seed, **config.resolved_init_options())
     return model

@@ -8,6 +8,7 @@ One meaning per verb: `from_torch` / `to_torch` make a copy of one module and le
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 from torch import nn
@@ -63,22 +64,43 @@ def recurrent_modules(model: nn.Module) -> list[tuple[str, RecurrentBase]]:
     return [(name or type(m).__name__, m) for name, m in model.named_modules() if isinstance(m, RecurrentBase)]
 
 
+def _module_class(cell: str) -> tuple[type[RecurrentBase], dict]:
+    """The module class that `make_recurrent` builds for a table cell, and the options its name implies."""
+    facts = get_cell(cell)
+    if facts.name == "lru":
+        return LRU, {}
+    if facts.name in _PAPER_MODULES:
+        return _PAPER_MODULES[facts.name]
+    if facts.torch_module is None:
+        return Recurrent, {}
+    return MODULES[facts.torch_module], {}
+
+
+def cell_options(cell: str) -> tuple[str, ...]:
+    """The paper's own options of a cell's module (keyword-only arguments: coRNN's dt, gamma, epsilon; the LRU's
+    ring; IndRNN's bound …), which a config passes as `cell_options`. Not `truncate` (the config's own key) nor
+    `proj_size` (a model's readout reads the hidden size)."""
+    module_class, implied = _module_class(cell)
+    parameters = inspect.signature(module_class.__init__).parameters.values()
+    return tuple(
+        p.name
+        for p in parameters
+        if p.kind is p.KEYWORD_ONLY and p.name not in ("truncate", "proj_size") and p.name not in implied
+    )
+
+
 def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **kwargs) -> RecurrentBase:
     """Build the rnnlab module for a cell name of the table ('rnn_tanh', 'lstm', 'gru', 'indrnn', …): the
     drop-in RNN/LSTM/GRU where the cell has a torch.nn class, the paper's module for an element-wise, orthogonal
     or oscillator cell (`IndRNN`, `MinGRU`, `MinLSTM`, `ExpRNN`, `CoRNN`, `LRU`, with their default options), else
     a `Recurrent` module of that cell."""
     facts = get_cell(cell)  # the error for an unknown name lists the choices
-    if facts.name == "lru":
-        return LRU(input_size, hidden_size, num_layers, **kwargs)
-    if facts.name in _PAPER_MODULES:
-        module_class, implied = _PAPER_MODULES[facts.name]
-        return module_class(input_size, hidden_size, num_layers, **implied, **kwargs)
-    if facts.torch_module is None:
+    module_class, implied = _module_class(facts.name)
+    if module_class is Recurrent:
         return Recurrent(facts.name, input_size, hidden_size, num_layers, **kwargs)
     if facts.nonlinearity is not None:
         kwargs["nonlinearity"] = facts.nonlinearity
-    return MODULES[facts.torch_module](input_size, hidden_size, num_layers, **kwargs)
+    return module_class(input_size, hidden_size, num_layers, **implied, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ whole models
