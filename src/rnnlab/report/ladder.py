@@ -1,6 +1,6 @@
 """The remedy ladder (the bundled study `ladder`): one markdown table and one picture of which rung — a cell
 and its remedy — solves which task at which sequence length, from the study's committed runs.csv, like the
-findings table (`findings.py`), so every number is what the CSV gives and tests/test_findings.py can check the
+findings table (`findings.py`), so every number is what the CSV gives and tests/test_ladder.py can check the
 README against it.
 
 Per rung (a variant of the study) and task:
@@ -47,7 +47,7 @@ def _median(values: list[float]) -> float | None:
 
 
 def _solved_text(by_t: dict[int, list[CsvRun]]) -> str:
-    """'T = 500 (2/3), 1 250 updates' — the longest T a majority of finished seeds solved; '–' for none."""
+    """'T = 500 (2/3), 1250 updates' — the longest T a majority of finished seeds solved; '–' for none."""
     best = None
     for t, runs in by_t.items():
         finished = [r for r in runs if r.status in FINISHED]
