@@ -2,6 +2,7 @@
 failures recorded. Run: `.venv/bin/pytest tests/test_sweep.py`.
 """
 
+import re
 import signal
 import subprocess
 import sys
@@ -113,6 +114,59 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert (summary.ran, summary.failed) == (1, 1)
     failed = store.runs(study="tiny", status="failed")
     assert len(failed) == 1 and "unreadable" in failed[0].error
+
+
+def test_a_part_of_a_study_runs_alone_and_the_rest_skips_it_later(tmp_path):
+    from rnnlab.lab.study import select_runs
+
+    store = Store(tmp_path / "s.db")
+    study = _study(seeds=(0, 1))
+    part = select_runs(study, {"seed": ["0"], "variant": ["gru", "tanh"]})
+    assert [r.name for r in part.runs] == ["gru · seed=0", "tanh · seed=0"] and part.name == study.name
+    assert run_study(part, store, workers=1, progress=False).ran == 2
+    rest = run_study(study, store, workers=1, progress=False)
+    assert (rest.ran, rest.skipped) == (2, 2), "the part's runs are the study's own (same hashes, same study)"
+    assert [r.name for r in select_runs(study, {"variant": ["tanh"]}).runs] == ["tanh · seed=0", "tanh · seed=1"]
+    assert len(select_runs(study, {"lr": ["1e-3"]}).runs) == 4, "1e-3 on a command line is the config's 0.001"
+
+
+@pytest.mark.parametrize(
+    ("only", "message"),
+    [
+        ({"sede": ["0"]}, "unknown key 'sede' to select runs by; did you mean 'seed'?"),
+        ({"seed": ["0", "7"]}, "no run has seed=7; its runs have seed 0, 1"),
+        ({"variant": ["lstm"]}, "no run has variant=lstm; its runs have variant gru, tanh"),
+    ],
+)
+def test_selecting_runs_that_do_not_exist_is_a_one_line_error(only, message):
+    from rnnlab.lab.study import select_runs
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        select_runs(_study(), only)
+
+
+def test_sweep_only_on_the_command_line(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "claim": "c",
+                "source": "s",
+                "defaults": TINY,
+                "grid": {"seed": [0, 1]},
+                "variants": [{"name": "gru", "cell": "gru"}],
+            }
+        )
+    )
+    store = str(tmp_path / "s.db")
+    assert main(["sweep", str(path), "--store", store, "--only", "seed=1", "--no-progress"]) == 0
+    assert "1 of its 2 runs (seed=1)" in capsys.readouterr().out
+    assert [r.name for r in Store(store).runs(study="tiny")] == ["gru · seed=1"]
+    assert main(["sweep", str(path), "--store", store, "--only", "seed", "--no-progress"]) == 2
+    assert "--only expects KEY=VALUE" in capsys.readouterr().err
 
 
 def test_killed_sweep_driver_resumes_with_every_run_exactly_once(tmp_path):

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from rnnlab.cli.common import console, fmt, fmt_rate, open_store, positive_int, store_option
+from rnnlab.cli.common import UsageError, console, fmt, fmt_rate, open_store, positive_int, store_option
 
 
 def register(sub) -> None:
@@ -25,17 +25,35 @@ def register(sub) -> None:
     parser.add_argument("--threads", type=positive_int, default=1, help="PyTorch threads per worker (default 1)")
     parser.add_argument("--executor", choices=EXECUTORS, default="local", help="local processes or a Ray cluster")
     parser.add_argument("--address", help="Ray cluster address (default: start a local cluster)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=VALUES",
+        help="run only the runs whose config KEY (or 'variant') has one of the comma-separated VALUES, e.g. "
+        "--only seq_len=100,200 --only seed=0; the rest can run later and the results add up",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from rnnlab.lab.study import load_study
+    from rnnlab.lab.study import load_study, select_runs
     from rnnlab.lab.sweep import run_study
 
     study = load_study(args.study)
     out = console()
-    out.print(f"Study {study.name}: {len(study.runs)} runs, {args.workers} worker(s), executor {args.executor}")
+    only = _parse_only(args.only)
+    if only:
+        total = len(study.runs)
+        study = select_runs(study, only)
+        part = " and ".join(f"{key}={','.join(values)}" for key, values in only.items())
+        out.print(
+            f"Study {study.name}: {len(study.runs)} of its {total} runs ({part}), {args.workers} worker(s), "
+            f"executor {args.executor}"
+        )
+    else:
+        out.print(f"Study {study.name}: {len(study.runs)} runs, {args.workers} worker(s), executor {args.executor}")
     with open_store(args) as store:
         summary = run_study(
             study,
@@ -52,6 +70,18 @@ def run(args: argparse.Namespace) -> int:
         f"in {summary.wall_time:.0f} s. Report: rnnlab report {study.name} --store {args.store}"
     )
     return 1 if summary.failed else 0
+
+
+def _parse_only(items: list[str]) -> dict[str, list[str]]:
+    """['seq_len=100,200', 'seed=0'] → {'seq_len': ['100', '200'], 'seed': ['0']}; a repeated key adds values."""
+    only: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        texts = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not texts:
+            raise UsageError(f"sweep: --only expects KEY=VALUE[,VALUE…], e.g. --only seq_len=100; got {item!r}")
+        only.setdefault(key.strip(), []).extend(texts)
+    return only
 
 
 def print_study_table(out: Console, store, study: str) -> None:

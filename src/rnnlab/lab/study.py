@@ -18,6 +18,8 @@ validated `RunConfig`; a mistake anywhere is a one-line error naming the study, 
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -159,6 +161,43 @@ def make_study(data: dict[str, Any], path: Path | None = None) -> Study:
         grid={k: list(v) for k, v in grid.items()},
         **findings,
     )
+
+
+def select_runs(study: Study, only: dict[str, list[str]]) -> Study:
+    """The part of `study` whose runs match every key of `only` (a config key, or 'variant' for the variant's
+    name, mapped to the values allowed, as written on a command line: ``{"seq_len": ["100"], "seed": ["0"]}``).
+
+    A part keeps its runs' configs, hashes and study name, so its results are the full study's: running the
+    rest later skips them. An unknown key or a value no run has is a one-line `ConfigError`."""
+    runs = study.runs
+    for key, texts in only.items():
+        if key != "variant" and key not in RunConfig.model_fields:
+            close = difflib.get_close_matches(key, [*RunConfig.model_fields, "variant"], n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else "; use a config key or 'variant'"
+            raise ConfigError(f"study {study.name}: unknown key {key!r} to select runs by{hint}")
+        values = {_run_value(r, key) for r in study.runs}
+        missing = [t for t in texts if not any(_same(v, t) for v in values)]
+        if missing:
+            have = ", ".join(map(str, sorted(values, key=lambda v: (str(type(v)), v))))
+            raise ConfigError(f"study {study.name}: no run has {key}={missing[0]}; its runs have {key} {have}")
+        runs = [r for r in runs if any(_same(_run_value(r, key), t) for t in texts)]
+    return dataclasses.replace(study, runs=runs)
+
+
+def _run_value(run: RunConfig, key: str) -> Any:
+    return run.name.split(" · ")[0] if key == "variant" else getattr(run, key)
+
+
+def _same(value: Any, text: str) -> bool:
+    """A config value against its command-line spelling: 1e-3 is 0.001, 'true' is True, 100 is '100'."""
+    if isinstance(value, bool):
+        return text.lower() == str(value).lower()
+    if isinstance(value, int | float):
+        try:
+            return float(text) == value
+        except ValueError:
+            return False
+    return str(value) == text
 
 
 def _finding_keys(data: dict[str, Any], where: str) -> dict[str, str | None]:
