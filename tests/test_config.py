@@ -42,6 +42,14 @@ def test_chrono_gets_t_max_from_the_sequence_length():
         ({"task": "adding", "bptt_k1": 5}, "bptt_k1 / bptt_k2 apply to stream tasks"),
         ({"task": "text", "truncate": 5}, "truncate applies to sequence tasks"),
         ({"task": "copy", "task_options": {"symbols": 3}}, "task 'copy' has no option 'symbols'"),
+        # The task's own checks, when the config is written rather than when its run starts:
+        ({"task": "adding", "seq_len": 1}, "task 'adding': seq_len must be an integer ≥ 2, got 1"),
+        ({"task": "arithmetic", "seq_len": 10}, "task 'arithmetic': seq_len must be an integer ≥ 30"),
+        ({"task": "temporal_order", "task_options": {"symbols": 4}}, "symbols must be 2 or 3, got 4"),
+        ({"task": "digits", "task_options": {"order": "pixelz"}}, "task 'digits': unknown order 'pixelz'"),
+        ({"task": "digits", "seq_len": 100}, "task 'digits' with order='rows' has seq_len 8, got 100"),
+        ({"task": "mnist", "seq_len": 100}, "seq_len must be 28 (order rows) or 784 (order pixels), got 100"),
+        ({"task": "mnist", "task_options": {"permuted": True, "order": "rows"}}, "permuted=True needs order='pixels'"),
     ],
 )
 def test_bad_configs_are_one_line_errors_naming_the_key(data, message):
@@ -50,6 +58,25 @@ def test_bad_configs_are_one_line_errors_naming_the_key(data, message):
     text = str(info.value)
     assert "\n" not in text
     assert message in text, text
+
+
+@pytest.mark.parametrize(
+    ("data", "length"),
+    [
+        ({"task": "digits"}, 8),
+        ({"task": "digits", "task_options": {"order": "pixels", "permuted": True}}, 64),
+        ({"task": "mnist"}, 28),
+        ({"task": "mnist", "task_options": {"order": "pixels"}}, 784),
+        ({"task": "adding"}, 100),
+    ],
+)
+def test_a_task_with_one_length_gets_it_when_none_is_given(data, length):
+    from rnnlab.lab.tasks import make_task
+
+    config = make_config(data)
+    assert config.seq_len == length
+    if config.task == "digits":  # the run builds at that length (mnist needs the optional extra)
+        assert make_task(config.task, seq_len=config.seq_len, **config.task_options).length == length
 
 
 @pytest.mark.parametrize(

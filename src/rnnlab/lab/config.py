@@ -49,7 +49,7 @@ class RunConfig(BaseModel):
     name: str | None = None  # label for tables and reports (not part of the hash)
     # --- task
     task: str = "adding"  # one of rnnlab.lab.tasks.TASKS
-    seq_len: int | None = Field(100, ge=1)  # sequence length T (text: the default BPTT window; digits: fixed)
+    seq_len: int | None = Field(100, ge=1)  # sequence length T (text: the default BPTT window; digits, mnist: their one length when not given)
     task_options: dict[str, Any] = {}  # extra task options, e.g. {symbols: 3} or {order: pixels}
     # --- model
     cell: str = "lstm"  # one of rnnlab.recurrent.cells.CELLS
@@ -87,6 +87,22 @@ class RunConfig(BaseModel):
     seed: int = Field(0, ge=0)  # weights, data order, dropout
     checkpoint_every: int | None = Field(None, ge=1)  # updates between checkpoints (default: eval_every)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_length(cls, data: Any) -> Any:
+        """A task with one length (the digit images: 8 rows or 64 pixels) gets it when no seq_len is given,
+        rather than the default 100 it would refuse. Options it does not take are left for `_check` to name."""
+        if isinstance(data, dict) and "seq_len" not in data and data.get("task") in TASKS:
+            options = data.get("task_options") or {}
+            if isinstance(options, dict) and set(options) <= set(task_options(data["task"])):
+                try:
+                    fixed = get_task_class(data["task"]).fixed_length(**options)
+                except ValueError:
+                    fixed = None  # a bad option value: `_check` reports it
+                if fixed is not None:
+                    data = {**data, "seq_len": fixed}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
         if self.task not in TASKS:
@@ -97,6 +113,7 @@ class RunConfig(BaseModel):
                 raise ValueError(
                     f"task {self.task!r} has no option {option!r}; its options: {', '.join(valid) or 'none'}"
                 )
+        self._check_task()
         if self.cell not in CELLS:
             raise ValueError(f"unknown cell {self.cell!r}; choose from: {', '.join(CELLS)}")
         self._check_cell_options()
@@ -121,6 +138,11 @@ class RunConfig(BaseModel):
         if self.orthogonal_lr is not None and not CELLS[self.cell].weight_hh_computed:
             raise ValueError(f"orthogonal_lr is the learning rate of ExpRNN's A; cell {self.cell!r} has none")
         return self
+
+    def _check_task(self) -> None:
+        """The task's own checks (lengths, option values), here rather than when the run starts."""
+        task = get_task_class(self.task)
+        task.check(**self.task_options) if self.seq_len is None else task.check(self.seq_len, **self.task_options)
 
     def _check_cell_options(self) -> None:
         """Each option is one the cell's module takes, with a value it accepts (a tiny module is built to ask)."""

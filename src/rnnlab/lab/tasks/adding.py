@@ -34,9 +34,14 @@ class Adding(SequenceTask):
     metric = Metric("mse", higher_is_better=False, solved_at=0.01)
     chance = baseline_loss = 1 / 6
 
+    @classmethod
+    def check(cls, seq_len: int = 100) -> None:
+        check_length(cls.name, seq_len, 2)
+
     def __init__(self, seq_len: int = 100, seed: int = 0):
         super().__init__(seed)
-        self.length = check_length(self.name, seq_len, 2)
+        self.check(seq_len)
+        self.length = seq_len
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         steps, half = self.length, self.length // 2

@@ -67,9 +67,14 @@ class Arithmetic(NextSymbolTask):
     output_size = len(SYMBOLS)
     metric = Metric("answer_accuracy", higher_is_better=True, solved_at=0.99)
 
+    @classmethod
+    def check(cls, seq_len: int = 64) -> None:
+        check_length(cls.name, seq_len, LONGEST)  # the longest problem without distractors fits
+
     def __init__(self, seq_len: int = 64, seed: int = 0):
         super().__init__(seed)
-        self.length = check_length(self.name, seq_len, LONGEST)  # the longest problem without distractors fits
+        self.check(seq_len)
+        self.length = seq_len
         reference = self.sample(REFERENCE_SIZE, torch.Generator().manual_seed(20_000_003 + seed))
         self.baseline_loss, self.chance = memoryless_levels(reference, self.test_set(), self.output_size)
 

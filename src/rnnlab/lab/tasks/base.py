@@ -55,6 +55,19 @@ class Task:
     chance: float  # the metric of a memoryless predictor, stated in each docstring
     baseline_loss: float  # the loss of that predictor
 
+    @classmethod
+    def check(cls, seq_len: int | None = None, **options) -> None:
+        """Raise ValueError, in one line, if the task would refuse these arguments — without building it (no
+        data is generated or loaded), so that a config is refused when it is written, not when it runs. Each
+        task checks here everything its constructor checks; the constructor calls it."""
+        raise NotImplementedError
+
+    @classmethod
+    def fixed_length(cls, **options) -> int | None:
+        """The one sequence length the task has with these options (the digit images: 8 rows or 64 pixels), or
+        None where seq_len is free."""
+        return None
+
     def loss(self, prediction: Tensor, target: Tensor) -> Tensor:
         raise NotImplementedError
 

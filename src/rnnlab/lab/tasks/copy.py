@@ -37,9 +37,14 @@ class Copy(SequenceTask):
     output_size = 9  # blank and the 8 symbols
     metric = Metric("copy_accuracy", higher_is_better=True, solved_at=0.99)
 
+    @classmethod
+    def check(cls, seq_len: int = 100) -> None:
+        check_length(cls.name, seq_len, 1)
+
     def __init__(self, seq_len: int = 100, seed: int = 0):
         super().__init__(seed)
-        self.gap = check_length(self.name, seq_len, 1)
+        self.check(seq_len)
+        self.gap = seq_len
         self.length = self.gap + 2 * COPIED
         self.baseline_loss = COPIED * math.log(CATEGORIES) / self.length  # cross-entropy (nats per step)
         self.chance = 1 / CATEGORIES  # copy accuracy of a uniform guess

@@ -27,16 +27,25 @@ class Digits(SplitDataTask):
     name = "digits"
     test_size = 360
 
-    def __init__(self, seq_len: int | None = None, order: str = "rows", permuted: bool = False, seed: int = 0):
-        super().__init__(seed)
+    @classmethod
+    def check(cls, seq_len: int | None = None, order: str = "rows", permuted: bool = False) -> None:
+        length = cls.fixed_length(order=order, permuted=permuted)
+        if seq_len is not None and seq_len != length:
+            raise ValueError(f"task 'digits' with order={order!r} has seq_len {length}, got {seq_len!r}")
+
+    @classmethod
+    def fixed_length(cls, order: str = "rows", permuted: bool = False) -> int:
         if order not in ORDERS:
             raise ValueError(f"task 'digits': unknown order {order!r}; choose from: {', '.join(ORDERS)}")
         if permuted and order != "pixels":
             raise ValueError("task 'digits': permuted=True needs order='pixels'")
+        return 8 if order == "rows" else 64
+
+    def __init__(self, seq_len: int | None = None, order: str = "rows", permuted: bool = False, seed: int = 0):
+        super().__init__(seed)
+        self.check(seq_len, order, permuted)
         self.order, self.permuted = order, permuted
-        self.length = 8 if order == "rows" else 64
-        if seq_len is not None and seq_len != self.length:
-            raise ValueError(f"task 'digits' with order={order!r} has seq_len {self.length}, got {seq_len!r}")
+        self.length = self.fixed_length(order, permuted)
         self.input_size = 8 if order == "rows" else 1
         images, labels = _load()
         split = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1234))

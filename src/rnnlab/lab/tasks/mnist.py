@@ -49,8 +49,9 @@ class MNIST(SplitDataTask):
     name = "mnist"
     test_size = 10 * (PER_CLASS - TRAIN_PER_CLASS)
 
-    def __init__(self, seq_len: int | None = None, order: str | None = None, permuted: bool = False, seed: int = 0):
-        super().__init__(seed)
+    @staticmethod
+    def _order(seq_len: int | None, order: str | None, permuted: bool) -> str:
+        """The order these arguments mean, checked: `order` when given, else the one seq_len names."""
         lengths = {length: name for name, (length, _) in ORDERS.items()}
         if order is None:  # follows from seq_len: 28 → rows, 784 → pixels
             if seq_len is not None and seq_len not in lengths:
@@ -62,10 +63,23 @@ class MNIST(SplitDataTask):
             raise ValueError(f"task 'mnist': unknown order {order!r}; choose from: {', '.join(ORDERS)}")
         if permuted and order != "pixels":
             raise ValueError("task 'mnist': permuted=True needs order='pixels' (seq_len 784)")
+        if seq_len is not None and seq_len != ORDERS[order][0]:
+            raise ValueError(f"task 'mnist' with order={order!r} has seq_len {ORDERS[order][0]}, got {seq_len!r}")
+        return order
+
+    @classmethod
+    def check(cls, seq_len: int | None = None, order: str | None = None, permuted: bool = False) -> None:
+        cls._order(seq_len, order, permuted)
+
+    @classmethod
+    def fixed_length(cls, order: str | None = None, permuted: bool = False) -> int:
+        return ORDERS[cls._order(None, order, permuted)][0]
+
+    def __init__(self, seq_len: int | None = None, order: str | None = None, permuted: bool = False, seed: int = 0):
+        super().__init__(seed)
+        order = self._order(seq_len, order, permuted)
         self.order, self.permuted = order, permuted
         self.length, self.input_size = ORDERS[order]
-        if seq_len is not None and seq_len != self.length:
-            raise ValueError(f"task 'mnist' with order={order!r} has seq_len {self.length}, got {seq_len!r}")
         images, labels = _load(_data_file())
         pixels = images.reshape(len(labels), 784)
         if permuted:

@@ -37,11 +37,16 @@ class TemporalOrder(SequenceTask):
     input_size = len(VOCABULARY)
     metric = Metric("accuracy", higher_is_better=True, solved_at=0.99)
 
-    def __init__(self, seq_len: int = 100, symbols: int = 2, seed: int = 0):
-        super().__init__(seed)
+    @classmethod
+    def check(cls, seq_len: int = 100, symbols: int = 2) -> None:
         if symbols not in (2, 3):
             raise ValueError(f"task 'temporal_order': symbols must be 2 or 3, got {symbols!r}")
-        self.length = check_length(self.name, seq_len, 20)
+        check_length(cls.name, seq_len, 20)
+
+    def __init__(self, seq_len: int = 100, symbols: int = 2, seed: int = 0):
+        super().__init__(seed)
+        self.check(seq_len, symbols)
+        self.length = seq_len
         self.relevant = symbols
         self.output_size = 2**symbols
         self.chance = 1 / self.output_size

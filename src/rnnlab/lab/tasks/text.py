@@ -79,8 +79,12 @@ class Text(StreamTask):
     input_size = output_size = len(ALPHABET)
     train_chars, test_chars = 200_000, 20_000
 
-    def __init__(self, seq_len: int = 50, seed: int = 0):
+    @classmethod
+    def check(cls, seq_len: int = 50) -> None:
         positive_int(seq_len, "seq_len (the default BPTT window)", "task 'text'")
+
+    def __init__(self, seq_len: int = 50, seed: int = 0):
+        self.check(seq_len)
         self.seq_len = seq_len
         self.seed = seed
         labelled = generate_labelled(self.train_chars + self.test_chars, seed)

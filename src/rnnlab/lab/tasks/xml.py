@@ -63,9 +63,14 @@ class XML(NextSymbolTask):
     name = "xml"
     input_size = output_size = len(SYMBOLS)
 
+    @classmethod
+    def check(cls, seq_len: int = 100) -> None:
+        check_length(cls.name, seq_len, 1)
+
     def __init__(self, seq_len: int = 100, seed: int = 0):
         super().__init__(seed)
-        self.length = check_length(self.name, seq_len, 1)
+        self.check(seq_len)
+        self.length = seq_len
         texts, best = self._draw(self.test_size, torch.Generator().manual_seed(10_000_019 + seed))
         self._test = _tensors(texts)
         self.ceiling = sum(map(sum, best)) / (self.test_size * self.length)
