@@ -49,7 +49,8 @@ class RunConfig(BaseModel):
     name: str | None = None  # label for tables and reports (not part of the hash)
     # --- task
     task: str = "adding"  # one of rnnlab.lab.tasks.TASKS
-    seq_len: int | None = Field(100, ge=1)  # sequence length T (text: the default BPTT window; digits, mnist: their one length when not given)
+    # sequence length T (text: the default BPTT window; digits, mnist: their one length when not given)
+    seq_len: int | None = Field(100, ge=1)
     task_options: dict[str, Any] = {}  # extra task options, e.g. {symbols: 3} or {order: pixels}
     # --- model
     cell: str = "lstm"  # one of rnnlab.recurrent.cells.CELLS
