@@ -27,7 +27,7 @@ EXAMPLES = [(page, heading, code) for page in PAGES for heading, code in _blocks
 
 
 def test_the_pages_have_their_examples():
-    assert len(EXAMPLES) == 6, [heading for _, heading, _ in EXAMPLES]
+    assert len(EXAMPLES) == 7, [heading for _, heading, _ in EXAMPLES]
 
 
 @pytest.mark.parametrize(("page", "heading", "code"), EXAMPLES, ids=[h.split(":")[0] for _, h, _ in EXAMPLES])
