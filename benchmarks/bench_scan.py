@@ -2,7 +2,7 @@
 
 One training step = zero_grad, forward, a loss on every step's output, backward, Adam step, for one layer of
 
-  scan       `rnnlab.MinGRU` (and `MinLSTM`), each layer one log-space parallel scan (`recurrent/scan.py`)
+  scan       `rnnlab.MinGRU` (and `MinLSTM`), each layer one chunked scan (`recurrent/scan.py`)
   loop       the same module with `scan=False`: rnnlab's Python loop over `Cell.step` / `step_backward`
   nn.GRU     `torch.nn.GRU` (PyTorch's fused kernel), the reference a practitioner would otherwise use
 

@@ -136,7 +136,8 @@ class MinGRU(_Scanned):
         h_t = (1 − z_t) ⊙ h_{t−1} + z_t ⊙ h̃_t, g(k) = k + ½ (k ≥ 0), σ(k) (k < 0) as the authors' code.
         Parameters per layer: weight_ih (2H, I) with blocks (h̃, z) in the code's order, bias_ih (2H,); no
         recurrent weight. Initialisation: the authors' `nn.Linear` (U(±1/√I)). `scan` (default True): each layer
-    runs as one log-space parallel scan, as the authors train (`scan.py`), else the step-by-step loop. Their
+    runs as one chunked scan (`scan.py`; the authors train with a log-space scan, slower on CPU), else the
+    step-by-step loop. Their
     block around the cell
         (expansion factor, output projection, learned h0) is the model's business, not the recurrence's: pass h0
         as `hx`."""

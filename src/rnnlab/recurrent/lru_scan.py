@@ -3,8 +3,9 @@ by a parallel scan and backward by the same scan reversed in time with conj(λ) 
 step by step through `LRUCell` (`rnnlab.LRU(..., scan=False)`).
 
 The scan (`diagonal_scan`) is Hillis & Steele's doubling scan for a time-invariant λ: after pass k every x_t holds
-Σ_{j<2^{k+1}} λ^j b_{t−j}, by one shifted multiply-add with λ^{2^k}; ⌈log₂ T⌉ passes in all. It needs no logs
-(scan.py's log-space scan requires a_t, b_t > 0; here λ and b are complex) and no division by powers of λ
+Σ_{j<2^{k+1}} λ^j b_{t−j}, by one shifted multiply-add with λ^{2^k}; ⌈log₂ T⌉ passes in all. (scan.py's
+chunked scan writes into its output, which autograd cannot differentiate, and the backward here must be
+differentiable.) It needs no division by powers of λ
 (x_t = λ^t Σ λ^{−s} b_s overflows once |λ|^{−s} does): every factor it multiplies has modulus ≤ 1 when |λ| ≤ 1.
 
 Both backwards are written with differentiable ops, so a backward with create_graph=True (gradient penalties,

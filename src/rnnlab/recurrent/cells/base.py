@@ -62,7 +62,7 @@ class Cell:
     separate_recurrent_grad: bool = False
     recurrence: Recurrence = Recurrence.MATRIX  # how h_{t−1} enters the step (see `Recurrence`)
     recurrent_bias: bool = True  # whether the cell has bias_hh beside bias_ih (torch.nn's cells do)
-    parallel_scan: bool = False  # has `log_coefficients`: a layer can run as one parallel scan (`scan.py`)
+    parallel_scan: bool = False  # has `coefficients`: a layer can run as one chunked scan (`scan.py`)
     # The module computes weight_hh from a parameter of its own (ExpRNN: exp(A)) and hands it to the engine, so
     # init schemes that write W_hh in place do not apply.
     weight_hh_computed: bool = False
@@ -87,10 +87,10 @@ class Cell:
             return (rows, state) if self.recurrence is Recurrence.MATRIX else (rows,)
         return (rows,)
 
-    def log_coefficients(self, x_pre: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
-        """For a recurrence h_t = a_t ⊙ h_{t−1} + b_t whose a_t, b_t > 0 come from x_t alone, all steps at once:
-        (log a_t, log b_t) (T, B, H) and the activations `step` saves, stacked (T, B, G·H), for the parallel scan
-        (`rnnlab.recurrent.scan`). None: the cell has no such form (the default)."""
+    def coefficients(self, x_pre: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """For a recurrence h_t = a_t ⊙ h_{t−1} + b_t whose a_t, b_t come from x_t alone, all steps at once:
+        (a_t, b_t) (T, B, H), computed as `step` computes them, and the activations `step` saves, stacked
+        (T, B, G·H), for the chunked scan (`rnnlab.recurrent.scan`). None: the cell has no such form (the default)."""
         return None
 
     def previous_state_grad(self, grads: StepGrads, weight_hh: Tensor | None) -> Tensor:

@@ -6,7 +6,8 @@ diagonal and its magnitude alone sets how far back the gradient reaches.
 - minGRU and minLSTM (Feng et al. 2024, "Were RNNs all we needed?", github BorealisAI/minRNNs): the gates
   depend on x_t only, so h_t = a_t ⊙ h_{t−1} + b_t is a first-order linear recurrence with coefficients
   computed from the input (`Recurrence.NONE`: no recurrent weight). Their candidate state is h̃_t = g(·) with
-  the authors' g(k) = k + ½ for k ≥ 0, σ(k) for k < 0 (continuous, positive, so their log-space scan applies).
+  the authors' g(k) = k + ½ for k ≥ 0, σ(k) for k < 0 (continuous and positive, which their log-space scan
+  needs; rnnlab's chunked scan, `scan.py`, would not).
 
 Layouts follow the authors' code: minGRU's one input projection is (hidden, gate) chunked in that order
 (``to_hidden_and_gate``), minLSTM's (hidden, forget, input); one bias each.
@@ -15,7 +16,6 @@ Layouts follow the authors' code: minGRU's one input projection is (hidden, gate
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rnnlab.recurrent.cells.base import Cell, Recurrence, StepGrads
@@ -24,11 +24,6 @@ from rnnlab.recurrent.cells.base import Cell, Recurrence, StepGrads
 def g(k: Tensor) -> Tensor:
     """Feng et al.'s candidate nonlinearity: k + ½ for k ≥ 0, σ(k) below (continuous at 0, always > 0)."""
     return torch.where(k >= 0, k + 0.5, torch.sigmoid(k))
-
-
-def log_g(k: Tensor) -> Tensor:
-    """log g(k), computed without forming g where it is tiny: log(k + ½) for k ≥ 0, log σ(k) = −softplus(−k)."""
-    return torch.where(k >= 0, torch.log(torch.relu(k) + 0.5), -F.softplus(-k))
 
 
 def g_and_derivative(k: Tensor) -> tuple[Tensor, Tensor]:
@@ -78,12 +73,10 @@ class MinGRUCell(Cell):
         h_new = (1 - z) * h + z * h_tilde
         return h_new, None, torch.cat([x_pre[:, :hidden], z], dim=1)  # saved (B, 2H): k_h and z
 
-    def log_coefficients(self, x_pre):
+    def coefficients(self, x_pre):
         hidden = x_pre.shape[-1] // 2
-        k_h, k_z = x_pre[..., :hidden], x_pre[..., hidden:]  # (T, B, H) each
-        log_a = -F.softplus(k_z)  # log(1 − z) = log σ(−k_z)
-        log_b = -F.softplus(-k_z) + log_g(k_h)  # log z + log h̃
-        return log_a, log_b, torch.cat([k_h, torch.sigmoid(k_z)], dim=-1)  # saved as `step` saves it
+        k_h, z = x_pre[..., :hidden], torch.sigmoid(x_pre[..., hidden:])  # (T, B, H) each
+        return 1 - z, z * g(k_h), torch.cat([k_h, z], dim=-1)  # a, b as `step` computes them; saved as it saves
 
     def step_backward(self, dh, dc, saved, h_prev, c_prev):
         hidden = h_prev.shape[-1]
@@ -127,16 +120,12 @@ class MinLSTMCell(Cell):
         h_new = f_n * h + i_n * h_tilde
         return h_new, None, torch.cat([x_pre[:, :hidden], f, i], dim=1)  # saved (B, 3H): k_h, f, i
 
-    def log_coefficients(self, x_pre):
+    def coefficients(self, x_pre):
         hidden = x_pre.shape[-1] // 3
-        k_h, k_f, k_i = x_pre[..., :hidden], x_pre[..., hidden : 2 * hidden], x_pre[..., 2 * hidden :]
-        if self.normalized:  # log f′ = −log(1 + i/f) = −softplus(log i − log f), and likewise log i′
-            diff = F.softplus(-k_f) - F.softplus(-k_i)  # log i − log f
-            log_a, log_i = -F.softplus(diff), -F.softplus(-diff)
-        else:
-            log_a, log_i = -F.softplus(-k_f), -F.softplus(-k_i)
-        saved = torch.cat([k_h, torch.sigmoid(k_f), torch.sigmoid(k_i)], dim=-1)  # as `step` saves it
-        return log_a, log_i + log_g(k_h), saved
+        k_h = x_pre[..., :hidden]  # (T, B, H)
+        f, i = torch.sigmoid(x_pre[..., hidden : 2 * hidden]), torch.sigmoid(x_pre[..., 2 * hidden :])
+        f_n, i_n = self._coefficients(f, i)
+        return f_n, i_n * g(k_h), torch.cat([k_h, f, i], dim=-1)  # a, b as `step` computes them; saved as it saves
 
     def step_backward(self, dh, dc, saved, h_prev, c_prev):
         hidden = h_prev.shape[-1]
