@@ -193,7 +193,8 @@ def finding_row(study: Study, csv_path: Path) -> str:
                 numbers += f"; runs.csv also holds {earlier} runs of an earlier setting, not counted"
         compute = hours_minutes(sum(r.wall_time or 0.0 for r in runs if r.status in FINISHED))
     else:
-        numbers, compute = f"not run yet (no {csv_path.as_posix()})", "–"
+        # The study's folder and file only, so the table is the same whether --root is relative or absolute.
+        numbers, compute = f"not run yet (no {csv_path.parent.name}/{csv_path.name})", "–"
     cells = [
         f"**{number}** {title}".strip(),
         study.paper,
