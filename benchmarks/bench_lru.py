@@ -36,7 +36,7 @@ def measure(length: int, args) -> dict[str, float | None]:
     sizes = (args.input_size, args.hidden)
     torch.manual_seed(0)
     variants = {
-        "LRU scan": rnnlab.LRU(*sizes, batch_first=True),
+        "LRU scan": rnnlab.LRU(*sizes, batch_first=True, scan=True),
         "LRU loop": rnnlab.LRU(*sizes, batch_first=True, scan=False),
         "nn.GRU": nn.GRU(*sizes, batch_first=True),
     }

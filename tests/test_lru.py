@@ -142,9 +142,23 @@ def test_the_doubling_scan_equals_the_recurrence_it_parallelises(steps):
     torch.testing.assert_close(diagonal_scan(lam, b), torch.stack(expected), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(("scan", "runs_scan"), [(None, False), (True, True), (False, False)])
+def test_by_default_the_recurrence_runs_step_by_step_on_a_cpu(monkeypatch, scan, runs_scan):
+    """On a CPU the loop is the faster (benchmarks/results/lru.txt), so scan=None runs it there."""
+    import rnnlab.recurrent.lru_module as lru_module
+
+    seen = []
+    original = lru_module.run_recurrence
+    monkeypatch.setattr(lru_module, "run_recurrence", lambda *a, scan, **k: seen.append(scan) or original(*a, scan=scan, **k))  # fmt: skip
+    module = rnnlab.LRU(2, 4, num_layers=2, scan=scan)
+    module(torch.randn(5, 3, 2))
+    assert seen == [runs_scan, runs_scan]
+    assert module.extra_repr().endswith("max_phase=6.28" if scan is None else f"max_phase=6.28, scan={scan}")
+
+
 def test_the_float32_scan_is_as_accurate_as_the_float32_loop_at_t_4096():
     torch.manual_seed(0)
-    scan32 = rnnlab.LRU(4, 8, complex_size=16, r_min=0.9, r_max=0.999)
+    scan32 = rnnlab.LRU(4, 8, complex_size=16, r_min=0.9, r_max=0.999, scan=True)
     loop32 = rnnlab.LRU(4, 8, complex_size=16, r_min=0.9, r_max=0.999, scan=False)
     loop64 = rnnlab.LRU(4, 8, complex_size=16, r_min=0.9, r_max=0.999, dtype=F64, scan=False)
     loop32.load_state_dict(scan32.state_dict())
@@ -352,7 +366,7 @@ def test_the_lru_benchmark_writes_one_row_per_length(tmp_path):
         (lambda: rnnlab.LRU(3, 4, complex_size=0), ValueError, "LRU: complex_size must be a positive integer"),
         (lambda: rnnlab.LRU(3, 4, bidirectional=True), ValueError, "bidirectional=True is not supported"),
         (lambda: rnnlab.LRU(3, 4, truncate=5), ValueError, "LRU: truncate is not supported"),
-        (lambda: rnnlab.LRU(3, 4, scan=1), TypeError, "LRU: scan must be True or False, got 1"),
+        (lambda: rnnlab.LRU(3, 4, scan=1), TypeError, "LRU: scan must be True, False or None"),
         (lambda: rnnlab.LRU(3, 4, dropout=1.0), ValueError, r"LRU: dropout must be a number in \[0, 1\)"),
         (lambda: rnnlab.LRU(3, 0), ValueError, "LRU: hidden_size must be a positive integer, got 0"),
         (lambda: rnnlab.LRU(3, 4)(torch.randn(5, 2, 4)), ValueError, "input has 4 features per step, expected input_size=3"),
