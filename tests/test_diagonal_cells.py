@@ -303,6 +303,8 @@ def test_the_chunked_scan_equals_the_recurrence_it_parallelises(steps, chunk):
     torch.testing.assert_close(chunked_scan(a, b, h0, chunk=chunk), _recurrence(a, b, h0), rtol=1e-12, atol=1e-14)
     zero = torch.zeros(3, 4, dtype=F64)
     torch.testing.assert_close(chunked_scan(a, b, chunk=chunk), _recurrence(a, b, zero), rtol=1e-12, atol=1e-14)
+    strided = chunked_scan(a.transpose(1, 2).contiguous().transpose(1, 2), b.transpose(1, 2).contiguous().transpose(1, 2), h0, chunk=chunk)  # fmt: skip
+    torch.testing.assert_close(strided, _recurrence(a, b, h0), rtol=1e-12, atol=1e-14)  # inputs that are not contiguous
 
 
 def test_the_float32_scan_is_as_accurate_as_the_float32_loop_at_t_4096():

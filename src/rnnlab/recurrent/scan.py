@@ -47,12 +47,12 @@ def chunked_scan(a: Tensor, b: Tensor, initial: Tensor | None = None, chunk: int
     autograd (it writes into its output): the engine's backward is the reverse scan."""
     steps = b.shape[0]
     size = chunk or max(1, math.isqrt(steps - 1) + 1)
-    count, tail = divmod(steps, size)  # K whole chunks, as views (no copy); the tail's steps follow one by one
-    h = torch.empty_like(b)
+    count, tail = divmod(steps, size)  # K whole chunks (views where the inputs are contiguous); then the tail
+    h = torch.empty(b.shape, dtype=b.dtype, device=b.device)  # contiguous, so that its chunks are views
     last = torch.zeros_like(b[0]) if initial is None else initial
     if count:
         whole = count * size
-        a_k, b_k = a[:whole].view(count, size, *b.shape[1:]), b[:whole].view(count, size, *b.shape[1:])
+        a_k, b_k = a[:whole].reshape(count, size, *b.shape[1:]), b[:whole].reshape(count, size, *b.shape[1:])
         h_k = h[:whole].view(count, size, *b.shape[1:])
         products = torch.empty_like(a_k)  # P_{k,j} = a_{k,0} ⋯ a_{k,j}: what a state entering chunk k becomes at j
         h_k[:, 0], products[:, 0] = b_k[:, 0], a_k[:, 0]
