@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import bench_cornn
 import bench_exprnn
 import bench_grid
+import bench_indrnn
 import bench_scan
 
 
@@ -134,6 +135,14 @@ def test_the_scan_benchmark_writes_one_row_per_length(tmp_path):
     rows = out.read_text().splitlines()[2:]
     assert [row.split()[0] for row in rows] == ["6", "9"]
     assert rows[0].split()[2] != "—" and rows[1].split()[2] == "—", "the loop is timed up to --loop-max only"
+
+
+def test_the_indrnn_benchmark_times_the_three_variants_and_writes_one_row_per_length(tmp_path):
+    out = tmp_path / "indrnn.txt"
+    argv = ["--lengths", "5,7", "--batch", "2", "--input-size", "3", "--hidden", "4", "--rounds", "1"]
+    assert bench_indrnn.main([*argv, "--out", str(out)]) == 0
+    rows = out.read_text().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["5", "7"] and all(len(row.split()) == 6 for row in rows)
 
 
 def test_the_cornn_benchmark_checks_parity_and_writes_one_row_per_length(tmp_path):

@@ -102,9 +102,10 @@ def _leaves(module):
 # ------------------------------------------------------------------------------------------------ the table
 
 
-def test_the_cells_are_rows_of_the_table_without_a_kernel():
+def test_the_cells_are_rows_of_the_table_and_only_indrnn_has_a_kernel():
     for name in CELL_MODULES:
-        assert CELLS[name].native_kind is None, "no compiled kernel: the Python loop (or the scan) serves them"
+        kernel = CELLS[name].native_kind
+        assert (kernel == 5) if name == "indrnn" else kernel is None, "minGRU/minLSTM: the scan or the Python loop"
     assert CELLS["indrnn"].recurrence is Recurrence.DIAGONAL
     assert CELLS["mingru"].recurrence is CELLS["minlstm"].recurrence is Recurrence.NONE
     shapes = {n: tuple(p.shape) for n, p in rnnlab.IndRNN(I, H).named_parameters()}
@@ -342,6 +343,55 @@ def test_the_scan_equals_the_loop_over_a_long_sequence(name):
         seen.append([out, h_n, x1.grad, h01.grad, rec.norms, *(p.grad for p in module.parameters())])
     for ours, reference_ in zip(*seen, strict=True):
         torch.testing.assert_close(ours, reference_, rtol=1e-10, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------ IndRNN's kernel
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(F64, {"rtol": 1e-12, "atol": 1e-12}), (torch.float32, {"rtol": 1e-5, "atol": 1e-6})])  # fmt: skip
+def test_indrnn_s_compiled_kernel_equals_the_python_loop(monkeypatch, dtype, tol):
+    """`_ext/kernels/indrnn.cpp` against `IndRNNCell.step` / `step_backward` (the Python loop): outputs, every
+    gradient, the recorded per-sample ‖∂L/∂h_t‖, for a two-layer stack with units that switch off (u of both
+    signs, a bias of −0.3) and H = 13, which is not a multiple of the vector width."""
+    from rnnlab.recurrent import native
+    from tests.conftest import on_both_loops
+
+    ext = native.extension()
+    if ext is None:
+        pytest.skip("the compiled engine is not in use here")
+    calls = []
+    original = native.extension  # None under RNNLAB_ENGINE=python, which the second loop sets
+    monkeypatch.setattr(native, "extension", lambda: None if original() is None else _Counting(original(), calls))
+    torch.manual_seed(0)
+    module = rnnlab.IndRNN(3, 13, num_layers=2, dtype=dtype, recurrent_max_abs=None)
+    with torch.no_grad():
+        module.weight_hh_l0.uniform_(-1.2, 1.2)
+        module.bias_ih_l0.fill_(-0.3)
+    x = torch.randn(40, 4, 3, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    weights = torch.randn(40, 4, 13, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    compiled, python = on_both_loops(module, x, lambda out: (out * weights).sum(), monkeypatch)
+    assert calls.count(5) == 4, "two layers, forward and backward, through the kernel (native_kind 5)"
+    assert 0 < (compiled[0] == 0).float().mean() < 0.9, "some units are off: ReLU′ is exercised"
+    for a, b in zip(compiled, python, strict=True):
+        torch.testing.assert_close(a, b, **tol)
+
+
+class _Counting:
+    """The compiled extension, with the cell kind of each forward and backward call written down."""
+
+    def __init__(self, ext, calls: list):
+        self._ext, self._calls = ext, calls
+
+    def forward(self, kind, *args):
+        self._calls.append(kind)
+        return self._ext.forward(kind, *args)
+
+    def backward(self, kind, *args):
+        self._calls.append(kind)
+        return self._ext.backward(kind, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._ext, name)
 
 
 # ------------------------------------------------------------------------------------------------ IndRNN's bound

@@ -2,8 +2,9 @@
 like `rnnlab.RNN` and returning (output, h_n), with each paper's own options and initialisation.
 
 They run in rnnlab's engine like every table cell (recording, truncation, the diagnostics, the monitor); no
-torch.nn class computes them, so there is no fused op and no `to_torch`. They have no compiled kernel: IndRNN
-runs the Python loop, minGRU and minLSTM the parallel scan (`scan.py`) or, with `scan=False`, the loop.
+torch.nn class computes them, so there is no fused op and no `to_torch`. IndRNN runs the engine's compiled time
+loop (`_ext/kernels/indrnn.cpp`; the Python loop where there is no extension), minGRU and minLSTM the chunked
+scan (`scan.py`) or, with `scan=False`, the Python loop.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@
 #include <ATen/ops/zeros.h>
 #include <c10/core/GradMode.h>
 
+#include <optional>
+
 #include "buffers.h"
 #include "cpu_dispatch.h"
 #include "kernels/kernels.h"
@@ -29,7 +31,7 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
   TORCH_CHECK(x_pre_in.is_contiguous(), "x_pre must be contiguous");
   const at::Tensor x_pre = x_pre_in;
   const int64_t T = x_pre.size(0), B = x_pre.size(1), H = h0.size(-1);
-  const bool lstm = kind == kLstm, gru = kind == kGru;
+  const bool lstm = kind == kLstm, gru = kind == kGru, diagonal = kind == kIndRnn;
   const int64_t G = lstm ? 4 : (gru ? 3 : 1);
   at::Tensor hs = scratch().get({T + 1, B, H}, x_pre.options());
   hs[0].copy_(h0);
@@ -53,9 +55,11 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
   const at::Tensor bias_x = b_x.has_value() ? b_x->contiguous() : zeros;
   const at::Tensor bias_h = b_hh.has_value() ? b_hh->contiguous() : zeros;
   const int64_t sH = B * H, sG = B * G * H;  // strides of one step in (·, B, H) and (·, B, G·H) tensors
-  SmallStepThreads threads(B * H * G * H);
+  const at::Tensor u = diagonal ? w_hh.contiguous() : at::Tensor();  // IndRNN: u (H,), no product
+  SmallStepThreads threads(diagonal ? B * H : B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(x_pre.scalar_type(), "rnnlab_forward", [&] {
-    const StepProduct<scalar_t> product(w_hh, B, /*forward=*/true, T);
+    const std::optional<StepProduct<scalar_t>> product =
+        diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_hh, B, /*forward=*/true, T);
     scalar_t* h = hs.data_ptr<scalar_t>();
     scalar_t* xp = x_pre.data_ptr<scalar_t>();
     const scalar_t *bx = bias_x.data_ptr<scalar_t>(), *bh = bias_h.data_ptr<scalar_t>();
@@ -64,7 +68,7 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
       const scalar_t* h_old = h + t * sH;
       if (lstm) {
         scalar_t* pre = xp + t * sG;
-        product(h_old, pre, true);
+        (*product)(h_old, pre, true);
         scalar_t* c = cs.data_ptr<scalar_t>();
         scalar_t* ax = aux.data_ptr<scalar_t>() + t * sH;
         for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) {
@@ -72,16 +76,21 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
         });
       } else if (gru) {
         scalar_t* hp = h_pre.data_ptr<scalar_t>();
-        product(h_old, hp, false);
+        (*product)(h_old, hp, false);
         scalar_t* a = acts.data_ptr<scalar_t>() + t * sG;
         scalar_t* ax = aux.data_ptr<scalar_t>() + t * sH;
         const scalar_t* x_t = xp + t * sG;
         for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
           GruKernel<scalar_t>::forward(x_t, bx, hp, bh, h_old, a, ax, h_new, b0, b1, H);
         });
+      } else if (diagonal) {
+        const scalar_t *pre = xp + t * sG, *up = u.data_ptr<scalar_t>();
+        for_rows(B, H, [&](int64_t b0, int64_t b1) {
+          IndRnnKernel<scalar_t>::forward(pre, bx, up, h_old, h_new, b0, b1, H);
+        });
       } else {
         scalar_t* pre = xp + t * sG;
-        product(h_old, pre, true);  // in place: x_pre is the engine's own temporary
+        (*product)(h_old, pre, true);  // in place: x_pre is the engine's own temporary
         for_rows(B, H, [&](int64_t b0, int64_t b1) { RnnKernel<scalar_t>::forward(kind, pre, bx, h_new, b0, b1, H); });
       }
     }
@@ -98,7 +107,7 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
   TORCH_CHECK(d_out_in.device().is_cpu(), "the compiled time loop runs on CPU tensors only");
   const at::Tensor d_out = d_out_in.contiguous();
   const int64_t T = d_out.size(0), B = d_out.size(1), H = d_out.size(2);
-  const bool lstm = kind == kLstm, gru = kind == kGru;
+  const bool lstm = kind == kLstm, gru = kind == kGru, diagonal = kind == kIndRnn;
   const int64_t G = lstm ? 4 : (gru ? 3 : 1);
   const auto opts = d_out.options();
   at::Tensor d_x_pre = scratch().get({T, B, G * H}, opts);
@@ -110,9 +119,11 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
   at::Tensor dh = dh_last.contiguous().clone();  // recurrent part of ∂L/∂h_t
   at::Tensor dc = lstm ? dc_last->contiguous().clone() : at::Tensor();
   const int64_t sH = B * H, sG = B * G * H;
-  SmallStepThreads threads(B * H * G * H);
+  const at::Tensor u = diagonal ? w_hh.contiguous() : at::Tensor();
+  SmallStepThreads threads(diagonal ? B * H : B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_backward", [&] {
-    const StepProduct<scalar_t> product(w_hh, B, /*forward=*/false, T);
+    const std::optional<StepProduct<scalar_t>> product =
+        diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_hh, B, /*forward=*/false, T);
     scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = lstm ? dc.data_ptr<scalar_t>() : nullptr;
     const scalar_t *h = hs.data_ptr<scalar_t>(), *dop = d_out.data_ptr<scalar_t>();
     const scalar_t* a = acts.has_value() && acts->defined() ? acts->data_ptr<scalar_t>() : nullptr;
@@ -133,20 +144,26 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
           LstmKernel<scalar_t>::backward(a + t * sG, ax + t * sH, c + t * sH, dhp, d_out_t, dcp, dpre, seen, b0, b1,
                                          H);
         });
-        product(dpre, dhp, false);
+        (*product)(dpre, dhp, false);
       } else if (gru) {
         scalar_t *dx_t = dx + t * sG, *dhh_t = dhh + t * sG;
         for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
           GruKernel<scalar_t>::backward(a + t * sG, ax + t * sH, h + t * sH, dhp, d_out_t, dx_t, dhh_t, seen, b0, b1,
                                         H);
         });
-        product(dhh_t, dhp, true);
+        (*product)(dhh_t, dhp, true);
+      } else if (diagonal) {
+        scalar_t* dpre = dx + t * sG;
+        const scalar_t* up = u.data_ptr<scalar_t>();
+        for_rows(B, H, [&](int64_t b0, int64_t b1) {
+          IndRnnKernel<scalar_t>::backward(h + (t + 1) * sH, up, dhp, d_out_t, dpre, seen, b0, b1, H);
+        });
       } else {
         scalar_t* dpre = dx + t * sG;
         for_rows(B, H, [&](int64_t b0, int64_t b1) {
           RnnKernel<scalar_t>::backward(kind, h + (t + 1) * sH, dhp, d_out_t, dpre, seen, b0, b1, H);
         });
-        product(dpre, dhp, false);
+        (*product)(dpre, dhp, false);
       }
     }
   });

@@ -1,6 +1,7 @@
-// The per-cell pointwise kernels: one file per cell family in this folder (rnn.cpp, lstm.cpp, gru.cpp), each a
-// `<Family>Kernel<T>` with a `forward` and a `backward` over the batch rows b0..b1 of one time step. The matrix
-// product of the step is not here (products.h); the time loop that calls both is loops.cpp.
+// The per-cell pointwise kernels: one file per cell family in this folder (rnn.cpp, lstm.cpp, gru.cpp,
+// indrnn.cpp), each a `<Family>Kernel<T>` with a `forward` and a `backward` over the batch rows b0..b1 of one
+// time step. The matrix product of the step is not here (products.h); the time loop that calls both is
+// loops.cpp.
 //
 // A NEW CELL'S KERNEL GOES HERE. To give a cell a compiled kernel:
 //   1. kernels/<family>.cpp: its `forward` and `backward` (gru.cpp is the model to copy: saved activations,
@@ -19,7 +20,7 @@
 namespace rnnlab {
 
 // The cell's code in the compiled loop: recurrent/cells.py's `native_kind`.
-enum CellKind : int64_t { kRnnTanh = 0, kRnnRelu = 1, kRnnLinear = 2, kLstm = 3, kGru = 4 };
+enum CellKind : int64_t { kRnnTanh = 0, kRnnRelu = 1, kRnnLinear = 2, kLstm = 3, kGru = 4, kIndRnn = 5 };
 
 // Recording targets of one step: per-sample norms (double) and, optionally, the vectors themselves.
 template <typename T>
@@ -35,6 +36,16 @@ struct RnnKernel {
   static void forward(int64_t kind, const T* pre, const T* bias, T* h, int64_t b0, int64_t b1, int64_t H);
   // d_pre = ∂L/∂pre from h_new and dh + d_out (the recurrent and the output part of ∂L/∂h_t).
   static void backward(int64_t kind, const T* h_new, const T* dh, const T* d_out, T* d_pre, const Seen<T>& seen,
+                       int64_t b0, int64_t b1, int64_t H);
+};
+
+// IndRNN: h = ReLU(pre + bias + u ⊙ h_prev) with u (H,): no matrix product in the step (loops.cpp skips it).
+template <typename T>
+struct IndRnnKernel {
+  static void forward(const T* pre, const T* bias, const T* u, const T* h_prev, T* h, int64_t b0, int64_t b1,
+                      int64_t H);
+  // dh: ∂L/∂h_t from step t+1, d_out added here; writes d_pre (B, H) and replaces dh with ∂L/∂h_{t−1} = d_pre ⊙ u.
+  static void backward(const T* h_new, const T* u, T* dh, const T* d_out, T* d_pre, const Seen<T>& seen,
                        int64_t b0, int64_t b1, int64_t H);
 };
 
