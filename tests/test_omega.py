@@ -105,6 +105,44 @@ def test_omega_and_its_gradient_match_the_reference(nonlinearity, squared):
     torch.testing.assert_close(grad, ref_grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("squared", [False, True])
+def test_omega_for_indrnn_matches_the_reference_with_u_element_wise(squared):
+    """IndRNN's step Jacobian is diag(ReLU′ ⊙ u): Ω and its gradient (on u) against autograd from scratch."""
+    x, readout = _inputs()
+    torch.manual_seed(0)
+    rnn = rnnlab.IndRNN(IN, H, batch_first=True, dtype=torch.float64, recurrent_max_abs=None)
+    with torch.no_grad():
+        rnn.weight_hh_l0.uniform_(-1.5, 1.5)
+    loss_fn = lambda s: _loss(s, readout)  # noqa: E731
+    reg, grad, _ = _rnnlab_omega(rnn, x, loss_fn, squared)
+    w_ih, b_ih = rnn.weight_ih_l0.detach(), rnn.bias_ih_l0.detach()
+    u = rnn.weight_hh_l0.detach().clone().requires_grad_()
+    h, states, pres = torch.zeros(B, H, dtype=torch.float64), [], []
+    for t in range(T):
+        pre = x[:, t] @ w_ih.T + b_ih + u * h
+        h = torch.relu(pre)
+        h.retain_grad()
+        states.append(h)
+        pres.append(pre.detach())
+    loss_fn(torch.stack(states)).backward()
+    previous = [torch.zeros(B, H, dtype=torch.float64)] + [s.detach() for s in states[:-1]]
+    terms = []
+    for k in range(T):
+        g = states[k].grad.detach()
+        h_k = previous[k].clone().requires_grad_()
+        (back,) = torch.autograd.grad(torch.relu(pres[k] + (h_k - previous[k]) * u), h_k, g, create_graph=True)
+        for b in range(B):
+            if g[b].norm() >= 1e-10:
+                ratio = back[b].norm() ** 2 / g[b].norm() ** 2 if squared else back[b].norm() / g[b].norm()
+                terms.append((ratio - 1) ** 2)
+    ref = torch.stack(terms).sum() / len(terms)
+    u.grad = None
+    ref.backward()
+    assert float(ref.detach()) > 1e-3, "a non-trivial Ω, so the comparison means something"
+    torch.testing.assert_close(reg.detach(), ref.detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad, u.grad, rtol=1e-10, atol=1e-12)
+
+
 def test_the_gradient_reaches_the_recurrent_weight_only():
     x, readout = _inputs()
     _, grad, rnn = _rnnlab_omega(_module("tanh"), x, lambda s: _loss(s, readout))
@@ -168,7 +206,10 @@ def test_batch_first_false_and_unbatched_inputs():
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: rnnlab.LSTM(IN, H), r"omega supports the cells rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'"),
+        (
+            lambda: rnnlab.LSTM(IN, H),
+            r"omega supports the cells indrnn, rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'",
+        ),
         (lambda: rnnlab.GRU(IN, H), r"got cell 'gru'"),
         (lambda: rnnlab.RNN(IN, H, num_layers=2), r"one-layer, one-direction RNNs .* num_layers=2"),
         (lambda: rnnlab.RNN(IN, H, bidirectional=True), r"bidirectional=True"),
@@ -198,7 +239,7 @@ def test_bad_records_and_states_are_refused():
         output.sum().backward()
     with pytest.raises(ValueError, match=r"states must be the output \(T, B, H\) .* got shape \(5, 3, 5\)"):
         rnnlab.omega(rnn, rec, output[1:])
-    with pytest.raises(TypeError, match=r"module must be an rnnlab RNN, got RNN"):
+    with pytest.raises(TypeError, match=r"module must be an rnnlab RNN or IndRNN, got RNN"):
         rnnlab.omega(torch.nn.RNN(IN, H), rec, output)
     with pytest.raises(TypeError, match=r"record must be a BackwardRecord"):
         rnnlab.omega(rnn, rec.norms, output)
@@ -238,7 +279,7 @@ def test_configs_without_a_regularizer_keep_their_hash():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"cell": "lstm"}, r"regularizer 'omega' supports the cells rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'"),
+        ({"cell": "lstm"}, r"regularizer 'omega' supports the cells indrnn, rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'"),
         ({"num_layers": 2}, r"supports num_layers 1, got 2"),
         ({"truncate": 5}, r"drop truncate"),
         ({"task": "text", "seq_len": 20}, r"applies to sequence tasks, not the stream task 'text'"),
@@ -256,10 +297,11 @@ def test_bad_regularizer_configs_are_one_line_errors(change, message):
     assert "\n" not in str(error.value)
 
 
-def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_path):
+@pytest.mark.parametrize("cell", ["rnn_tanh", "indrnn"])
+def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_path, cell):
     """One update of the trainer against the docstring's loop: record, loss backward, weight·Ω backward, clip,
     step — the same parameters to the last bit; then a short run logs Ω at each evaluation and in the store."""
-    config = make_config({**OMEGA_RUN, "regularizer": "omega", "omega_weight": 2.0, "steps": 1})
+    config = make_config({**OMEGA_RUN, "cell": cell, "regularizer": "omega", "omega_weight": 2.0, "steps": 1})
     trainer = Trainer(config)
     trainer.run()
     task = build_task(config)
@@ -277,7 +319,7 @@ def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_p
         assert torch.equal(mine, theirs), name
     assert trainer.result.evaluations[-1].omega == pytest.approx(float(reg.detach()), rel=1e-12)
 
-    result = Trainer(make_config({**OMEGA_RUN, "regularizer": "omega", "omega_weight": 2.0})).run()
+    result = Trainer(make_config({**OMEGA_RUN, "cell": cell, "regularizer": "omega", "omega_weight": 2.0})).run()
     omegas = [e.omega for e in result.evaluations]
     assert math.isnan(omegas[0]) and all(math.isfinite(v) and v > 0 for v in omegas[1:]) and len(omegas) == 3
     with Store(tmp_path / "runs.db") as store:

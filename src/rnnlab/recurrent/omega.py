@@ -4,7 +4,8 @@ networks", eq. 9–10): a penalty that asks every backward step to preserve the 
     Ω = Σ_k ( ‖∂L/∂h_{k+1} · ∂h_{k+1}/∂h_k‖ / ‖∂L/∂h_{k+1}‖ − 1 )²
 
 For an Elman cell h_{k+1} = φ(x W_ihᵀ + h_k W_hhᵀ + b) the backward step is the row vector
-(∂L/∂h_{k+1} ⊙ φ′) W_hh, so Ω needs exactly what rnnlab's engine already has after a recorded backward:
+(∂L/∂h_{k+1} ⊙ φ′) W_hh — for IndRNN's h_{k+1} = ReLU(x W_ihᵀ + u ⊙ h_k + b) it is (∂L/∂h_{k+1} ⊙ ReLU′) ⊙ u — so Ω
+needs exactly what rnnlab's engine already has after a recorded backward:
 ∂L/∂h_{k+1} at every step (`record_gradients(..., keep_vectors=True)`) and the states h_{k+1} (the module's
 output). Nothing is run again: Ω costs one (T·B, H) × (H, H) product and its backward.
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.recurrent.cells import VANILLA
+from rnnlab.recurrent.cells import VANILLA, Recurrence
 from rnnlab.recurrent.modules import RecurrentBase
 from rnnlab.recurrent.recorder import BackwardRecord, GradientRecorder
 
-#: The cells Ω is defined for here: one gate block, no cell state, step Jacobian diag(φ′) W_hh.
-OMEGA_CELLS = tuple(sorted(VANILLA))
+#: The cells Ω is defined for here: one gate block, no cell state, step Jacobian diag(φ′) W_hh (the Elman cells)
+#: or diag(φ′ ⊙ u) (IndRNN).
+OMEGA_CELLS = tuple(sorted([*VANILLA, "indrnn"]))
 
 #: ‖∂L/∂h_{k+1}‖ below this drops step k from Ω (its ratio is 0/0 in float precision). RNN.py's `bound` is
 #: 1e-20 on the squared norm, the same cut.
@@ -38,7 +40,7 @@ def omega(
 ) -> Tensor:
     """Pascanu's Ω for the batch whose backward `record` holds, differentiable with respect to W_hh.
 
-    **Arguments**: `module` an rnnlab `RNN` (tanh, relu or linear; one layer, one direction);
+    **Arguments**: `module` an rnnlab `RNN` (tanh, relu or linear) or `IndRNN`, one layer, one direction;
     `record` the `BackwardRecord` of the batch's loss backward made with
     `rnnlab.record_gradients(..., keep_vectors=True)` (or its `GradientRecorder`: its last record);
     `states` the module's output of that forward, (B, T, H) with `batch_first` else (T, B, H) — the states
@@ -66,7 +68,7 @@ def omega(
     when every step preserves the norm, e.g. a linear RNN with orthogonal W_hh.
     """
     gradients, states = _checked(module, record, states)  # (T, B, H) each
-    w_hh = module.weight_hh_l0  # (H, H)
+    w_hh = module.weight_hh_l0  # (H, H); IndRNN: u (H,)
     dtype = torch.promote_types(w_hh.dtype, torch.float32)
     w_hh = w_hh.to(dtype)  # a differentiable cast: the gradient lands in the weight's own dtype
     # Held constant (RNN.py differentiates with these as free symbols, substituted afterwards): the gradient
@@ -75,7 +77,8 @@ def omega(
     h_next = states.detach().to(dtype)  # (T, B, H)
     # g ⊙ φ′(h_{k+1}): the cell's own backward step, the one the engine runs (`d_h_pre` of an Elman cell).
     g_pre = module.cell.step_backward(g, None, h_next, None, None).d_h_pre  # (T, B, H)
-    back = g_pre @ w_hh  # (T, B, H): ∂L/∂h_{k+1} · ∂h_{k+1}/∂h_k, the one factor that depends on W_hh
+    # (T, B, H): ∂L/∂h_{k+1} · ∂h_{k+1}/∂h_k, the one factor that depends on W_hh (IndRNN's u: element-wise)
+    back = g_pre * w_hh if module.cell.recurrence is Recurrence.DIAGONAL else g_pre @ w_hh
     back_norm = torch.linalg.vector_norm(back, dim=-1)  # (T, B)
     g_norm = torch.linalg.vector_norm(g, dim=-1)  # (T, B)
     kept = g_norm >= MIN_GRADIENT_NORM  # (T, B)
@@ -91,7 +94,7 @@ def _checked(module, record, states) -> tuple[Tensor, Tensor]:
     (T, B, H) time-major."""
     where = "omega"
     if not isinstance(module, RecurrentBase):
-        raise TypeError(f"{where}: module must be an rnnlab RNN, got {type(module).__name__}")
+        raise TypeError(f"{where}: module must be an rnnlab RNN or IndRNN, got {type(module).__name__}")
     if module.cell.name not in OMEGA_CELLS:
         raise ValueError(f"{where} supports the cells {', '.join(OMEGA_CELLS)}; got cell {module.cell.name!r}")
     if module.num_layers != 1 or module.bidirectional:
