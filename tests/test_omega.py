@@ -279,7 +279,10 @@ def test_configs_without_a_regularizer_keep_their_hash():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"cell": "lstm"}, r"regularizer 'omega' supports the cells indrnn, rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'"),
+        (
+            {"cell": "lstm"},
+            r"regularizer 'omega' supports the cells indrnn, rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'",
+        ),
         ({"num_layers": 2}, r"supports num_layers 1, got 2"),
         ({"truncate": 5}, r"drop truncate"),
         ({"task": "text", "seq_len": 20}, r"applies to sequence tasks, not the stream task 'text'"),
