@@ -14,6 +14,7 @@ import bench_cornn
 import bench_exprnn
 import bench_grid
 import bench_indrnn
+import bench_omp_wait
 import bench_scan
 
 
@@ -143,6 +144,15 @@ def test_the_indrnn_benchmark_times_the_three_variants_and_writes_one_row_per_le
     assert bench_indrnn.main([*argv, "--out", str(out)]) == 0
     rows = out.read_text().splitlines()[2:]
     assert [row.split()[0] for row in rows] == ["5", "7"] and all(len(row.split()) == 6 for row in rows)
+
+
+def test_the_omp_wait_benchmark_times_each_setting_alone_and_beside_a_competitor(tmp_path):
+    out = tmp_path / "omp.txt"
+    argv = ["--seq-len", "3", "--hidden", "4", "--competitor-threads", "1", "--out", str(out)]
+    assert bench_omp_wait.main(argv) == 0
+    rows = out.read_text().splitlines()[2:]
+    assert len(rows) == len(bench_omp_wait.SETTINGS)
+    assert all(float(row.split()[-1]) > 0 and float(row.split()[-2]) > 0 for row in rows)
 
 
 def test_the_cornn_benchmark_checks_parity_and_writes_one_row_per_length(tmp_path):
