@@ -146,6 +146,7 @@ def test_the_indrnn_benchmark_times_the_three_variants_and_writes_one_row_per_le
     assert [row.split()[0] for row in rows] == ["5", "7"] and all(len(row.split()) == 6 for row in rows)
 
 
+@pytest.mark.slow  # six fresh processes that each import torch, one of them beside a spinning competitor: ~40 s
 def test_the_omp_wait_benchmark_times_each_setting_alone_and_beside_a_competitor(tmp_path):
     out = tmp_path / "omp.txt"
     argv = ["--seq-len", "3", "--hidden", "4", "--competitor-threads", "1", "--out", str(out)]
