@@ -61,8 +61,8 @@ class AutogradIndRNN(nn.Module):
         pre = x @ self.weight_ih.t() + self.bias  # (B, T, H)
         h = pre.new_zeros(pre.shape[0], pre.shape[2])
         states = []
-        for t in range(pre.shape[1]):
-            h = torch.relu(pre[:, t] + self.u * h)
+        for pre_t in pre.unbind(1):  # unbind, not pre[:, t]: each slice's backward would fill a (B, T, H) zero tensor
+            h = torch.relu(pre_t + self.u * h)
             states.append(h)
         return torch.stack(states, dim=1), h
 
