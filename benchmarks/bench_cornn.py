@@ -24,12 +24,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 import rnnlab
+from results_file import emit, write_lines
 
 
 class PaperCoRNN(nn.Module):
@@ -127,11 +127,8 @@ def main(argv=None) -> int:
         line = (
             f"{length:>6} {paper:>11.2f} {ours:>9.2f} {recorded:>9.2f} {paper / ours:>12.2f}× {recorded / ours:>15.2f}×"
         )
-        lines.append(line)
-        print(line, flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        emit(lines, line)
+    write_lines(lines, args.out)
     return 0
 
 

@@ -23,12 +23,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 import rnnlab
+from results_file import emit, write_lines
 
 
 class PaperLoop(nn.Module):
@@ -123,11 +123,8 @@ def main(argv=None) -> int:
         ms = {name: s * 1e3 for name, s in measure(length, args).items()}
         ours, recorded, paper = ms["rnnlab"], ms["rnnlab+rec"], ms["paper loop"]
         line = f"{length:>6} {ours:>10.2f} {recorded:>11.2f} {paper:>11.2f} {paper / ours:>12.2f}×"
-        lines.append(line)
-        print(line, flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        emit(lines, line)
+    write_lines(lines, args.out)
     return 0
 
 

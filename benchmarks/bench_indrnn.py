@@ -20,13 +20,13 @@ import argparse
 import os
 import platform
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
 import rnnlab
 from bench_scan import median_step_times  # the same training step and rounds as the minGRU benchmark's
+from results_file import emit, write_lines
 
 
 class OnEngine(nn.Module):
@@ -103,11 +103,8 @@ def main(argv=None) -> int:
         ms = {name: s * 1e3 for name, s in measure(length, args).items()}
         fast, loop, plain = ms["compiled"], ms["loop"], ms["autograd"]
         line = f"{length:>6} {fast:>10.2f} {loop:>10.2f} {plain:>10.2f} {loop / fast:>13.1f}× {plain / fast:>17.1f}×"
-        lines.append(line)
-        print(line, flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        emit(lines, line)
+    write_lines(lines, args.out)
     return 0
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
 import rnnlab
 from bench_scan import median_step_times  # the same training step and rounds as the minGRU benchmark's
+from results_file import emit, write_lines
 
 
 def measure(length: int, args) -> dict[str, float | None]:
@@ -71,11 +71,8 @@ def main(argv=None) -> int:
         loop_text = "—" if loop is None else f"{loop:.2f}"
         ratio = "—" if loop is None else f"{loop / scan:.1f}×"
         line = f"{length:>6} {scan:>10.2f} {loop_text:>10} {gru:>9.2f} {ratio:>10} {scan / gru:>11.2f}×"
-        lines.append(line)
-        print(line, flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        emit(lines, line)
+    write_lines(lines, args.out)
     return 0
 
 

@@ -17,7 +17,8 @@ import platform
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from results_file import write_lines
 
 STEP = """
 import statistics, time, torch
@@ -89,9 +90,7 @@ def main(argv=None) -> int:
     for name in SETTINGS:
         lines.append(f"{name:<36} {alone[name]:>10.1f} {beside[name]:>24.1f}")
     print("\n".join(lines), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_lines(lines, args.out)
     return 0
 
 

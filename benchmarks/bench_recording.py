@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-from pathlib import Path
 
 import torch
 
 import bench_grid
 import rnnlab
+from results_file import write_lines
 
 # The grid's steps under ~2 ms, where recording's fixed cost shows most: (cell, T, B, I, H).
 SHAPES = [("rnn_tanh", 35, 1, 32, 32), ("lstm", 35, 1, 32, 32), ("gru", 35, 1, 32, 32), ("rnn_tanh", 35, 16, 32, 32),
@@ -60,9 +60,7 @@ def main(argv=None) -> int:
                 f"recording {median:+.1%} ({q1:+.1%} … {q3:+.1%}), {extra_us:+.0f} µs")  # fmt: skip
         print(line, flush=True)
         lines.append(line)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    write_lines(lines, args.out)
     return 0
 
 

@@ -21,12 +21,12 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 import rnnlab
+from results_file import emit, write_lines
 
 
 def _step_fn(module: nn.Module, x: torch.Tensor, target: torch.Tensor):
@@ -99,11 +99,8 @@ def main(argv=None) -> int:
         loop_text = "—" if loop is None else f"{loop:.2f}"
         ratio = "—" if loop is None else f"{loop / scan:.1f}×"
         line = f"{length:>6} {scan:>12.2f} {loop_text:>12} {lstm:>13.2f} {gru:>9.2f} {ratio:>10} {scan / gru:>11.2f}×"
-        lines.append(line)
-        print(line, flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        emit(lines, line)
+    write_lines(lines, args.out)
     return 0
 
 

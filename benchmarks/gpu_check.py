@@ -34,6 +34,7 @@ from torch import nn
 
 import bench_grid
 import rnnlab
+from results_file import write_lines
 
 VARIANTS = ("torch.nn", "rnnlab", "rnnlab+rec", "cell loop")
 CELL_LOOPS = {"rnn_tanh": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}  # torch.nn's one-step modules
@@ -202,9 +203,7 @@ def main(argv=None) -> int:
     lines = header + table(rows)
     if skipped:
         lines += ["", f"{skipped} configurations not timed (--minutes {args.minutes:g} reached)."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    out = write_lines(lines, args.out)
     print(f"wrote {out} ({len(rows)} configurations in {time.perf_counter() - started:.0f} s)")
     return 1 if failed else 0
 
