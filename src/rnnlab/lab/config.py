@@ -142,8 +142,8 @@ class RunConfig(BaseModel):
 
     def _check_task(self) -> None:
         """The task's own checks (lengths, option values), here rather than when the run starts."""
-        task = get_task_class(self.task)
-        task.check(**self.task_options) if self.seq_len is None else task.check(self.seq_len, **self.task_options)
+        length = {} if self.seq_len is None else {"seq_len": self.seq_len}  # None: the task's own default
+        get_task_class(self.task).check(**length, **self.task_options)
 
     def _check_cell_options(self) -> None:
         """Each option is one the cell's module takes, with a value it accepts (a tiny module is built to ask)."""
