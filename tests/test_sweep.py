@@ -136,6 +136,7 @@ def test_a_part_of_a_study_runs_alone_and_the_rest_skips_it_later(tmp_path):
         ({"sede": ["0"]}, "unknown key 'sede' to select runs by; did you mean 'seed'?"),
         ({"seed": ["0", "7"]}, "no run has seed=7; its runs have seed 0, 1"),
         ({"variant": ["lstm"]}, "no run has variant=lstm; its runs have variant gru, tanh"),
+        ({"task_options": ["{symbols: 3}"]}, "no run has task_options={symbols: 3}; its runs have task_options {}"),
     ],
 )
 def test_selecting_runs_that_do_not_exist_is_a_one_line_error(only, message):

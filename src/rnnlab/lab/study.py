@@ -175,13 +175,18 @@ def select_runs(study: Study, only: dict[str, list[str]]) -> Study:
             close = difflib.get_close_matches(key, [*RunConfig.model_fields, "variant"], n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else "; use a config key or 'variant'"
             raise ConfigError(f"study {study.name}: unknown key {key!r} to select runs by{hint}")
-        values = {_run_value(r, key) for r in study.runs}
+        values = list({repr(v): v for v in (_run_value(r, key) for r in study.runs)}.values())  # dicts too
         missing = [t for t in texts if not any(_same(v, t) for v in values)]
         if missing:
-            have = ", ".join(map(str, sorted(values, key=lambda v: (str(type(v)), v))))
+            have = ", ".join(map(str, sorted(values, key=_sort_key)))
             raise ConfigError(f"study {study.name}: no run has {key}={missing[0]}; its runs have {key} {have}")
         runs = [r for r in runs if any(_same(_run_value(r, key), t) for t in texts)]
     return dataclasses.replace(study, runs=runs)
+
+
+def _sort_key(value: Any) -> tuple:
+    """Numbers in numeric order (100 before 1000), anything else by its text; one type after another."""
+    return (str(type(value)), value if isinstance(value, int | float) and not isinstance(value, bool) else str(value))
 
 
 def _run_value(run: RunConfig, key: str) -> Any:
