@@ -170,6 +170,34 @@ def test_sweep_only_on_the_command_line(tmp_path, capsys):
     assert "--only expects KEY=VALUE" in capsys.readouterr().err
 
 
+def test_a_dry_run_says_what_a_sweep_would_do_and_writes_nothing(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "claim": "c",
+                "source": "s",
+                "defaults": TINY,
+                "grid": {"seed": [0, 1]},
+                "variants": [{"name": "gru", "cell": "gru"}],
+            }
+        )
+    )
+    store = tmp_path / "s.db"
+    assert main(["sweep", str(path), "--store", str(store), "--dry-run"]) == 0
+    assert "2 new" in capsys.readouterr().out and not store.exists(), "no store is created by a dry run"
+    assert main(["sweep", str(path), "--store", str(store), "--only", "seed=0", "--no-progress"]) == 0
+    capsys.readouterr()
+    before = store.read_bytes()
+    assert main(["sweep", str(path), "--store", str(store), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "skip: completed" in out and "1 skip, 1 new" in out
+    assert store.read_bytes() == before, "a dry run writes nothing"
+
+
 def test_killed_sweep_driver_resumes_with_every_run_exactly_once(tmp_path):
     study_file = tmp_path / "study.yaml"
     study_file.write_text(

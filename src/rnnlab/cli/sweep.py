@@ -33,6 +33,9 @@ def register(sub) -> None:
         help="run only the runs whose config KEY (or 'variant') has one of the comma-separated VALUES, e.g. "
         "--only seq_len=100,200 --only seed=0; the rest can run later and the results add up",
     )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what the sweep would do with each run, and run nothing"
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -54,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         out.print(f"Study {study.name}: {len(study.runs)} runs, {args.workers} worker(s), executor {args.executor}")
+    if args.dry_run:
+        return _dry_run(out, study, args.store)
     with open_store(args) as store:
         summary = run_study(
             study,
@@ -70,6 +75,32 @@ def run(args: argparse.Namespace) -> int:
         f"in {summary.wall_time:.0f} s. Report: rnnlab report {study.name} --store {args.store}"
     )
     return 1 if summary.failed else 0
+
+
+def _dry_run(out: Console, study, store_path: str) -> int:
+    """The sweep's plan, from the store as it is (a store that does not exist yet is not created)."""
+    from pathlib import Path
+
+    from rnnlab.lab.store import Store
+    from rnnlab.lab.sweep import preview
+
+    if Path(store_path).exists():
+        with Store(store_path) as store:
+            actions = preview(study, store)
+    else:
+        actions = [(config.label(), "new") for config in study.runs]
+    table = Table(title=f"Study {study.name}: what a sweep on {store_path} would do (dry run)")
+    table.add_column("run")
+    table.add_column("action")
+    for name, action in actions:
+        table.add_row(name, action)
+    out.print(table)
+    counts: dict[str, int] = {}
+    for _, action in actions:
+        kind = action.split(":")[0].split(" from")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+    out.print("Dry run, nothing ran: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    return 0
 
 
 def _parse_only(items: list[str]) -> dict[str, list[str]]:

@@ -84,6 +84,25 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
     return summary, jobs
 
 
+def preview(study: Study, store: Store) -> list[tuple[str, str]]:
+    """What `plan` would do with each run, in the order it would claim them, writing nothing: (run name,
+    'skip: <status>' | 'resume from its checkpoint' | 'resume from the start' | 'retry: it failed' | 'new')."""
+    actions = []
+    for config in study.runs:
+        config_hash = config.hash()
+        if (done := store.find(config_hash, study.name)) is not None:
+            action = f"skip: {done.status}"
+        elif (left := store.find(config_hash, study.name, ("running",))) is not None:
+            where = "its checkpoint" if store.checkpoint_path(left.id).exists() else "the start"
+            action = f"resume from {where}"
+        elif store.find(config_hash, study.name, ("failed",)) is not None:
+            action = "retry: it failed"
+        else:
+            action = "new"
+        actions.append((config.label(), action))
+    return actions
+
+
 # ------------------------------------------------------------------------------------------------ worker side
 
 
