@@ -93,12 +93,13 @@ class RunConfig(BaseModel):
     def _task_length(cls, data: Any) -> Any:
         """A task with one length (the digit images: 8 rows or 64 pixels) gets it when no seq_len is given,
         rather than the default 100 it would refuse. Options it does not take are left for `_check` to name."""
-        if isinstance(data, dict) and "seq_len" not in data and data.get("task") in TASKS:
+        task = data.get("task") if isinstance(data, dict) else None
+        if isinstance(task, str) and task in TASKS and "seq_len" not in data:
             options = data.get("task_options") or {}
-            if isinstance(options, dict) and set(options) <= set(task_options(data["task"])):
+            if isinstance(options, dict) and set(options) <= set(task_options(task)):
                 try:
-                    fixed = get_task_class(data["task"]).fixed_length(**options)
-                except ValueError:
+                    fixed = get_task_class(task).fixed_length(**options)
+                except (ValueError, TypeError):
                     fixed = None  # a bad option value: `_check` reports it
                 if fixed is not None:
                     data = {**data, "seq_len": fixed}

@@ -54,12 +54,12 @@ class MNIST(SplitDataTask):
         """The order these arguments mean, checked: `order` when given, else the one seq_len names."""
         lengths = {length: name for name, (length, _) in ORDERS.items()}
         if order is None:  # follows from seq_len: 28 → rows, 784 → pixels
-            if seq_len is not None and seq_len not in lengths:
+            if seq_len is not None and (not isinstance(seq_len, int) or seq_len not in lengths):
                 raise ValueError(
                     f"task 'mnist': seq_len must be 28 (order rows) or 784 (order pixels), got {seq_len!r}"
                 )
             order = lengths.get(seq_len, "pixels" if permuted else "rows")
-        if order not in ORDERS:
+        if not isinstance(order, str) or order not in ORDERS:
             raise ValueError(f"task 'mnist': unknown order {order!r}; choose from: {', '.join(ORDERS)}")
         if permuted and order != "pixels":
             raise ValueError("task 'mnist': permuted=True needs order='pixels' (seq_len 784)")
