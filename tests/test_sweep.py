@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -146,22 +147,18 @@ def test_selecting_runs_that_do_not_exist_is_a_one_line_error(only, message):
         select_runs(_study(), only)
 
 
+def _study_file(tmp_path) -> Path:
+    """A two-run study file (one GRU variant, seeds 0 and 1) for the command-line tests."""
+    data = {"name": "tiny", "claim": "c", "source": "s", "defaults": TINY, "grid": {"seed": [0, 1]}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**data, "variants": [{"name": "gru", "cell": "gru"}]}))
+    return path
+
+
 def test_sweep_only_on_the_command_line(tmp_path, capsys):
     from rnnlab.cli import main
 
-    path = tmp_path / "tiny.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "name": "tiny",
-                "claim": "c",
-                "source": "s",
-                "defaults": TINY,
-                "grid": {"seed": [0, 1]},
-                "variants": [{"name": "gru", "cell": "gru"}],
-            }
-        )
-    )
+    path = _study_file(tmp_path)
     store = str(tmp_path / "s.db")
     assert main(["sweep", str(path), "--store", store, "--only", "seed=1", "--no-progress"]) == 0
     assert "1 of its 2 runs (seed=1)" in capsys.readouterr().out
@@ -173,19 +170,7 @@ def test_sweep_only_on_the_command_line(tmp_path, capsys):
 def test_a_dry_run_says_what_a_sweep_would_do_and_writes_nothing(tmp_path, capsys):
     from rnnlab.cli import main
 
-    path = tmp_path / "tiny.yaml"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "name": "tiny",
-                "claim": "c",
-                "source": "s",
-                "defaults": TINY,
-                "grid": {"seed": [0, 1]},
-                "variants": [{"name": "gru", "cell": "gru"}],
-            }
-        )
-    )
+    path = _study_file(tmp_path)
     store = tmp_path / "s.db"
     assert main(["sweep", str(path), "--store", str(store), "--dry-run"]) == 0
     assert "2 new" in capsys.readouterr().out and not store.exists(), "no store is created by a dry run"
