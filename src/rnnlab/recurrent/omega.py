@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnlab.recurrent.cells import VANILLA, Recurrence
+from rnnlab.recurrent.cells import VANILLA
 from rnnlab.recurrent.modules import RecurrentBase
 from rnnlab.recurrent.recorder import BackwardRecord, GradientRecorder
 
@@ -75,10 +75,9 @@ def omega(
     # arriving at h_{k+1}, and the state h_{k+1} that fixes φ′.
     g = gradients.detach().to(dtype)  # (T, B, H)
     h_next = states.detach().to(dtype)  # (T, B, H)
-    # g ⊙ φ′(h_{k+1}): the cell's own backward step, the one the engine runs (`d_h_pre` of an Elman cell).
-    g_pre = module.cell.step_backward(g, None, h_next, None, None).d_h_pre  # (T, B, H)
-    # (T, B, H): ∂L/∂h_{k+1} · ∂h_{k+1}/∂h_k, the one factor that depends on W_hh (IndRNN's u: element-wise)
-    back = g_pre * w_hh if module.cell.recurrence is Recurrence.DIAGONAL else g_pre @ w_hh
+    # One backward step of the cell, as the engine runs it: g ⊙ φ′(h_{k+1}) (`step_backward`), then back through
+    # the recurrent term (`previous_state_grad`: · W_hh, or ⊙ u for IndRNN) — the one factor that depends on W_hh.
+    back = module.cell.previous_state_grad(module.cell.step_backward(g, None, h_next, None, None), w_hh)  # (T, B, H)
     back_norm = torch.linalg.vector_norm(back, dim=-1)  # (T, B)
     g_norm = torch.linalg.vector_norm(g, dim=-1)  # (T, B)
     kept = g_norm >= MIN_GRADIENT_NORM  # (T, B)
