@@ -4,7 +4,7 @@ Run: `.venv/bin/pytest tests/test_config.py`.
 
 import pytest
 
-from rnnlab.lab.config import ConfigError, RunConfig, load_config, make_config
+from rnnlab.lab.config import ConfigError, RunConfig, load_config, load_yaml, make_config
 
 
 def test_defaults_and_overrides_from_yaml(tmp_path):
@@ -85,6 +85,8 @@ def test_a_task_with_one_length_gets_it_when_none_is_given(data, length):
         ("task: [adding\n", "is not valid YAML at line 2"),
         ("- a\n- b\n", "must hold a mapping of keys to values, got list"),
         ("!!python/object/apply:os.system ['echo hacked']\n", "is not valid YAML"),
+        ("task: adding\nlr: 0.1\nlr: 0.01\n", r"key 'lr' is given twice \(lines 2 and 3\); keep one"),
+        ("task: adding\ntask_options: {symbols: 4, symbols: 8}\n", r"key 'symbols' is given twice \(lines 2 and 2\)"),
     ],
 )
 def test_bad_yaml_files(tmp_path, content, message):
@@ -226,3 +228,10 @@ def test_cell_options_reach_the_module_and_bad_ones_are_one_line_errors():
         assert "\n" not in str(error.value)
     with pytest.raises(ConfigError, match=r"cell 'lstm' has no option 'proj_size'; its options: none"):
         make_config({"cell": "lstm", "cell_options": {"proj_size": 2}})
+
+
+def test_a_yaml_merge_key_may_be_overridden_without_counting_as_a_repeated_key(tmp_path):
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &base {hidden_size: 16, lr: 0.1}\ntask_options: {}\n<<: *base\nlr: 0.01\n")
+    data = load_yaml(path)
+    assert (data["hidden_size"], data["lr"]) == (16, 0.01)

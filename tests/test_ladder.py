@@ -41,8 +41,8 @@ RUNS = {
 }
 
 
-def _write_csv(study, path: Path) -> None:
-    """A runs.csv as `rnnlab runs export` writes it (the columns the ladder reads), for the RUNS above."""
+def _write_csv(study, path: Path, runs=RUNS) -> None:
+    """A runs.csv as `rnnlab runs export` writes it (the columns the ladder reads), for `runs` (RUNS above)."""
     columns = ["name", "status", "metric_name", "solved_at", "steps", "wall_time", "config_hash", "solved_threshold"]
     columns += ["horizon_first", "horizon_last", "config.task", "config.seq_len", "config.steps", "config.success"]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,9 +51,9 @@ def _write_csv(study, path: Path) -> None:
         writer.writeheader()
         for config in study.runs:
             key = (config.name.split(" · ")[0], config.task, config.seq_len, config.seed)
-            if key not in RUNS:
+            if key not in runs:
                 continue
-            status, solved_at, steps, wall, first, last = RUNS[key]
+            status, solved_at, steps, wall, first, last = runs[key]
             writer.writerow(
                 {
                     "name": config.name,
@@ -101,6 +101,38 @@ def test_an_unfinished_run_is_named_and_a_missing_csv_is_all_not_run(tmp_path):
     assert "| LSTM | copy | no finished run (1 not run, 1 unfinished) | – | – |" in ladder_table(
         ladder_grid(study, tmp_path / "runs.csv")
     )
+
+
+def test_a_seed_not_run_after_failing_a_shorter_length_counts_as_not_solved_there(tmp_path):
+    """With `skip_after_failure: seq_len` the sweep does not run seed 2 at T = 20 (it failed T = 10): without
+    the rule 2/2 finished seeds solved T = 20; with it, 2 of 3 did, and the tanh rung's T = 20 is 0/2 not run."""
+    runs = {
+        ("LSTM", "adding", 10, 0): ("solved", 40, 40, 4.0, 3, 9),
+        ("LSTM", "adding", 10, 1): ("solved", 60, 60, 6.0, 3, 9),
+        ("LSTM", "adding", 10, 2): ("completed", None, 100, 10.0, 3, 5),
+        ("LSTM", "adding", 20, 0): ("solved", 80, 80, 16.0, 2, 19),
+        ("LSTM", "adding", 20, 1): ("solved", 90, 90, 22.5, 4, 15),
+        ("tanh", "adding", 10, 0): ("completed", None, 100, 1.0, 2, 2),
+        ("tanh", "adding", 10, 1): ("solved", 90, 90, 0.9, 2, 4),
+        ("tanh", "adding", 10, 2): ("completed", None, 100, 1.2, 2, 3),
+    }
+    rows = {}
+    for skip in (False, True):
+        study = make_study(
+            {
+                **MINI,
+                "grid": {**MINI["grid"], "task": ["adding"]},
+                **({"skip_after_failure": "seq_len"} if skip else {}),
+            }
+        )
+        _write_csv(study, tmp_path / "runs.csv", runs)
+        grid = ladder_grid(study, tmp_path / "runs.csv")
+        rows[skip] = ladder_table(grid).splitlines()[2:]
+        statuses = [r.status for r in grid["tanh"]["adding"][20]]
+        assert statuses == (["skipped", "not run", "skipped"] if skip else ["not run"] * 3)
+    assert rows[False][0] == "| LSTM | adding | T = 20 (2/2), 85 updates | 3 → 17 (T = 20) | 0.225 (T = 20) |"
+    assert rows[True][0] == "| LSTM | adding | T = 20 (2/3), 85 updates | 3 → 17 (T = 20) | 0.225 (T = 20) |"
+    assert rows[True][1] == rows[False][1] == "| tanh | adding | – | 2 → 3 (T = 10) | 0.0100 (T = 10) |"
 
 
 def test_the_readme_holds_the_generated_ladder():

@@ -425,3 +425,135 @@ def test_a_ray_client_address_failure_names_token_authentication(monkeypatch):
     assert _auth_hint(None) == "" and _auth_hint("127.0.0.1:6379") == ""
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     assert _auth_hint("ray://head:10001") == ""
+
+
+# ---------------------------------------------------------------------------------------- skip_after_failure
+
+SOLVED = {"status": "solved", "steps": 2, "metric_name": "mse", "final_metric": 0.005, "final_loss": 0.005,
+          "solved_at": 2, "diverged_at": None, "clip_rate": 0.0, "wall_time": 0.1, "evaluations": [], "train_losses": []}  # fmt: skip
+
+
+def _lengths_study(lengths=(5, 10, 20), seeds=(0,), skip="seq_len", name="lengths"):
+    return make_study(_lengths_data(lengths, seeds, skip, name))
+
+
+def _lengths_data(lengths=(5, 10, 20), seeds=(0,), skip="seq_len", name="lengths"):
+    """One tanh RNN at several lengths; 2 updates never solve the adding task (MSE < 0.01)."""
+    data = {
+        "name": name,
+        "defaults": {**TINY, "steps": 2, "eval_every": 1},
+        "grid": {"seq_len": list(lengths), "seed": list(seeds)},
+        "order": "seeds",
+        "variants": [{"name": "tanh", "cell": "rnn_tanh"}],
+    }
+    return {**data, "skip_after_failure": skip} if skip else data
+
+
+def test_skip_after_failure_names_a_grid_key_with_numbers():
+    assert _lengths_study().skip_after_failure == "seq_len"
+    for bad, why in [("steps", "got 'steps'"), ("seed", "got 'seed'"), ("seq_len ", "got 'seq_len '")]:
+        with pytest.raises(ConfigError, match=why) as error:
+            _lengths_study(seeds=(0, 1), skip=bad)  # a seed is no length, though a numeric grid key
+        assert "such keys: seq_len" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_each_run_waits_on_its_next_shorter_version_of_the_same_seed():
+    from rnnlab.lab.study import predecessors
+
+    study = _lengths_study(lengths=(20, 5, 10), seeds=(0, 1))  # the grid's order does not matter
+    before = {config.name: shorter.name for config in study.runs if (shorter := predecessors(study).get(config.hash()))}
+    assert before == {
+        "tanh · seq_len=10 · seed=0": "tanh · seq_len=5 · seed=0",
+        "tanh · seq_len=20 · seed=0": "tanh · seq_len=10 · seed=0",
+        "tanh · seq_len=10 · seed=1": "tanh · seq_len=5 · seed=1",
+        "tanh · seq_len=20 · seed=1": "tanh · seq_len=10 · seed=1",
+    }
+    assert predecessors(_lengths_study(skip=None)) == {}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        ({5: "completed"}, 5),  # not solved: neither 10 nor 20 is needed
+        ({5: "diverged"}, 5),
+        ({5: "solved", 10: "completed"}, 10),
+        ({5: "solved"}, None),  # 10 has not run: 20 waits on it, not on 5
+        ({5: "solved", 10: "solved"}, None),
+        ({5: "completed", 10: "solved"}, None),  # the nearest shorter run decides
+        ({5: "running"}, None),  # not decided yet
+        ({5: "failed"}, None),  # a crash says nothing about the task; it is run again
+        ({}, None),
+    ],
+)
+def test_a_run_is_not_needed_when_its_nearest_decided_shorter_version_was_not_solved(statuses, expected):
+    from rnnlab.lab.study import predecessors, unsolved_predecessor
+
+    study = _lengths_study()
+    longest = study.runs[-1]
+    failed = unsolved_predecessor(longest, predecessors(study), lambda c: statuses.get(c.seq_len))
+    assert (failed.seq_len if failed else None) == expected
+
+
+def test_a_sweep_does_not_run_the_longer_versions_of_a_run_that_was_not_solved(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    store = Store(tmp_path / "s.db")
+    summary = run_study(_lengths_study(seeds=(0, 1)), store, workers=2, progress=False)
+    assert (summary.ran, summary.not_needed, summary.skipped, summary.failed) == (2, 4, 0, 0)
+    runs = store.runs(study="lengths")
+    assert sorted((r.name, r.status) for r in runs) == [
+        ("tanh · seq_len=5 · seed=0", "completed"),
+        ("tanh · seq_len=5 · seed=1", "completed"),
+    ], "the runs not needed leave nothing in the store"
+    again = run_study(_lengths_study(seeds=(0, 1)), store, progress=False)
+    assert (again.ran, again.not_needed, again.skipped) == (0, 4, 2)
+    path = tmp_path / "lengths.yaml"
+    path.write_text(yaml.safe_dump(_lengths_data(seeds=(0, 1))), encoding="utf-8")
+    store.close()
+    assert main(["sweep", str(path), "--store", str(tmp_path / "s.db"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "not needed: seq_len=5 was not solved" in out and "2 skip, 4 not needed" in out
+
+
+def test_a_solved_shorter_run_lets_the_next_length_run_and_a_dry_run_says_what_waits(tmp_path):
+    from rnnlab.lab.sweep import preview
+
+    study = _lengths_study()
+    store = Store(tmp_path / "s.db")
+    shortest = study.runs[0]
+    store.record_run(shortest.label(), shortest.canonical(), shortest.hash(), {}, SOLVED, study="lengths")
+    assert [action for _, action in preview(study, store)] == ["skip: solved", "new", "new (if seq_len=10 is solved)"]
+    summary = run_study(study, store, progress=False)
+    assert (summary.ran, summary.not_needed, summary.skipped) == (1, 1, 1), "10 ran (and failed), so 20 did not"
+    statuses = {r.name: r.status for r in store.runs(study="lengths")}
+    assert statuses == {"tanh · seq_len=5": "solved", "tanh · seq_len=10": "completed"}
+
+
+def test_the_schedule_starts_a_run_only_after_its_shorter_version_finished(tmp_path):
+    from rnnlab.lab.sweep import _Schedule
+
+    study = _lengths_study(seeds=(0, 1))
+    store = Store(tmp_path / "s.db")
+    summary, jobs = plan(study, store)
+    schedule = _Schedule(study, store, summary, jobs, display=None)
+    first = schedule.take(2)
+    assert [j.name for j in first] == ["tanh · seq_len=5 · seed=0", "tanh · seq_len=5 · seed=1"]
+    assert schedule.take(2) == [], "both longer runs of each seed wait"
+    store.finish_run(first[0].run_id, SOLVED)
+    schedule.done(first[0])
+    assert [j.name for j in schedule.take(2)] == ["tanh · seq_len=10 · seed=0"]
+    store.fail_run(first[1].run_id, "RuntimeError: a crash")
+    schedule.done(first[1])
+    assert [j.name for j in schedule.take(None)] == ["tanh · seq_len=10 · seed=1"], "a crash is no failure to learn"
+
+
+def test_a_run_claimed_by_a_stopped_sweep_is_removed_when_it_is_not_needed(tmp_path):
+    """A sweep stopped before it started a run leaves it 'running' without a checkpoint; once its shorter
+    version fails, the next sweep removes it rather than leave it 'running' for ever."""
+    study = _lengths_study()
+    store = Store(tmp_path / "s.db")
+    plan(study, store)  # claims all three, as a sweep killed at once would leave them
+    assert [r.status for r in store.runs(study="lengths")] == ["running"] * 3
+    summary = run_study(study, store, progress=False)
+    assert (summary.ran, summary.not_needed) == (1, 2)
+    assert [(r.name, r.status) for r in store.runs(study="lengths")] == [("tanh · seq_len=5", "completed")]

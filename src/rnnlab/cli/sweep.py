@@ -70,8 +70,9 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         print_study_table(out, store, study.name)
+    not_needed = f"{summary.not_needed} not needed (a shorter version was not solved), " if summary.not_needed else ""
     out.print(
-        f"{summary.ran} run(s) trained, {summary.skipped} already in the store, {summary.failed} failed, "
+        f"{summary.ran} run(s) trained, {summary.skipped} already in the store, {not_needed}{summary.failed} failed, "
         f"in {summary.wall_time:.0f} s. Report: rnnlab report {study.name} --store {args.store}"
     )
     return 1 if summary.failed else 0
@@ -88,7 +89,7 @@ def _dry_run(out: Console, study, store_path: str) -> int:
         with Store(store_path) as store:
             actions = preview(study, store)
     else:
-        actions = [(config.label(), "new") for config in study.runs]
+        actions = preview(study, None)
     table = Table(title=f"Study {study.name}: what a sweep on {store_path} would do (dry run)")
     table.add_column("run")
     table.add_column("action")
@@ -97,7 +98,7 @@ def _dry_run(out: Console, study, store_path: str) -> int:
     out.print(table)
     counts: dict[str, int] = {}
     for _, action in actions:
-        kind = action.split(":")[0].split(" from")[0]
+        kind = action.split(":")[0].split(" from")[0].split(" (if")[0]
         counts[kind] = counts.get(kind, 0) + 1
     out.print("Dry run, nothing ran: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     return 0

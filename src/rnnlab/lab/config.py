@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -272,6 +273,29 @@ def make_config(data: dict[str, Any]) -> RunConfig:
         raise ConfigError(str(error).splitlines()[0]) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(f"key {key!r} is given twice (lines {first} and {second}); keep one")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping: PyYAML would keep the last one silently, so a
+    study with two `grid:` lines, or a config that sets `lr` twice, would run something its author did not read."""
+
+    def construct_mapping(self, node, deep=False):
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<: *defaults' merges another mapping, whose keys the file may override
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML reports an unhashable key itself
+            if key in lines:
+                raise _DuplicateKey(key, lines[key], key_node.start_mark.line + 1)
+            lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping with the safe loader only (no Python objects can be constructed)."""
     path = Path(path)
@@ -282,7 +306,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read config file {str(path)!r}: {type(error).__name__}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python objects
+    except _DuplicateKey as error:
+        raise ConfigError(f"config file {str(path)!r}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -21,13 +21,16 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from rnnlab.lab.config import ConfigError, RunConfig, load_yaml, make_config
+from rnnlab.lab.store.records import FINISHED
 
 STUDY_KEYS = (
     "name",
@@ -38,6 +41,7 @@ STUDY_KEYS = (
     "grid",
     "variants",
     "order",
+    "skip_after_failure",
     "finding",
     "paper",
     "verdict",
@@ -46,6 +50,10 @@ STUDY_KEYS = (
 # every variant at seed 0 first — for studies longer than one sitting, so that one stopped part-way has every
 # variant at its first seeds rather than one variant at all of them.
 ORDERS = ("variants", "seeds")
+# A study with `skip_after_failure: seq_len` does not run a run whose next shorter version (the run equal to it
+# but for the next smaller seq_len in the grid) finished without solving its task: a cell that cannot learn the
+# copy task at T = 100 is not given hours to fail at T = 1000 too. Reports count such a run as not solved.
+SKIPPED = "skipped"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # safe as a file name: no '/', no '..'
 FINDING_PATTERN = re.compile(r"^F\d+(\s|$)")  # 'F3' or 'F3 adding at T = 200: …' (the finding, then its title)
 # The keys of a study that reproduces a published finding, for the README's table (rnnlab.report.findings):
@@ -67,6 +75,7 @@ class Study:
     description: str = ""
     path: Path | None = None
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    skip_after_failure: str | None = None  # a grid key; see SKIPPED
     finding: str | None = None  # see FINDING_KEYS; None for a study that reproduces no numbered finding
     paper: str | None = None
     verdict: str | None = None
@@ -147,6 +156,7 @@ def make_study(data: dict[str, Any], path: Path | None = None) -> Study:
         raise ConfigError(f"{where}: unknown order {order!r}; choose from: {', '.join(ORDERS)}")
     if order == "seeds":
         runs.sort(key=lambda r: r.seed)  # stable: within a seed, the variants keep the file's order
+    skip_key = _skip_key(data.get("skip_after_failure"), grid, where)
     hashes = [r.hash() for r in runs]
     if len(set(hashes)) != len(hashes):
         duplicate = next(r.name for r, h in zip(runs, hashes, strict=True) if hashes.count(h) > 1)
@@ -159,8 +169,65 @@ def make_study(data: dict[str, Any], path: Path | None = None) -> Study:
         runs=runs,
         path=path,
         grid={k: list(v) for k, v in grid.items()},
+        skip_after_failure=skip_key,
         **findings,
     )
+
+
+def _skip_key(key: Any, grid: dict[str, list[Any]], where: str) -> str | None:
+    """`skip_after_failure` names a grid key with two or more numbers (the runs' lengths, usually seq_len)."""
+    if key is None:
+        return None
+    numbers = [
+        k for k, values in grid.items() if k != "seed" and len(values) > 1 and all(_is_number(v) for v in values)
+    ]  # a seed is no length: seed 1 does not get harder after seed 0 fails
+    if key not in numbers:
+        keys = ", ".join(numbers) or "none in this study"
+        raise ConfigError(
+            f"{where}: skip_after_failure must name a grid key with two or more numbers, as in "
+            f"'skip_after_failure: seq_len'; got {key!r} (such keys: {keys})"
+        )
+    return key
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def predecessors(study: Study) -> dict[str, RunConfig]:
+    """For a study with `skip_after_failure`: each run's hash → its next shorter version, the run equal to it
+    but for the next smaller value of that key (runs at the smallest value have none). Empty without the key."""
+    key = study.skip_after_failure
+    if key is None:
+        return {}
+    families: dict[str, list[RunConfig]] = {}
+    for run in study.runs:
+        rest = {k: v for k, v in run.canonical().items() if k != key}
+        families.setdefault(json.dumps(rest, sort_keys=True), []).append(run)
+    before = {}
+    for family in families.values():
+        family.sort(key=lambda r: getattr(r, key))
+        for shorter, longer in itertools.pairwise(family):
+            before[longer.hash()] = shorter
+    return before
+
+
+def unsolved_predecessor(
+    run: RunConfig, before: dict[str, RunConfig], status_of: Callable[[RunConfig], str | None]
+) -> RunConfig | None:
+    """The shorter run whose outcome means `run` need not run (see SKIPPED), or None if `run` should run.
+
+    `status_of` gives a run's status (a finished one's, else 'running' or 'failed'), or None if it has none. A
+    shorter run that finished unsolved is the answer; one that was solved, is running or failed (a crash, to be
+    retried) is not; one that has not run is looked through, since it is skipped itself if its own shorter run
+    was not solved."""
+    shorter = before.get(run.hash())
+    while shorter is not None:
+        status = status_of(shorter)
+        if status is not None:
+            return shorter if status in FINISHED and status != "solved" else None
+        shorter = before.get(shorter.hash())
+    return None
 
 
 def select_runs(study: Study, only: dict[str, list[str]]) -> Study:

@@ -4,7 +4,8 @@ Before any work starts the driver plans the study against the store: a run whose
 finished run in this study is skipped; one left 'running' by a killed sweep is resumed (same run id, from
 its checkpoint); the rest are recorded as 'running' and submitted. Each finished run is written in one
 transaction as its result arrives, so a sweep killed at any moment resumes where it stopped, with no
-duplicated and no half-written runs.
+duplicated and no half-written runs. In a study with `skip_after_failure` (rnnlab.lab.study.SKIPPED) a run
+starts only once its next shorter version has finished, and not at all if that one was not solved.
 
 Executors (`EXECUTORS`): ``local`` — a pool of `workers` processes (spawned, each with
 `threads_per_worker` PyTorch threads, 1 by default so N workers use N cores well); ``ray`` — the same
@@ -23,11 +24,12 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from rnnlab.lab.config import make_config
-from rnnlab.lab.store import Store
-from rnnlab.lab.study import Study
+from rnnlab.lab.config import RunConfig, make_config
+from rnnlab.lab.store import FINISHED, Store
+from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.recurrent.validation import positive_int
 
 EXECUTORS = ("local", "ray")
@@ -43,10 +45,12 @@ class ExecutorUnavailable(ValueError):
 
 @dataclass
 class SweepSummary:
-    """What a sweep did: runs skipped (already in the store), run now, failed, and all run ids by name."""
+    """What a sweep did: runs skipped (already in the store), not run because a shorter version of them was not
+    solved (`skip_after_failure`), run now, failed, and all run ids by name."""
 
     study: str
     skipped: int = 0
+    not_needed: int = 0
     ran: int = 0
     failed: int = 0
     run_ids: dict[str, int] = field(default_factory=dict)
@@ -61,15 +65,31 @@ class _Job:
     checkpoint: str
     steps: int
     claim: str = "new"  # how plan() claimed it (Store.claim_run), so a failed executor start can undo it
+    run: RunConfig | None = None
+
+
+def status_in(store: Store, study: str) -> Callable[[RunConfig], str | None]:
+    """A run's status in `store`: a finished run's if there is one, else 'running' or 'failed', else None."""
+
+    def status_of(config: RunConfig) -> str | None:
+        found = store.find(config.hash(), study) or store.find(config.hash(), study, ("running", "failed"))
+        return None if found is None else found.status
+
+    return status_of
 
 
 def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
-    """Skip finished runs, resume interrupted ones, record the rest as 'running'."""
+    """Skip finished runs and those a shorter run's failure makes unneeded, resume interrupted ones, record the
+    rest as 'running'."""
     summary = SweepSummary(study=study.name)
     store.save_study(study.name, study.claim, study.source, study.description)
+    before, status_of = predecessors(study), status_in(store, study.name)
     jobs = []
     environment = None
     for config in study.runs:
+        if store.find(config.hash(), study.name) is None and unsolved_predecessor(config, before, status_of):
+            summary.not_needed += 1
+            continue
         if environment is None:
             from rnnlab.lab.environment import environment as describe  # torch is imported only when planning starts
 
@@ -80,25 +100,91 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
             summary.skipped += 1
             continue
         checkpoint = str(store.checkpoint_path(run_id))
-        jobs.append(_Job(run_id, config.label(), config.model_dump(mode="json"), checkpoint, config.steps, state))
+        job = _Job(run_id, config.label(), config.model_dump(mode="json"), checkpoint, config.steps, state, config)
+        jobs.append(job)
     return summary, jobs
 
 
-def preview(study: Study, store: Store) -> list[tuple[str, str]]:
-    """What `plan` would do with each run, in the order it would claim them, writing nothing: (run name,
-    'skip: <status>' | 'resume from its checkpoint' | 'resume from the start' | 'retry: it failed' | 'new')."""
+def _at(study: Study, shorter: RunConfig) -> str:
+    """A shorter version of a run, named by the value that differs: 'seq_len=100'."""
+    return f"{study.skip_after_failure}={getattr(shorter, study.skip_after_failure or '')}"
+
+
+class _Schedule:
+    """The order jobs start in: the study's, except that with `skip_after_failure` a job waits until its next
+    shorter version (if this sweep runs it) has finished, and is dropped, its claim released, when that one (or
+    a shorter one before it) was not solved."""
+
+    def __init__(self, study: Study, store: Store, summary: SweepSummary, jobs: list[_Job], display):
+        self.study, self.store, self.summary, self.display = study, store, summary, display
+        self.before, self.status_of = predecessors(study), status_in(store, study.name)
+        self.waiting = list(jobs)
+        self.position = {id(job): i for i, job in enumerate(jobs)}
+        self.unfinished = {job.run.hash() for job in jobs if job.run is not None}
+
+    def take(self, limit: int | None) -> list[_Job]:
+        """Up to `limit` jobs (None: all) that may start now, in order; drops the jobs not needed on the way."""
+        taken: list[_Job] = []
+        for job in list(self.waiting):
+            if limit is not None and len(taken) >= limit:
+                break
+            shorter = self.before.get(job.run.hash()) if job.run is not None else None
+            if shorter is not None and shorter.hash() in self.unfinished:
+                continue  # its shorter version runs in this sweep and has not finished: wait for it
+            self.waiting.remove(job)
+            if job.run is not None and (failed := unsolved_predecessor(job.run, self.before, self.status_of)):
+                self._drop(job, failed)
+            else:
+                taken.append(job)
+        return taken
+
+    def _drop(self, job: _Job, failed: RunConfig) -> None:
+        if job.claim == "resumed" and not Path(job.checkpoint).exists():
+            self.store.delete_runs([job.run_id])  # claimed by an earlier sweep that was stopped before it started
+        else:
+            self.store.release_claims([(job.run_id, job.claim)])
+        self.summary.not_needed += 1
+        self.done(job)
+        if self.display is not None:
+            self.display.finished(job, "skipped", f"not run: {_at(self.study, failed)} was not solved")
+
+    def done(self, job: _Job) -> None:
+        if job.run is not None:
+            self.unfinished.discard(job.run.hash())
+
+    def retry(self, job: _Job) -> None:
+        """Put a job whose worker died back in its place, to start again in a fresh pool."""
+        self.waiting.append(job)
+        self.waiting.sort(key=lambda j: self.position[id(j)])
+
+
+def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
+    """What `plan` would do with each run, in the order it would claim them, writing nothing (store None: a
+    store that does not exist yet): (run name, 'skip: <status>' | 'not needed: <shorter run> was not solved' |
+    'resume from its checkpoint' | 'resume from the start' | 'retry: it failed' | 'new'), plus ' (if <shorter
+    run> is solved)' for a run that waits on its shorter version."""
+    before = predecessors(study)
+    status_of = status_in(store, study.name) if store is not None else lambda config: None
+    find = store.find if store is not None else lambda *args: None
     actions = []
     for config in study.runs:
         config_hash = config.hash()
-        if (done := store.find(config_hash, study.name)) is not None:
-            action = f"skip: {done.status}"
-        elif (left := store.find(config_hash, study.name, ("running",))) is not None:
+        if (done := find(config_hash, study.name)) is not None:
+            actions.append((config.label(), f"skip: {done.status}"))
+            continue
+        if (failed := unsolved_predecessor(config, before, status_of)) is not None:
+            actions.append((config.label(), f"not needed: {_at(study, failed)} was not solved"))
+            continue
+        if (left := find(config_hash, study.name, ("running",))) is not None:
             where = "its checkpoint" if store.checkpoint_path(left.id).exists() else "the start"
             action = f"resume from {where}"
-        elif store.find(config_hash, study.name, ("failed",)) is not None:
+        elif find(config_hash, study.name, ("failed",)) is not None:
             action = "retry: it failed"
         else:
             action = "new"
+        shorter = before.get(config_hash)
+        if shorter is not None and status_of(shorter) not in FINISHED:
+            action += f" (if {_at(study, shorter)} is solved)"
         actions.append((config.label(), action))
     return actions
 
@@ -173,15 +259,16 @@ def run_study(
     started = time.perf_counter()
     summary, jobs = plan(study, store)
     display = _Display(study, summary, jobs, workers) if progress else None
+    schedule = _Schedule(study, store, summary, jobs, display)
     try:
         if jobs:
             run = _run_local if executor == "local" else _run_ray
-            run(jobs, store, summary, workers, threads_per_worker, address, display)
+            run(schedule, store, summary, workers, threads_per_worker, address, display)
     except ExecutorUnavailable:
         store.release_claims([(job.run_id, job.claim) for job in jobs])  # nothing ran: leave the store as it was
         raise
     except KeyboardInterrupt:
-        left = len(jobs) - summary.ran - summary.failed
+        left = len(jobs) - summary.ran - summary.failed - summary.not_needed
         raise SweepInterrupted(
             f"interrupted: {summary.ran} run(s) of this sweep finished and are recorded, {left} left unfinished in "
             f"{str(store.path)!r}; run the same command again to resume them from their checkpoints"
@@ -220,40 +307,44 @@ def _outcome(result: dict[str, Any]) -> str:
     return f"{head} · {result['metric_name']} {metric} · {result['wall_time']:.0f} s"
 
 
-def _run_local(jobs, store, summary, workers, threads, address, display, restarts: int = 3) -> None:
-    """Run jobs on a pool of spawned processes. If a worker dies (killed, out of memory), the pool breaks and
-    every pending future fails with BrokenProcessPool: the driver then starts a fresh pool and resubmits
-    the unfinished jobs, which resume from their checkpoints (at most `restarts` times)."""
+def _run_local(schedule, store, summary, workers, threads, address, display, restarts: int = 3) -> None:
+    """Run jobs on a pool of spawned processes, at most `workers` at a time in the schedule's order. If a worker
+    dies (killed, out of memory), the pool breaks and every running future fails with BrokenProcessPool: the
+    driver then starts a fresh pool and starts those jobs again, from their checkpoints (at most `restarts`
+    times)."""
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     updates = context.Queue() if display is not None else None
-    remaining = list(jobs)
     for attempt in range(restarts + 1):
         broken = False
         with ProcessPoolExecutor(
-            max_workers=min(workers, len(remaining)),
+            max_workers=min(workers, max(1, len(schedule.waiting))),
             mp_context=context,
             initializer=_init_worker,
             initargs=(os.getpid(), updates),
         ) as pool:
-            futures = {pool.submit(_train_in_worker, j.config, j.checkpoint, threads): j for j in remaining}
-            pending = set(futures)
+            running: dict = {}
             try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                while True:
+                    for job in [] if broken else schedule.take(workers - len(running)):
+                        running[pool.submit(_train_in_worker, job.config, job.checkpoint, threads)] = job
+                    if not running:
+                        break
+                    done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
                     _drain(updates, display)
                     for future in done:
-                        job = futures[future]
+                        job = running.pop(future)
                         if isinstance(future.exception(), BrokenProcessPool) and attempt < restarts:
-                            broken = True  # not this run's fault: retried in a fresh pool
+                            broken = True  # not this run's fault: started again in a fresh pool
+                            schedule.retry(job)
                             continue
                         _record(store, summary, job, future.result, display)
-                        remaining.remove(job)
+                        schedule.done(job)
             except KeyboardInterrupt:
                 # Stop now: leaving the `with` block would wait for every running job to finish. The workers
                 # are stopped; their runs stay 'running' in the store, with checkpoints to resume from.
                 _stop_workers(pool)
                 raise
-        if not broken or not remaining:
+        if not broken or not schedule.waiting:
             break
     if updates is not None:
         updates.close()
@@ -331,7 +422,7 @@ def _init_ray(ray, kwargs: dict, address: str | None, attempts: int = CLIENT_ATT
                   f"{attempts})", file=sys.stderr, flush=True)  # fmt: skip
 
 
-def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
+def _run_ray(schedule, store, summary, workers, threads, address, display) -> None:
     ray = _require_ray()
     started_here = not ray.is_initialized()
     if started_here:
@@ -346,15 +437,19 @@ def _run_ray(jobs, store, summary, workers, threads, address, display) -> None:
             ) from None
     try:
         task = ray.remote(num_cpus=threads)(train_job)
-        refs = {task.remote(j.config, j.checkpoint, threads, None): j for j in jobs}
-        if display is not None:
-            for j in jobs:
-                display.started(j)
-        while refs:
+        refs: dict = {}
+        while True:
+            for job in schedule.take(None):  # the cluster queues what it cannot run yet
+                refs[task.remote(job.config, job.checkpoint, threads, None)] = job
+                if display is not None:
+                    display.started(job)
+            if not refs:
+                break
             done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
             for ref in done:
                 job = refs.pop(ref)
                 _record(store, summary, job, lambda ref=ref: ray.get(ref), display)
+                schedule.done(job)
     finally:
         if started_here:
             ray.shutdown()
@@ -392,11 +487,14 @@ class _Display:
             console=console,
         )
         total = self.total = len(study.runs)
+        info = [f"{summary.skipped} already in the store"] if summary.skipped else []
+        if summary.not_needed:
+            info.append(f"{summary.not_needed} not needed (a shorter version was not solved)")
         self.study_task = self.progress.add_task(
             f"[bold]study {study.name}",
             total=total,
-            completed=summary.skipped,
-            info=f"{summary.skipped} already in the store" if summary.skipped else "",
+            completed=summary.skipped + summary.not_needed,
+            info=", ".join(info),
         )
         self.workers: dict[Any, int] = {}
         self.by_name: dict[str, int] = {}

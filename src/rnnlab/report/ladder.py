@@ -9,17 +9,19 @@ Per rung (a variant of the study) and task:
 - **horizon**: the gradient horizon of the task's loss at the first evaluation (untrained) → the last one,
   medians over the finished seeds, at the longest T the rung finished;
 - **s/update**: the median wall time per update of those runs (on the machine that ran them).
-Rungs without finished runs at a task say how many of their runs have not run. The picture is the grid of
+A seed not run at a T because it did not solve a shorter one (the study's `skip_after_failure: seq_len`) counts
+as not solved there. Rungs without finished runs at a task say how many of their runs have not run. The picture is the grid of
 rungs × (task, T), each square the fraction of finished seeds that solved it, labelled "k/n".
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from pathlib import Path
 
 from rnnlab.lab.store import FINISHED
-from rnnlab.lab.study import Study, load_study
+from rnnlab.lab.study import SKIPPED, Study, load_study, predecessors, unsolved_predecessor
 from rnnlab.report import plots
 from rnnlab.report.findings import NOT_RUN, CsvRun, current_runs, read_runs
 from rnnlab.report.format import sig3
@@ -35,6 +37,14 @@ def ladder_grid(study: Study, csv_path: Path) -> Grid:
     """The study's runs of its current setting (a NOT_RUN placeholder for each one the CSV lacks), by rung,
     task and T, in the study file's order."""
     runs, _ = current_runs(study, read_runs(csv_path) if csv_path.exists() else [])
+    status = {c.hash(): None if r.status == NOT_RUN else r.status for c, r in zip(study.runs, runs, strict=True)}
+    before = predecessors(study)
+    runs = [
+        dataclasses.replace(run, status=SKIPPED)
+        if run.status in (NOT_RUN, "running") and unsolved_predecessor(config, before, lambda c: status[c.hash()])
+        else run
+        for config, run in zip(study.runs, runs, strict=True)
+    ]
     grid: Grid = {}
     for config, run in zip(study.runs, runs, strict=True):
         rung = config.name.split(" · ")[0]  # the variant's own name, without the grid's task, T and seed
@@ -47,10 +57,11 @@ def _median(values: list[float]) -> float | None:
 
 
 def _solved_text(by_t: dict[int, list[CsvRun]]) -> str:
-    """'T = 500 (2/3), 1250 updates' — the longest T a majority of finished seeds solved; '–' for none."""
+    """'T = 500 (2/3), 1250 updates' — the longest T a majority of finished seeds solved (a seed skipped there
+    counts as finished unsolved); '–' for none."""
     best = None
     for t, runs in by_t.items():
-        finished = [r for r in runs if r.status in FINISHED]
+        finished = [r for r in runs if r.status in (*FINISHED, SKIPPED)]
         solved = [r for r in finished if r.status == "solved"]
         if finished and 2 * len(solved) > len(finished):
             best = (t, solved, finished)
@@ -91,9 +102,7 @@ def ladder_table(grid: Grid) -> str:
             longest = _longest_finished(by_t)
             if longest is None:
                 missing = sum(r.status == NOT_RUN for runs in by_t.values() for r in runs)
-                unfinished = sum(
-                    r.status not in FINISHED and r.status != NOT_RUN for runs in by_t.values() for r in runs
-                )
+                unfinished = sum(r.status in ("running", "failed") for runs in by_t.values() for r in runs)
                 state = f"no finished run ({missing} not run" + (f", {unfinished} unfinished)" if unfinished else ")")
                 lines.append(f"| {rung} | {task} | {state} | – | – |")
                 continue
@@ -105,14 +114,16 @@ def ladder_table(grid: Grid) -> str:
 
 
 def ladder_figure(grid: Grid, path: str | Path) -> Path:
-    """The grid of rungs × (task, T): each square the fraction of finished seeds that solved, labelled k/n."""
+    """The grid of rungs × (task, T): each square the fraction of finished seeds that solved, labelled k/n (a
+    seed skipped after failing a shorter T is one of the n)."""
     columns = sorted({(task, t) for tasks in grid.values() for task, by_t in tasks.items() for t in by_t})
     cells = {}
     for rung, tasks in grid.items():
         for task, by_t in tasks.items():
             for t, runs in by_t.items():
-                finished = [r for r in runs if r.status in FINISHED]
-                cells[rung, (task, t)] = (sum(r.status == "solved" for r in finished), len(finished))
+                counted = [r for r in runs if r.status in (*FINISHED, SKIPPED)]
+                solved = sum(r.status == "solved" for r in counted)
+                cells[rung, (task, t)] = (solved, len(counted), sum(r.status == SKIPPED for r in counted))
     return plots.solved_grid(list(grid), columns, cells, path)
 
 

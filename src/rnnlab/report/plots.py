@@ -230,25 +230,40 @@ def success_vs_length(
 
 
 def solved_grid(
-    rows: list[str], columns: list[tuple[str, int]], cells: Mapping[tuple[str, tuple[str, int]], tuple[int, int]], path
+    rows: list[str],
+    columns: list[tuple[str, int]],
+    cells: Mapping[tuple[str, tuple[str, int]], tuple[int, int, int]],
+    path,
 ) -> Path:
-    """A grid of rows (rungs) × columns ((task, T)): each square coloured by the fraction of finished seeds that
-    solved it and labelled "k/n"; grey and "–" where no seed finished."""
+    """A grid of rows (rungs) × columns ((task, T)): each square coloured by the fraction of seeds that solved
+    it, labelled "k/n", from `cells[row, column]` = (solved, n, of them not run because a shorter T was not
+    solved); those squares are hatched and say how many were not run; grey and "–" where no seed counts."""
     fig = Figure(figsize=(1.1 * len(columns) + 3, 0.42 * len(rows) + 1.8), layout="constrained")
     ax = fig.subplots()
     colour_map = matplotlib.colormaps["RdYlGn"]
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
-            solved, finished = cells.get((row, column), (0, 0))
-            colour = colour_map(solved / finished) if finished else (0.85, 0.85, 0.85, 1.0)
-            ax.add_patch(matplotlib.patches.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white"))
-            ax.text(j + 0.5, i + 0.5, f"{solved}/{finished}" if finished else "–", ha="center", va="center", fontsize=8)
+            solved, counted, skipped = cells.get((row, column), (0, 0, 0))
+            colour = colour_map(solved / counted) if counted else (0.85, 0.85, 0.85, 1.0)
+            square = matplotlib.patches.Rectangle((j, i), 1, 1, facecolor=colour, edgecolor="white")
+            if skipped:
+                square.set_hatch("///")
+                square.set_alpha(0.45 if skipped == counted else 0.75)
+            ax.add_patch(square)
+            label = f"{solved}/{counted}" if counted else "–"
+            if skipped:
+                label += f"\n({skipped} not run)"
+            ax.text(j + 0.5, i + 0.5, label, ha="center", va="center", fontsize=7 if skipped else 8)
     ax.set_xlim(0, len(columns))
     ax.set_ylim(len(rows), 0)
     ax.set_xticks([j + 0.5 for j in range(len(columns))], [f"{task}\nT = {t}" for task, t in columns], fontsize=8)
     ax.set_yticks([i + 0.5 for i in range(len(rows))], rows, fontsize=9)
     ax.tick_params(length=0)
-    ax.set_title("Solved by how many of the finished seeds (green: all, red: none, grey: none finished)")
+    ax.set_title(
+        "Solved by how many seeds (green: all, red: none, grey: none finished; hatched: seeds not run there "
+        "because they did not solve a shorter T, counted as not solved)",
+        fontsize=9,
+    )
     return save_figure(fig, path)
 
 
