@@ -557,3 +557,19 @@ def test_a_run_claimed_by_a_stopped_sweep_is_removed_when_it_is_not_needed(tmp_p
     summary = run_study(study, store, progress=False)
     assert (summary.ran, summary.not_needed) == (1, 2)
     assert [(r.name, r.status) for r in store.runs(study="lengths")] == [("tanh · seq_len=5", "completed")]
+
+
+def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_each_variant_and_length(tmp_path):
+    from rnnlab.lab.sweep import Estimate, estimate, preview
+
+    study = _lengths_study(lengths=(5, 10), seeds=(0, 1, 2), skip=None)
+    store = Store(tmp_path / "s.db")
+    for seed, wall in ((0, 0.1), (1, 0.3)):  # 2 updates each: 0.05 and 0.15 s per update, median 0.1
+        done = next(r for r in study.runs if (r.seq_len, r.seed) == (5, seed))
+        store.record_run(
+            done.label(), done.canonical(), done.hash(), {}, {**SOLVED, "wall_time": wall}, study="lengths"
+        )
+    cost = estimate(study, store, preview(study, store))
+    assert (cost.runs, cost.unknown) == (1, 3), "seed 2 at length 5 has its variant's rate; length 10 has none"
+    assert cost.seconds == pytest.approx(0.1 * 2)
+    assert estimate(study, None, preview(study, None)) == Estimate(0.0, 0, 6)

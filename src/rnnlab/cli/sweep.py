@@ -83,13 +83,16 @@ def _dry_run(out: Console, study, store_path: str) -> int:
     from pathlib import Path
 
     from rnnlab.lab.store import Store
-    from rnnlab.lab.sweep import preview
+    from rnnlab.lab.sweep import estimate, preview
+    from rnnlab.report.format import hours_minutes
 
     if Path(store_path).exists():
         with Store(store_path) as store:
             actions = preview(study, store)
+            cost = estimate(study, store, actions)
     else:
         actions = preview(study, None)
+        cost = estimate(study, None, actions)
     table = Table(title=f"Study {study.name}: what a sweep on {store_path} would do (dry run)")
     table.add_column("run")
     table.add_column("action")
@@ -101,6 +104,12 @@ def _dry_run(out: Console, study, store_path: str) -> int:
         kind = action.split(":")[0].split(" from")[0].split(" (if")[0]
         counts[kind] = counts.get(kind, 0) + 1
     out.print("Dry run, nothing ran: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    if cost.runs:
+        out.print(
+            f"Compute: at most {hours_minutes(cost.seconds)} (h:mm) for {cost.runs} of the runs to start or resume, at "
+            "the seconds per update of the finished runs of their variant and length in this store"
+            + (f"; {cost.unknown} more have none to go by" if cost.unknown else "")
+        )
     return 0
 
 

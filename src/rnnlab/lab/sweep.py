@@ -18,6 +18,7 @@ import contextlib
 import multiprocessing
 import os
 import queue as queue_module
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from typing import Any
 
 from rnnlab.lab.config import RunConfig, make_config
 from rnnlab.lab.store import FINISHED, Store
-from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
+from rnnlab.lab.study import Study, predecessors, unsolved_predecessor, variant_name
 from rnnlab.recurrent.validation import positive_int
 
 EXECUTORS = ("local", "ray")
@@ -187,6 +188,37 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
             action += f" (if {_at(study, shorter)} is solved)"
         actions.append((config.label(), action))
     return actions
+
+
+@dataclass
+class Estimate:
+    """An upper bound on the compute a sweep's runs need (see `estimate`)."""
+
+    seconds: float = 0.0
+    runs: int = 0  # runs estimated
+    unknown: int = 0  # runs to start or resume with no finished run of their variant and length to go by
+
+
+def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) -> Estimate:
+    """The compute the runs that `preview`'s `actions` start or resume would take at most: each run's budget of
+    updates times the median seconds per update of the finished runs of its variant at its length in `store` (a
+    run that solves its task stops early, and a resumed one has done part of its budget, hence "at most")."""
+    rates: dict[tuple[str, Any], list[float]] = {}
+    for run in store.runs(study=study.name) if store is not None else []:
+        if run.status in FINISHED and run.wall_time and run.steps:
+            key = (variant_name(run.name), run.config.get("seq_len"))
+            rates.setdefault(key, []).append(run.wall_time / run.steps)
+    result = Estimate()
+    for config, (_, action) in zip(study.runs, actions, strict=True):
+        if action.startswith(("skip", "not needed")):
+            continue
+        measured = rates.get((variant_name(config.name), config.seq_len))
+        if measured:
+            result.seconds += statistics.median(measured) * config.steps
+            result.runs += 1
+        else:
+            result.unknown += 1
+    return result
 
 
 # ------------------------------------------------------------------------------------------------ worker side
