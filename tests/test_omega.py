@@ -143,6 +143,91 @@ def test_omega_for_indrnn_matches_the_reference_with_u_element_wise(squared):
     torch.testing.assert_close(grad, u.grad, rtol=1e-10, atol=1e-12)
 
 
+def _reference_stack(rnn, x, loss_fn, phi, elementwise: bool):
+    """Ω of a stacked, possibly bidirectional RNN (or IndRNN, `elementwise`) from scratch: every layer and
+    direction step by step (the reverse one from t = T−1 down), retain_grad on every state, one term per layer,
+    direction, step and sample from that layer's own ∂L/∂h and W_hh (re-linearised as in `_reference_omega`),
+    their mean; and each W_hh's gradient from Ω alone."""
+    params = {name: p.detach() for name, p in rnn.named_parameters()}
+    w = {name: p.clone().requires_grad_() for name, p in params.items() if name.startswith("weight_hh")}
+    layer_input, steps = x.transpose(0, 1), []  # (T, B, I); per layer and direction: (name, states, pres, previous)
+    for layer in range(rnn.num_layers):
+        outputs = []
+        for direction in range(rnn.num_directions):
+            suffix = f"l{layer}" + ("_reverse" if direction else "")
+            w_ih, w_hh = params[f"weight_ih_{suffix}"], w[f"weight_hh_{suffix}"]
+            bias = params[f"bias_ih_{suffix}"] + (0.0 if elementwise else params[f"bias_hh_{suffix}"])
+            h = torch.zeros(B, H, dtype=torch.float64)
+            states, pres, previous = [None] * T, [None] * T, [None] * T
+            for t in range(T) if direction == 0 else range(T - 1, -1, -1):
+                previous[t] = h.detach()
+                pre = layer_input[t] @ w_ih.T + bias + (h * w_hh if elementwise else h @ w_hh.T)
+                h = phi(pre)
+                h.retain_grad()
+                states[t], pres[t] = h, pre.detach()
+            steps.append((f"weight_hh_{suffix}", states, pres, previous))
+            outputs.append(torch.stack(states))
+        layer_input = torch.cat(outputs, dim=-1)  # (T, B, D·H)
+    loss_fn(layer_input).backward()
+    for weight in w.values():
+        weight.grad = None
+    terms = []
+    for name, states, pres, previous in steps:
+        for t in range(T):
+            g, h_k = states[t].grad.detach(), previous[t].clone().requires_grad_()
+            moved = (h_k - previous[t]) * w[name] if elementwise else (h_k - previous[t]) @ w[name].T
+            (back,) = torch.autograd.grad(phi(pres[t] + moved), h_k, g, create_graph=True)
+            terms += [(back[b].norm() / g[b].norm() - 1) ** 2 for b in range(B) if g[b].norm() >= 1e-10]
+    value = torch.stack(terms).sum() / len(terms)
+    value.backward()
+    return value.detach(), {name: weight.grad for name, weight in w.items()}
+
+
+@pytest.mark.parametrize(
+    ("cell", "layers", "bidirectional"),
+    [("tanh", 2, False), ("tanh", 1, True), ("relu", 2, True), ("indrnn", 3, False), ("indrnn", 2, True)],
+)
+def test_omega_for_stacked_and_bidirectional_modules_matches_the_reference(cell, layers, bidirectional):
+    """Every layer's and direction's W_hh gets its own terms, from the ∂L/∂h_t and h_t the record keeps."""
+    torch.manual_seed(0)
+    options = {"num_layers": layers, "bidirectional": bidirectional, "batch_first": True, "dtype": torch.float64}
+    if cell == "indrnn":
+        rnn = rnnlab.IndRNN(IN, H, recurrent_max_abs=None, **options)
+    else:
+        rnn = rnnlab.RNN(IN, H, nonlinearity=cell, **options)
+    with torch.no_grad():
+        for name, weight in rnn.named_parameters():
+            if name.startswith("weight_hh"):
+                weight.uniform_(-1.5, 1.5) if cell == "indrnn" else weight.mul_(1.5)
+    x, _ = _inputs()
+    readout = torch.randn(T, B, rnn.num_directions * H, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    loss_fn = lambda out: (out * readout).sum() + 0.5 * out[-1].square().sum()  # noqa: E731  out: (T, B, D·H)
+    with rnnlab.record_gradients(rnn, keep_vectors=True) as rec:
+        output, _ = rnn(x)
+        loss_fn(output.transpose(0, 1)).backward()
+    rnn.zero_grad(set_to_none=True)
+    reg = rnnlab.omega(rnn, rec)
+    reg.backward()
+    phi = torch.relu if cell in ("relu", "indrnn") else torch.tanh
+    ref, ref_grads = _reference_stack(rnn, x, loss_fn, phi, elementwise=cell == "indrnn")
+    assert float(ref) > 1e-3 and len(ref_grads) == layers * rnn.num_directions
+    torch.testing.assert_close(reg.detach(), ref, rtol=1e-10, atol=1e-12)
+    for name, grad in ref_grads.items():
+        torch.testing.assert_close(getattr(rnn, name).grad, grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_a_record_of_another_module_is_refused():
+    one, two = rnnlab.RNN(IN, H), rnnlab.RNN(IN, H, num_layers=2)
+    with rnnlab.record_gradients(two, keep_vectors=True) as rec:
+        output, _ = two(torch.randn(T, B, IN))
+        output.sum().backward()
+    with pytest.raises(
+        ValueError,
+        match=r"the record is of a module with 2 layer\(s\) and 1 direction\(s\), not of this one \(1 and 1\)",
+    ):
+        rnnlab.omega(one, rec)
+
+
 def test_the_gradient_reaches_the_recurrent_weight_only():
     x, readout = _inputs()
     _, grad, rnn = _rnnlab_omega(_module("tanh"), x, lambda s: _loss(s, readout))
@@ -211,8 +296,8 @@ def test_batch_first_false_and_unbatched_inputs():
             r"omega supports the cells indrnn, rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'",
         ),
         (lambda: rnnlab.GRU(IN, H), r"got cell 'gru'"),
-        (lambda: rnnlab.RNN(IN, H, num_layers=2), r"one-layer, one-direction RNNs .* num_layers=2"),
-        (lambda: rnnlab.RNN(IN, H, bidirectional=True), r"bidirectional=True"),
+        (lambda: rnnlab.RNN(IN, H, num_layers=2), r"states \(the output\) are the top layer's only; for num_layers=2"),
+        (lambda: rnnlab.RNN(IN, H, bidirectional=True), r"bidirectional=True leave them out"),
         (lambda: rnnlab.RNN(IN, H, truncate=2), r"truncate=2"),
     ],
 )
@@ -283,7 +368,6 @@ def test_configs_without_a_regularizer_keep_their_hash():
             {"cell": "lstm"},
             r"regularizer 'omega' supports the cells indrnn, rnn_linear, rnn_relu, rnn_tanh; got cell 'lstm'",
         ),
-        ({"num_layers": 2}, r"supports num_layers 1, got 2"),
         ({"truncate": 5}, r"drop truncate"),
         ({"task": "text", "seq_len": 20}, r"applies to sequence tasks, not the stream task 'text'"),
         ({"omega_weight": None}, r"needs omega_weight ≥ 0"),
@@ -300,11 +384,12 @@ def test_bad_regularizer_configs_are_one_line_errors(change, message):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "indrnn"])
-def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_path, cell):
+@pytest.mark.parametrize(("cell", "layers"), [("rnn_tanh", 1), ("indrnn", 1), ("rnn_tanh", 2)])
+def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_path, cell, layers):
     """One update of the trainer against the docstring's loop: record, loss backward, weight·Ω backward, clip,
     step — the same parameters to the last bit; then a short run logs Ω at each evaluation and in the store."""
-    config = make_config({**OMEGA_RUN, "cell": cell, "regularizer": "omega", "omega_weight": 2.0, "steps": 1})
+    run = {**OMEGA_RUN, "cell": cell, "num_layers": layers, "regularizer": "omega", "omega_weight": 2.0}
+    config = make_config({**run, "steps": 1})
     trainer = Trainer(config)
     trainer.run()
     task = build_task(config)
@@ -314,7 +399,7 @@ def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_p
     with rnnlab.record_gradients(model.rnn, keep_vectors=True) as rec:
         output, _ = model.rnn(model.encode(x))
         task.loss(model.read(output), y).backward()
-    reg = rnnlab.omega(model.rnn, rec.last, output)
+    reg = rnnlab.omega(model.rnn, rec.last, output if layers == 1 else None)
     (2.0 * reg).backward()
     clip_gradients(model.parameters(), "global_norm", 1.0)
     optimizer.step()
@@ -322,7 +407,7 @@ def test_the_trainer_applies_omega_as_a_hand_written_loop_does_and_logs_it(tmp_p
         assert torch.equal(mine, theirs), name
     assert trainer.result.evaluations[-1].omega == pytest.approx(float(reg.detach()), rel=1e-12)
 
-    result = Trainer(make_config({**OMEGA_RUN, "cell": cell, "regularizer": "omega", "omega_weight": 2.0})).run()
+    result = Trainer(make_config(run)).run()
     omegas = [e.omega for e in result.evaluations]
     assert math.isnan(omegas[0]) and all(math.isfinite(v) and v > 0 for v in omegas[1:]) and len(omegas) == 3
     with Store(tmp_path / "runs.db") as store:

@@ -171,8 +171,6 @@ class RunConfig(BaseModel):
             raise ValueError("regularizer 'omega' needs omega_weight ≥ 0 (the paper's α; its code uses 2.0)")
         if self.cell not in OMEGA_CELLS:
             raise ValueError(f"regularizer 'omega' supports the cells {', '.join(OMEGA_CELLS)}; got cell {self.cell!r}")
-        if self.num_layers != 1:
-            raise ValueError(f"regularizer 'omega' supports num_layers 1, got {self.num_layers}")
         if self.truncate is not None:
             raise ValueError("regularizer 'omega' needs the full gradient ∂L/∂h; drop truncate")
         if issubclass(get_task_class(self.task), StreamTask):

@@ -261,12 +261,12 @@ class Trainer:
         α·∂Ω/∂W_hh to the loss gradient before the clipping, which then sees (and bounds) the sum."""
         model: SequenceModel = self.model
         with record_gradients(model.rnn, keep_vectors=True) as recorder:
-            output, _ = model.rnn(model.encode(x))  # (B, T, H): the states h_1 … h_T that Ω's Jacobians need
+            output, _ = model.rnn(model.encode(x))  # (B, T, H)
             loss = self.task.loss(model.read(output), y)
             if not torch.isfinite(loss):
                 return loss
-            loss.backward()
-        regularizer = omega(model.rnn, recorder.last, output, squared=self.config.omega_form == "squared")
+            loss.backward()  # records ∂L/∂h_t and h_t of every layer: what Ω's Jacobians need
+        regularizer = omega(model.rnn, recorder.last, squared=self.config.omega_form == "squared")
         if self.config.omega_weight > 0:  # weight 0 only measures Ω: its backward would add zeros, or NaN
             (self.config.omega_weight * regularizer).backward()
         self._omega = float(regularizer.detach())

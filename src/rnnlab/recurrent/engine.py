@@ -142,6 +142,8 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
                 ext, spec.cell, hs, cs, saved, w_hh, d_out, d_hn[layer], dc_last, spec.truncate, record
             )
             seen[layer] = grads.seen
+            if record is Record.VECTORS:  # the states beside the gradients: Ω (rnnlab.omega) needs both, per layer
+                seen[layer] = (*grads.seen[:3], hs[1:])
             dh0[layer] = grads.dh0
             if dc0 is not None:
                 dc0[layer] = grads.dc0

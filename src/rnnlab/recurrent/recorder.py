@@ -39,6 +39,8 @@ class BackwardRecord:
     per_sample: Tensor | None = None
     cell_per_sample: Tensor | None = None
     vectors: Tensor | None = None  # (L, T, B, H) the gradients themselves, when the recorder keeps them
+    states: Tensor | None = None  # (L, T, B, H) the states h_t of every layer, kept with the vectors (engine cells;
+    # zeros at the steps of a split forward's part that no gradient reached)
     direction: str = "forward"  # "forward", or "reverse" for the reverse direction of a bidirectional module
     reverse: BackwardRecord | None = None  # the reverse direction of a bidirectional module, else None
     lengths: Tensor | None = None  # (B,) each sequence's length for PackedSequence input, else None
@@ -47,6 +49,10 @@ class BackwardRecord:
 def row_norms(x: Tensor) -> Tensor:
     """‖x‖₂ over the last dim in float64: squaring a float32 gradient of 1e-20 would underflow to zero."""
     return torch.linalg.vector_norm(x, dim=-1, dtype=torch.float64)
+
+
+def _has_states(seen: tuple) -> bool:
+    return len(seen) > 3 and seen[3] is not None
 
 
 def _layers(per_layer: list[Tensor]) -> Tensor:
@@ -65,13 +71,15 @@ class GradientRecorder:
         self.keep_vectors = keep_vectors  # keep ∂L/∂h_t itself, (L, T, B, H): memory grows with T·B·H
         self.records: list[BackwardRecord] = []
 
-    def add_backward(self, module: str, seen: list[tuple[Tensor, Tensor | None, Tensor | None]]) -> None:
+    def add_backward(self, module: str, seen: list[tuple]) -> None:
         """Called by the engine once per backward: per layer, (‖∂L/∂h_t‖ (T, B) float64, ‖∂L/∂c_t‖ (T, B) or
-        None, the vectors ∂L/∂h_t (T, B, H) or None — present when `keep_vectors`)."""
+        None, the vectors ∂L/∂h_t (T, B, H) or None — present when `keep_vectors` — and, from the BPTT engine
+        when `keep_vectors`, a fourth item: the layer's states h_1 … h_T (T, B, H))."""
         h = _layers([s[0] for s in seen])  # (L, T, B)
         c = _layers([s[1] for s in seen]) if seen[0][1] is not None else None  # (L, T, B)
         vectors = _layers([s[2] for s in seen]) if self.keep_vectors else None
-        self.records.append(self.make_record(module, h, c, vectors))
+        states = _layers([s[3] for s in seen]) if self.keep_vectors and all(_has_states(s) for s in seen) else None
+        self.records.append(self.make_record(module, h, c, vectors, states=states))
 
     def make_record(self, module: str, h: Tensor, c: Tensor | None, vectors, present: Tensor | None = None, **extra):
         """A BackwardRecord from per-sample norms h, c (L, T, B); `present` (T, B) marks the steps that exist
@@ -141,7 +149,7 @@ class SplitRecording:
 
     def _finish(self) -> None:
         arrived, self._arrived = self._arrived, []
-        h, c, vectors = self._assemble(arrived)
+        h, c, vectors, states = self._assemble(arrived)
         present = None
         if self.lengths is not None:
             present = torch.arange(self.steps)[:, None] < self.lengths[None, :]  # (T, B)
@@ -152,6 +160,7 @@ class SplitRecording:
                 None if c is None else c[d],
                 None if vectors is None else vectors[d],
                 present,
+                states=None if states is None else states[d],
                 direction=("forward", "reverse")[d],
                 lengths=self.lengths,
             )
@@ -161,25 +170,30 @@ class SplitRecording:
             records[0].reverse = records[1]
         self.recorder.records.append(records[0])
 
-    def _assemble(self, arrived: list) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """The parts' norms (and vectors) in place: (D, L, T, B) each, zeros where no part reported."""
+    def _assemble(self, arrived: list) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """The parts' norms (and vectors, and states) in place: (D, L, T, B[, H]) each, zeros where no part
+        reported (a part no gradient reached: its gradients are 0 there, so Ω leaves those steps out)."""
         first_seen = arrived[0][1][0]
         h = torch.zeros((self.directions, self.layers, self.steps, self.batch), dtype=torch.float64)
         c = torch.zeros_like(h) if first_seen[1] is not None else None
-        vectors = None
+        vectors = states = None
         if self.keep_vectors:
             hidden = first_seen[2].shape[-1]
             vectors = first_seen[2].new_zeros((self.directions, self.layers, self.steps, self.batch, hidden))
+            if all(_has_states(s) for _, seen in arrived for s in seen):
+                states = torch.zeros_like(vectors, dtype=first_seen[3].dtype)
         for part, seen in arrived:
             columns = slice(None) if part.columns is None else part.columns
-            for offset, (h_norms, c_norms, vecs) in enumerate(seen):
+            for offset, layer_seen in enumerate(seen):
+                h_norms, c_norms, vecs = layer_seen[:3]
+                layer_states = layer_seen[3] if states is not None else None
                 layer = part.first_layer + offset
-                for target, value in ((h, h_norms), (c, c_norms), (vectors, vecs)):
+                for target, value in ((h, h_norms), (c, c_norms), (vectors, vecs), (states, layer_states)):
                     if target is None:
                         continue
                     value = value.flip(0) if part.flipped else value  # back to the original time order
                     target[part.direction, layer, : value.shape[0], columns] = value.to(target.device)
-        return h, c, vectors
+        return h, c, vectors, states
 
 
 @dataclass

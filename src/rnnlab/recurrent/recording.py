@@ -26,7 +26,8 @@ class record_gradients:  # lower case: a context manager used like torch.no_grad
     """Record ‖∂L/∂h_t‖₂ for every step and layer of every rnnlab recurrent module in `model`.
 
     **Arguments**: `model` an rnnlab RNN/LSTM/GRU or any nn.Module containing them; `per_sample` also keeps
-    the (L, T, B) per-sample norms; `keep_vectors` keeps ∂L/∂h_t itself (L, T, B, H). **Returns** (as the
+    the (L, T, B) per-sample norms; `keep_vectors` keeps ∂L/∂h_t itself (L, T, B, H) and, for modules the BPTT
+    engine runs, the states h_t beside it (`BackwardRecord.states`, what `rnnlab.omega` needs). **Returns** (as the
     context value) a `GradientRecorder`. Raises TypeError when `model` holds no rnnlab module (convert
     torch.nn ones with `rnnlab.from_torch`).
 
