@@ -53,9 +53,11 @@ study: $(STAMP)
 
 # The report and runs.csv of a study from its store as it stands (finished runs; unfinished ones keep their
 # checkpoints so that the next sitting resumes them), and the README's findings and ladder tables from the runs.csv.
+# PRUNE=--keep-completed keeps the completed runs' checkpoints, so that a larger budget continues them.
+PRUNE ?=
 publish: $(STAMP)
 	@test -n "$(S)" || { echo "usage: make publish S=<study>"; exit 2; }
-	$(BIN)/rnnlab runs prune --store $(STUDY_STORE)
+	$(BIN)/rnnlab runs prune --store $(STUDY_STORE) $(PRUNE)
 	$(BIN)/rnnlab report $(S) --store $(STUDY_STORE) --out docs/studies/$(S)
 	$(BIN)/rnnlab runs export docs/studies/$(S)/runs.csv --study $(S) --store $(STUDY_STORE)
 	$(BIN)/rnnlab studies --findings --readme README.md

@@ -4,6 +4,7 @@ failures recorded. Run: `.venv/bin/pytest tests/test_sweep.py`.
 
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -573,3 +574,44 @@ def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_each_variant_and
     assert (cost.runs, cost.unknown) == (1, 3), "seed 2 at length 5 has its variant's rate; length 10 has none"
     assert cost.seconds == pytest.approx(0.1 * 2)
     assert estimate(study, None, preview(study, None)) == Estimate(0.0, 0, 6)
+
+
+def test_a_study_whose_budget_grew_continues_its_completed_runs(tmp_path):
+    """Run at 20 updates, then the same study at 40: each run trains only updates 21–40, from its shorter run's
+    kept checkpoint, and ends exactly as a run of 40 from scratch in another store."""
+    from rnnlab.lab.sweep import estimate, preview, shorter_run
+
+    def study(steps):
+        return make_study(
+            {"name": "budget", "defaults": {**TINY, "steps": steps, "eval_every": 10}, "grid": {"seed": [0, 1]}}
+        )
+
+    store = Store(tmp_path / "s.db")
+    run_study(study(20), store, progress=False)
+    assert [action for _, action in preview(study(40), store)] == [
+        "new: continues run 1 from its 20 updates",
+        "new: continues run 2 from its 20 updates",
+    ]
+    rate = statistics.median(r.wall_time / r.steps for r in store.runs(study="budget"))
+    assert estimate(study(40), store, preview(study(40), store)).seconds == pytest.approx(2 * rate * 20)
+    _, jobs = plan(study(40), store)
+    assert [Path(j.start_from).name for j in jobs] == ["run-1.pt", "run-2.pt"]
+    store.release_claims([(j.run_id, j.claim) for j in jobs])
+    assert run_study(study(40), store, progress=False).ran == 2
+    fresh = Store(tmp_path / "fresh.db")
+    run_study(study(40), fresh, progress=False)
+    longer = {r.name: r for r in store.runs(study="budget") if r.steps == 40}
+    for run in fresh.runs(study="budget"):
+        assert longer[run.name].final_metric == run.final_metric and longer[run.name].config == run.config
+        mine = [v for _, name, v in store.metrics(longer[run.name].id) if name == "train_loss"]
+        assert mine == [v for _, name, v in fresh.metrics(run.id) if name == "train_loss"]
+        parts = longer[run.name].environment["parts"]
+        assert [(p["from_step"], p["to_step"]) for p in parts] == [(0, 20), (20, 40)]
+    store.close()
+    from rnnlab.cli import main
+
+    assert main(["runs", "prune", "--keep-completed", "--store", str(tmp_path / "s.db")]) == 0
+    store = Store(tmp_path / "s.db")
+    assert shorter_run(store, "budget", study(80).runs[0]).steps == 40, "kept: the 40-update run goes on"
+    assert store.prune_checkpoints()[0] == 4, "the four completed runs' checkpoints"
+    assert shorter_run(store, "budget", study(80).runs[0]) is None, "pruned: nothing to continue"

@@ -283,6 +283,68 @@ def test_resume_in_process_is_bit_identical(tmp_path):
     assert resumed.train_losses == reference.train_losses
 
 
+LONGER = {
+    "seq_len": 12,
+    "hidden_size": 8,
+    "steps": 60,
+    "eval_every": 20,
+    "batch_size": 8,
+    "dropout": 0.2,
+    "num_layers": 2,
+    "stop_when_solved": False,
+}
+
+
+def test_a_completed_run_continued_to_a_longer_budget_equals_the_longer_run(tmp_path):
+    """40 updates, then continued to 60 from the final checkpoint: every evaluation, loss and weight as one run
+    of 60 (dropout and the data draw included), and the result keeps both parts."""
+    longer = make_config(LONGER)
+    shorter = make_config({**LONGER, "steps": 40})
+    reference_trainer = Trainer(longer)
+    reference = reference_trainer.run()
+    first = tmp_path / "shorter.pt"
+    assert Trainer(shorter, checkpoint_path=first).run().status == "completed"
+    trainer = Trainer(longer, checkpoint_path=tmp_path / "longer.pt", start_from=first)
+    continued = trainer.run()
+    assert (continued.status, continued.steps) == ("completed", 60)
+    assert [(e.step, e.metric, e.loss) for e in continued.evaluations] == [
+        (e.step, e.metric, e.loss) for e in reference.evaluations
+    ]
+    assert continued.train_losses == reference.train_losses and continued.clip_rate == reference.clip_rate
+    for (name, mine), theirs in zip(
+        trainer.model.named_parameters(), reference_trainer.model.parameters(), strict=True
+    ):
+        assert torch.equal(mine, theirs), name
+    assert [(p["from_step"], p["to_step"]) for p in continued.parts] == [(0, 40), (40, 60)]
+    assert load_checkpoint(tmp_path / "longer.pt")["config_hash"] == longer.hash()
+    again = Trainer(longer, checkpoint_path=tmp_path / "longer.pt", start_from=first).run()
+    assert again.final_metric == continued.final_metric, "its own checkpoint, once written, comes first"
+
+
+@pytest.mark.parametrize(
+    ("shorter", "longer", "why"),
+    [
+        ({"lr": 0.02}, {}, r"of a different config \(more than the budget differs\)"),
+        ({"steps": 70}, {}, r"its 70 updates are not fewer than this run's 60"),
+        ({"lr_schedule": "cosine"}, {"lr_schedule": "cosine"}, r"lr_schedule 'cosine' depends on the budget"),
+        ({"steps": 30}, {}, r"its last evaluation \(update 30\) is not on this run's schedule \(every 20\)"),
+        ({"status": "solved"}, {}, r"that run ended solved, and only a completed run can go on"),
+        ({"status": "diverged"}, {}, r"that run ended diverged"),
+    ],
+)
+def test_a_run_that_cannot_be_continued_exactly_is_refused(tmp_path, shorter, longer, why):
+    shorter = dict(shorter)
+    first = tmp_path / "shorter.pt"
+    base = {**LONGER, "steps": 40, "eval_every": 20, "lr": 0.01, "optimizer": "adam"}
+    status = shorter.pop("status", None)
+    Trainer(make_config({**base, **shorter}), checkpoint_path=first).run()
+    if status is not None:  # a run that solved its task or diverged at the last update: its result says so
+        state = load_checkpoint(first)
+        save_checkpoint({**state, "result": {**state["result"], "status": status}}, first)
+    with pytest.raises(CheckpointError, match=why):
+        Trainer(make_config({**base, "steps": 60, **longer}), start_from=first).run()
+
+
 def _train_cmd(store):
     return [
         sys.executable,

@@ -34,6 +34,11 @@ def register(sub) -> None:
     parser = actions.add_parser(
         "prune", parents=[store], help="delete the checkpoints of finished runs (a running run keeps its own)"
     )
+    parser.add_argument(
+        "--keep-completed",
+        action="store_true",
+        help="keep those of completed runs too: a sweep with a larger budget continues them instead of starting over",
+    )
     parser.set_defaults(func=prune)
 
 
@@ -165,6 +170,7 @@ def delete(args: argparse.Namespace) -> int:
 
 def prune(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        count, size = store.prune_checkpoints()
-    console().print(f"Deleted {count} checkpoint(s) of finished runs ({size / 1e6:.1f} MB) beside {args.store}")
+        count, size = store.prune_checkpoints(keep_completed=args.keep_completed)
+    kept = " (the completed runs keep theirs)" if args.keep_completed else ""
+    console().print(f"Deleted {count} checkpoint(s) of finished runs ({size / 1e6:.1f} MB) beside {args.store}{kept}")
     return 0

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.lab.config import RunConfig, make_config
-from rnnlab.lab.store import FINISHED, Store
+from rnnlab.lab.store import FINISHED, Run, Store
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor, variant_name
 from rnnlab.recurrent.validation import positive_int
 
@@ -67,6 +67,7 @@ class _Job:
     steps: int
     claim: str = "new"  # how plan() claimed it (Store.claim_run), so a failed executor start can undo it
     run: RunConfig | None = None
+    start_from: str | None = None  # the final checkpoint of a completed shorter run it continues (see `shorter_run`)
 
 
 def status_in(store: Store, study: str) -> Callable[[RunConfig], str | None]:
@@ -102,8 +103,33 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
             continue
         checkpoint = str(store.checkpoint_path(run_id))
         job = _Job(run_id, config.label(), config.model_dump(mode="json"), checkpoint, config.steps, state, config)
+        if (shorter := shorter_run(store, study.name, config)) is not None:
+            job.start_from = str(store.checkpoint_path(shorter.id))
         jobs.append(job)
     return summary, jobs
+
+
+def shorter_run(store: Store, study: str, config: RunConfig) -> Run | None:
+    """The completed run of `study` that `config` can continue (`Trainer.continue_from`): the same config with
+    a smaller budget, whose final checkpoint is kept (`rnnlab runs prune --keep-completed`), the longest such.
+    So a study whose budget grew trains only the new updates of each run that ran before; None if there is
+    none, or the budget cannot be extended exactly (a schedule over the budget, an evaluation off schedule)."""
+    if config.lr_schedule != "constant":
+        return None
+    rest = {k: v for k, v in config.canonical().items() if k != "steps"}
+    best = None
+    for run in store.runs(study=study, status="completed"):
+        steps = run.config.get("steps")
+        if (
+            isinstance(steps, int)
+            and 0 < steps < config.steps
+            and steps % config.eval_every == 0
+            and {k: v for k, v in run.config.items() if k != "steps"} == rest
+            and store.checkpoint_path(run.id).exists()
+            and (best is None or steps > best.config["steps"])
+        ):
+            best = run
+    return best
 
 
 def _at(study: Study, shorter: RunConfig) -> str:
@@ -181,6 +207,8 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
             action = f"resume from {where}"
         elif find(config_hash, study.name, ("failed",)) is not None:
             action = "retry: it failed"
+        elif store is not None and (shorter_budget := shorter_run(store, study.name, config)) is not None:
+            action = f"new: continues run {shorter_budget.id} from its {shorter_budget.config['steps']} updates"
         else:
             action = "new"
         shorter = before.get(config_hash)
@@ -201,8 +229,9 @@ class Estimate:
 
 def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) -> Estimate:
     """The compute the runs that `preview`'s `actions` start or resume would take at most: each run's budget of
-    updates times the median seconds per update of the finished runs of its variant at its length in `store` (a
-    run that solves its task stops early, and a resumed one has done part of its budget, hence "at most")."""
+    updates (less those of the shorter run it continues) times the median seconds per update of the finished runs
+    of its variant at its length in `store` (a run that solves its task stops early, and a resumed one has done
+    part of its budget, hence "at most")."""
     rates: dict[tuple[str, Any], list[float]] = {}
     for run in store.runs(study=study.name) if store is not None else []:
         if run.status in FINISHED and run.wall_time and run.steps:
@@ -214,7 +243,8 @@ def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) 
             continue
         measured = rates.get((variant_name(config.name), config.seq_len))
         if measured:
-            result.seconds += statistics.median(measured) * config.steps
+            done = shorter_run(store, study.name, config) if action.startswith("new: continues") else None
+            result.seconds += statistics.median(measured) * (config.steps - (done.config["steps"] if done else 0))
             result.runs += 1
         else:
             result.unknown += 1
@@ -224,7 +254,9 @@ def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) 
 # ------------------------------------------------------------------------------------------------ worker side
 
 
-def train_job(config_data: dict[str, Any], checkpoint: str, threads: int, updates=None) -> dict[str, Any]:
+def train_job(
+    config_data: dict[str, Any], checkpoint: str, threads: int, updates=None, start_from: str | None = None
+) -> dict[str, Any]:
     """Train one run in this process and return `TrainResult.to_dict()`. Runs in a worker (or Ray task)."""
     import torch
 
@@ -239,7 +271,7 @@ def train_job(config_data: dict[str, Any], checkpoint: str, threads: int, update
                 metric = trainer.result.final_metric
                 _put(updates, (os.getpid(), config.label(), step, config.steps, metric))
 
-    result = Trainer(config, checkpoint_path=checkpoint, callbacks=[Report()]).run()
+    result = Trainer(config, checkpoint_path=checkpoint, callbacks=[Report()], start_from=start_from).run()
     if updates is not None:
         _put(updates, (os.getpid(), config.label(), result.steps, config.steps, result.final_metric))
     return result.to_dict()
@@ -358,7 +390,8 @@ def _run_local(schedule, store, summary, workers, threads, address, display, res
             try:
                 while True:
                     for job in [] if broken else schedule.take(workers - len(running)):
-                        running[pool.submit(_train_in_worker, job.config, job.checkpoint, threads)] = job
+                        future = pool.submit(_train_in_worker, job.config, job.checkpoint, threads, job.start_from)
+                        running[future] = job
                     if not running:
                         break
                     done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -393,8 +426,8 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
-def _train_in_worker(config_data: dict[str, Any], checkpoint: str, threads: int) -> dict[str, Any]:
-    return train_job(config_data, checkpoint, threads, _UPDATES)
+def _train_in_worker(config_data: dict[str, Any], checkpoint: str, threads: int, start_from) -> dict[str, Any]:
+    return train_job(config_data, checkpoint, threads, _UPDATES, start_from)
 
 
 def _require_ray():
@@ -472,7 +505,7 @@ def _run_ray(schedule, store, summary, workers, threads, address, display) -> No
         refs: dict = {}
         while True:
             for job in schedule.take(None):  # the cluster queues what it cannot run yet
-                refs[task.remote(job.config, job.checkpoint, threads, None)] = job
+                refs[task.remote(job.config, job.checkpoint, threads, None, job.start_from)] = job
                 if display is not None:
                     display.started(job)
             if not refs:

@@ -94,7 +94,9 @@ class Trainer:
 
     **Arguments**: `checkpoint_path` enables checkpoints every `config.checkpoint_interval` updates and
     resuming from an existing file; `callbacks` see updates and evaluations; `progress` adds a
-    `rnnlab.lab.progress.ProgressBar` to them.
+    `rnnlab.lab.progress.ProgressBar` to them; `start_from` the final checkpoint of a completed run of this
+    config with a smaller budget, to continue from when there is no checkpoint of this run yet (see
+    `continue_from`).
     """
 
     def __init__(
@@ -105,8 +107,10 @@ class Trainer:
         checkpoint_path: str | Path | None = None,
         callbacks: list[Callback] | tuple[Callback, ...] = (),
         progress: bool = False,
+        start_from: str | Path | None = None,
     ):
         self.config = config
+        self.start_from = Path(start_from) if start_from is not None else None
         self.task = task or build_task(config)
         self.model = model or build_model(config, self.task)
         if config.regularizer == "omega" and not isinstance(self.model, SequenceModel):
@@ -165,6 +169,32 @@ class Trainer:
         if self._stream is not None:
             self._stream.load_state_dict(state["stream"])
 
+    def continue_from(self, state: dict[str, Any], where: str = "the checkpoint") -> None:
+        """Start from the final state of a completed run of this config with a smaller budget (`state`, its
+        checkpoint): this run then goes on exactly as if it had had its own budget from the start — same data,
+        same updates, the same evaluations — and its result holds both parts. A budget extended, not a run
+        repeated. `CheckpointError` when that would not hold: another config, a run that solved its task or
+        diverged (a longer budget changes nothing), a learning-rate schedule that depends on the budget, or a
+        last evaluation that this run's schedule would not make."""
+        shorter = self.config.model_copy(update={"steps": state.get("step")})
+        status = state.get("result", {}).get("status")
+        if state.get("config_hash") != shorter.hash():
+            why = "it is of a different config (more than the budget differs)"
+        elif status != "completed":
+            why = f"that run {'ended ' + status if status else 'has no result'}, and only a completed run can go on"
+        elif not 0 < shorter.steps < self.config.steps:
+            why = f"its {shorter.steps} updates are not fewer than this run's {self.config.steps}"
+        elif self.config.lr_schedule != "constant":
+            why = f"lr_schedule {self.config.lr_schedule!r} depends on the budget"
+        elif shorter.steps % self.config.eval_every:
+            why = f"its last evaluation (update {shorter.steps}) is not on this run's schedule (every {self.config.eval_every})"
+        else:
+            why = None
+        if why is not None:
+            raise CheckpointError(f"cannot continue from {where}: {why}")
+        self.load_state_dict({**state, "config_hash": self.config.hash()})
+        self.result.status = "running"
+
     def _checkpoint(self) -> None:
         if self.checkpoint_path is None:
             return
@@ -178,6 +208,8 @@ class Trainer:
         """Train until the step budget is used, the task is solved, or the run diverges."""
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
             self.load_state_dict(load_checkpoint(self.checkpoint_path))
+        elif self.start_from is not None:
+            self.continue_from(load_checkpoint(self.start_from), str(self.start_from))
         if self.result.status != "running":
             return self.result  # the checkpoint is of a finished run
         started = time.perf_counter()

@@ -221,14 +221,18 @@ class Store:
             self.checkpoint_path(run_id).unlink(missing_ok=True)
         return len(ids)
 
-    def prune_checkpoints(self) -> tuple[int, int]:
+    def prune_checkpoints(self, keep_completed: bool = False) -> tuple[int, int]:
         """Delete the checkpoints of finished runs and of runs no longer in the store; a 'running' run keeps its
-        own (it may resume from it). Returns (files deleted, bytes freed)."""
+        own (it may resume from it), and with `keep_completed` a 'completed' one too (a longer budget may
+        continue it: rnnlab.lab.sweep.shorter_run). Returns (files deleted, bytes freed)."""
         folder = self.path.with_name(self.path.name + ".checkpoints")
         if not folder.is_dir():
             return 0, 0
+        kept = ("running", "completed") if keep_completed else ("running",)
+        marks = ", ".join("?" for _ in kept)
         keep = {
-            self.checkpoint_path(r[0]).name for r in self._db.execute("SELECT id FROM runs WHERE status = 'running'")
+            self.checkpoint_path(r[0]).name
+            for r in self._db.execute(f"SELECT id FROM runs WHERE status IN ({marks})", kept)
         }
         count = size = 0
         for path in folder.glob("run-*.pt"):
