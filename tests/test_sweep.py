@@ -244,6 +244,16 @@ def test_ray_executor_matches_local(tmp_path):
     assert summary.ran == 2 and summary.failed == 0
     expected = {r.name: r.final_metric for r in local.runs()}
     assert {r.name: r.final_metric for r in on_ray.runs()} == expected
+    # The schedule on Ray too: a run waits for its shorter version and is not run when that one was not solved;
+    # a study whose budget grew continues its completed runs.
+    lengths = Store(tmp_path / "lengths.db")
+    summary = run_study(_lengths_study(seeds=(0, 1)), lengths, executor="ray", workers=2, progress=False)
+    assert (summary.ran, summary.not_needed) == (2, 4)
+    continued = run_study(_study(seeds=(0,), variants=[{"name": "gru", "cell": "gru", "steps": 60}]), on_ray,
+                          executor="ray", progress=False)  # fmt: skip
+    assert continued.ran == 1
+    longer = next(r for r in on_ray.runs() if r.steps == 60)
+    assert [(p["from_step"], p["to_step"]) for p in longer.environment["parts"]] == [(0, 30), (30, 60)]
 
 
 def test_ray_missing_is_a_one_line_error(monkeypatch, tmp_path):
