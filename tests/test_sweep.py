@@ -540,6 +540,15 @@ def test_a_solved_shorter_run_lets_the_next_length_run_and_a_dry_run_says_what_w
     assert statuses == {"tanh · seq_len=5": "solved", "tanh · seq_len=10": "completed"}
 
 
+def test_a_part_of_a_study_skips_runs_whose_shorter_version_outside_it_was_not_solved(tmp_path):
+    from rnnlab.lab.study import select_runs
+
+    store = Store(tmp_path / "s.db")
+    run_study(select_runs(_lengths_study(), {"seq_len": ["5"]}), store, progress=False)
+    summary = run_study(select_runs(_lengths_study(), {"seq_len": ["10", "20"]}), store, progress=False)
+    assert (summary.ran, summary.not_needed) == (0, 2)
+
+
 def test_the_schedule_starts_a_run_only_after_its_shorter_version_finished(tmp_path):
     from rnnlab.lab.sweep import _Schedule
 

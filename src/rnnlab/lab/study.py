@@ -76,6 +76,7 @@ class Study:
     path: Path | None = None
     grid: dict[str, list[Any]] = field(default_factory=dict)
     skip_after_failure: str | None = None  # a grid key; see SKIPPED
+    whole: list[RunConfig] | None = None  # a part's (select_runs) whole study's runs, where shorter runs are found
     finding: str | None = None  # see FINDING_KEYS; None for a study that reproduces no numbered finding
     paper: str | None = None
     verdict: str | None = None
@@ -201,7 +202,7 @@ def predecessors(study: Study) -> dict[str, RunConfig]:
     if key is None:
         return {}
     families: dict[str, list[RunConfig]] = {}
-    for run in study.runs:
+    for run in study.whole or study.runs:  # a part's runs wait on shorter runs outside it too
         rest = {k: v for k, v in run.canonical().items() if k != key}
         families.setdefault(json.dumps(rest, sort_keys=True), []).append(run)
     before = {}
@@ -248,7 +249,7 @@ def select_runs(study: Study, only: dict[str, list[str]]) -> Study:
             have = ", ".join(map(str, sorted(values, key=_sort_key)))
             raise ConfigError(f"study {study.name}: no run has {key}={missing[0]}; its runs have {key} {have}")
         runs = [r for r in runs if any(_same(_run_value(r, key), t) for t in texts)]
-    return dataclasses.replace(study, runs=runs)
+    return dataclasses.replace(study, runs=runs, whole=study.whole or study.runs)
 
 
 def _sort_key(value: Any) -> tuple:
