@@ -579,7 +579,7 @@ def test_a_run_claimed_by_a_stopped_sweep_is_removed_when_it_is_not_needed(tmp_p
     assert [(r.name, r.status) for r in store.runs(study="lengths")] == [("tanh · seq_len=5", "completed")]
 
 
-def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_each_variant_and_length(tmp_path):
+def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_the_same_config_but_seed_and_budget(tmp_path):
     from rnnlab.lab.sweep import Estimate, estimate, preview
 
     study = _lengths_study(lengths=(5, 10), seeds=(0, 1, 2), skip=None)
@@ -590,7 +590,7 @@ def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_each_variant_and
             done.label(), done.canonical(), done.hash(), {}, {**SOLVED, "wall_time": wall}, study="lengths"
         )
     cost = estimate(study, store, preview(study, store))
-    assert (cost.runs, cost.unknown) == (1, 3), "seed 2 at length 5 has its variant's rate; length 10 has none"
+    assert (cost.runs, cost.unknown) == (1, 3), "seed 2 at length 5 has the others' rate; length 10 has none"
     assert cost.seconds == pytest.approx(0.1 * 2)
     assert estimate(study, None, preview(study, None)) == Estimate(0.0, 0, 6)
 

@@ -107,7 +107,7 @@ def _dry_run(out: Console, study, store_path: str) -> int:
     if cost.runs:
         out.print(
             f"Compute: at most {hours_minutes(cost.seconds)} (h:mm) for {cost.runs} of the runs to start or resume, at "
-            "the seconds per update of the finished runs of their variant and length in this store"
+            "the seconds per update of the finished runs in this store with the same config but seed and budget"
             + (f"; {cost.unknown} more have none to go by" if cost.unknown else "")
         )
     return 0

@@ -15,6 +15,7 @@ work as Ray tasks, on a local Ray cluster started for the sweep or on an existin
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import queue as queue_module
@@ -30,7 +31,7 @@ from typing import Any
 
 from rnnlab.lab.config import RunConfig, make_config
 from rnnlab.lab.store import FINISHED, Run, Store
-from rnnlab.lab.study import Study, predecessors, unsolved_predecessor, variant_name
+from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.recurrent.validation import positive_int
 
 EXECUTORS = ("local", "ray")
@@ -229,19 +230,18 @@ class Estimate:
 
 def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) -> Estimate:
     """The compute the runs that `preview`'s `actions` start or resume would take at most: each run's budget of
-    updates (less those of the shorter run it continues) times the median seconds per update of the finished runs
-    of its variant at its length in `store` (a run that solves its task stops early, and a resumed one has done
-    part of its budget, hence "at most")."""
-    rates: dict[tuple[str, Any], list[float]] = {}
+    updates (less those of the shorter run it continues) times the median seconds per update of the finished
+    runs in `store` whose config is the same but for the seed and the budget (a run that solves its task stops
+    early, and a resumed one has done part of its budget, hence "at most")."""
+    rates: dict[str, list[float]] = {}
     for run in store.runs(study=study.name) if store is not None else []:
         if run.status in FINISHED and run.wall_time and run.steps:
-            key = (variant_name(run.name), run.config.get("seq_len"))
-            rates.setdefault(key, []).append(run.wall_time / run.steps)
+            rates.setdefault(_same_but_seed_and_budget(run.config), []).append(run.wall_time / run.steps)
     result = Estimate()
     for config, (_, action) in zip(study.runs, actions, strict=True):
         if action.startswith(("skip", "not needed")):
             continue
-        measured = rates.get((variant_name(config.name), config.seq_len))
+        measured = rates.get(_same_but_seed_and_budget(config.canonical()))
         if measured:
             done = shorter_run(store, study.name, config) if action.startswith("new: continues") else None
             result.seconds += statistics.median(measured) * (config.steps - (done.config["steps"] if done else 0))
@@ -249,6 +249,10 @@ def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) 
         else:
             result.unknown += 1
     return result
+
+
+def _same_but_seed_and_budget(config: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in config.items() if k not in ("seed", "steps")}, sort_keys=True)
 
 
 # ------------------------------------------------------------------------------------------------ worker side
