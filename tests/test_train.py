@@ -684,3 +684,19 @@ def test_a_text_run_stores_bits_per_character_on_each_band_at_every_evaluation(t
         weighted = sum(stored[f"bpc_{b}"] * int((counted == i).sum()) for i, b in enumerate(BANDS)) / len(counted)
         assert weighted == pytest.approx(evaluation.metric, rel=1e-6), "the bands partition the scored characters"
     assert len({e.extras["bpc_spelling"] for e in result.evaluations}) == 3, "each on the model of its step"
+
+
+def test_train_with_a_larger_budget_continues_the_completed_run_of_the_same_config(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    def train(store, steps):
+        args = ["train", "--store", str(store), "--task", "adding", "--seq-len", "12", "--hidden", "8"]
+        assert main([*args, "--steps", str(steps), "--eval-every", "10", "--seed", "4", "--no-progress"]) == 0
+        return capsys.readouterr().out
+
+    train(tmp_path / "s.db", 20)
+    assert "Continuing run 1 from its 20 updates" in train(tmp_path / "s.db", 40)
+    train(tmp_path / "fresh.db", 40)
+    continued, fresh = Store(tmp_path / "s.db").runs()[-1], Store(tmp_path / "fresh.db").runs()[-1]
+    assert (continued.steps, continued.final_metric) == (fresh.steps, fresh.final_metric) == (40, fresh.final_metric)
+    assert [(p["from_step"], p["to_step"]) for p in continued.environment["parts"]] == [(0, 20), (20, 40)]

@@ -21,7 +21,8 @@ def register(sub) -> None:
         help="train one model on a task and store the run",
         description="Train one model on a task. Options override the --config file's values. Running the "
         "same command again after an interruption resumes the run from its last checkpoint; after it finished, "
-        "shows the stored run (--again trains a new one).",
+        "shows the stored run (--again trains a new one). With a larger --steps than a completed run of the same "
+        "config, continues that run from its end instead of training its updates again.",
     )
     parser.add_argument("--config", help="YAML file with RunConfig keys (see docs/training.md)")
     parser.add_argument("--name", help="label for tables and reports")
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rnnlab.lab.config import load_config
     from rnnlab.lab.environment import environment
+    from rnnlab.lab.sweep import shorter_run
     from rnnlab.lab.trainer import Trainer, build_task
 
     if args.bptt is not None and len(args.bptt) > 2:
@@ -121,8 +123,17 @@ def run(args: argparse.Namespace) -> int:
         else:
             run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment())
             out.print(f"Run {run_id}: {config.label()} on {config.task} (T={config.seq_len}), store {store.path}")
+        start_from = None
+        if not store.checkpoint_path(run_id).exists() and (shorter := shorter_run(store, None, config)) is not None:
+            # The same config ran to a smaller budget: go on from its end rather than train that part again.
+            start_from = store.checkpoint_path(shorter.id)
+            out.print(f"Continuing run {shorter.id} from its {shorter.config['steps']} updates")
         trainer = Trainer(
-            config, task=task, checkpoint_path=store.checkpoint_path(run_id), progress=not args.no_progress
+            config,
+            task=task,
+            checkpoint_path=store.checkpoint_path(run_id),
+            progress=not args.no_progress,
+            start_from=start_from,
         )
         try:
             result = trainer.run()

@@ -110,11 +110,12 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
     return summary, jobs
 
 
-def shorter_run(store: Store, study: str, config: RunConfig) -> Run | None:
-    """The completed run of `study` that `config` can continue (`Trainer.continue_from`): the same config with
-    a smaller budget, whose final checkpoint is kept (`rnnlab runs prune --keep-completed`), the longest such.
-    So a study whose budget grew trains only the new updates of each run that ran before; None if there is
-    none, or the budget cannot be extended exactly (a schedule over the budget, an evaluation off schedule)."""
+def shorter_run(store: Store, study: str | None, config: RunConfig) -> Run | None:
+    """The completed run of `study` (None: the single runs of `rnnlab train`) that `config` can continue
+    (`Trainer.continue_from`): the same config with a smaller budget, whose final checkpoint is kept
+    (`rnnlab runs prune --keep-completed`), the longest such. So a study whose budget grew trains only the new
+    updates of each run that ran before; None if there is none, or the budget cannot be extended exactly (a
+    schedule over the budget, an evaluation off schedule)."""
     if config.lr_schedule != "constant":
         return None
     rest = {k: v for k, v in config.canonical().items() if k != "steps"}
@@ -122,7 +123,8 @@ def shorter_run(store: Store, study: str, config: RunConfig) -> Run | None:
     for run in store.runs(study=study, status="completed"):
         steps = run.config.get("steps")
         if (
-            isinstance(steps, int)
+            run.study == study
+            and isinstance(steps, int)
             and 0 < steps < config.steps
             and steps % config.eval_every == 0
             and {k: v for k, v in run.config.items() if k != "steps"} == rest
