@@ -151,6 +151,7 @@ class _Schedule:
         self.waiting = list(jobs)
         self.position = {id(job): i for i, job in enumerate(jobs)}
         self.unfinished = {job.run.hash() for job in jobs if job.run is not None}
+        self.dropped = 0  # jobs not run because a shorter run was not solved
 
     def take(self, limit: int | None) -> list[_Job]:
         """Up to `limit` jobs (None: all) that may start now, in order; drops the jobs not needed on the way."""
@@ -174,6 +175,7 @@ class _Schedule:
         else:
             self.store.release_claims([(job.run_id, job.claim)])
         self.summary.not_needed += 1
+        self.dropped += 1
         self.done(job)
         if self.display is not None:
             self.display.finished(job, "skipped", f"not run: {_at(self.study, failed)} was not solved")
@@ -338,7 +340,7 @@ def run_study(
         store.release_claims([(job.run_id, job.claim) for job in jobs])  # nothing ran: leave the store as it was
         raise
     except KeyboardInterrupt:
-        left = len(jobs) - summary.ran - summary.failed - summary.not_needed
+        left = len(jobs) - summary.ran - summary.failed - schedule.dropped
         raise SweepInterrupted(
             f"interrupted: {summary.ran} run(s) of this sweep finished and are recorded, {left} left unfinished in "
             f"{str(store.path)!r}; run the same command again to resume them from their checkpoints"
