@@ -170,9 +170,11 @@ def test_ctrl_c_or_kill_stops_a_sweep_promptly_and_leaves_the_rest_resumable(tmp
     assert time.time() - interrupted < 15, "stopped promptly"
     assert driver.returncode == 130
     assert "rnnlab: interrupted: 0 run(s) of this sweep finished" in err and "run the same command again" in err
+    assert "2 left unfinished" in err and "and 2 not started" in err, err
     assert err.count("\n") == 1, err
     runs = Store(store).runs(study="ctrlc")
-    assert len(runs) == 4 and all(r.status == "running" for r in runs), "resumable, nothing marked finished"
+    assert len(runs) == 2 and all(r.status == "running" for r in runs), "resumable, nothing marked finished"
+    assert all(Store(store).checkpoint_path(r.id).exists() for r in runs), "the two it started; the others handed back"
     assert Store(store).check() == []
     time.sleep(1)
     assert not any(alive(p) for p in workers), "no worker left behind"

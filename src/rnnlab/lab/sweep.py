@@ -170,15 +170,28 @@ class _Schedule:
         return taken
 
     def _drop(self, job: _Job, failed: RunConfig) -> None:
-        if job.claim == "resumed" and not Path(job.checkpoint).exists():
-            self.store.delete_runs([job.run_id])  # claimed by an earlier sweep that was stopped before it started
-        else:
-            self.store.release_claims([(job.run_id, job.claim)])
+        self._unclaim(job)
         self.summary.not_needed += 1
         self.dropped += 1
         self.done(job)
         if self.display is not None:
             self.display.finished(job, "skipped", f"not run: {_at(self.study, failed)} was not solved")
+
+    def _unclaim(self, job: _Job) -> None:
+        """Hand back a run that this sweep claimed and did not start: a new claim is removed, a failed run is
+        failed again, and a run an earlier sweep claimed and never started (no checkpoint) is removed."""
+        if job.claim == "resumed" and not Path(job.checkpoint).exists():
+            self.store.delete_runs([job.run_id])
+        else:
+            self.store.release_claims([(job.run_id, job.claim)])
+
+    def release_waiting(self) -> int:
+        """A stopped sweep hands back the runs it never started, so that the store shows 'running' only for runs
+        that trained (a killed driver cannot, and the next sweep takes those over). Returns how many."""
+        waiting, self.waiting = self.waiting, []
+        for job in waiting:
+            self._unclaim(job)
+        return len(waiting)
 
     def done(self, job: _Job) -> None:
         if job.run is not None:
@@ -340,10 +353,11 @@ def run_study(
         store.release_claims([(job.run_id, job.claim) for job in jobs])  # nothing ran: leave the store as it was
         raise
     except KeyboardInterrupt:
-        left = len(jobs) - summary.ran - summary.failed - schedule.dropped
+        not_started = schedule.release_waiting()
+        left = len(jobs) - summary.ran - summary.failed - schedule.dropped - not_started
         raise SweepInterrupted(
             f"interrupted: {summary.ran} run(s) of this sweep finished and are recorded, {left} left unfinished in "
-            f"{str(store.path)!r}; run the same command again to resume them from their checkpoints"
+            f"{str(store.path)!r} and {not_started} not started; run the same command again to resume and start them"
         ) from None
     finally:
         if display is not None:
