@@ -254,7 +254,7 @@ def select_runs(study: Study, only: dict[str, list[str]]) -> Study:
 
 def _sort_key(value: Any) -> tuple:
     """Numbers in numeric order (100 before 1000), anything else by its text; one type after another."""
-    return (str(type(value)), value if isinstance(value, int | float) and not isinstance(value, bool) else str(value))
+    return (str(type(value)), value if _is_number(value) else str(value))
 
 
 def _run_value(run: RunConfig, key: str) -> Any:

@@ -66,8 +66,9 @@ class _Job:
     config: dict[str, Any]
     checkpoint: str
     steps: int
+    run: RunConfig
+    key: str  # run.hash(), computed once
     claim: str = "new"  # how plan() claimed it (Store.claim_run), so a failed executor start can undo it
-    run: RunConfig | None = None
     start_from: str | None = None  # the final checkpoint of a completed shorter run it continues (see `shorter_run`)
 
 
@@ -103,7 +104,8 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
             summary.skipped += 1
             continue
         checkpoint = str(store.checkpoint_path(run_id))
-        job = _Job(run_id, config.label(), config.model_dump(mode="json"), checkpoint, config.steps, state, config)
+        data = config.model_dump(mode="json")
+        job = _Job(run_id, config.label(), data, checkpoint, config.steps, config, config.hash(), state)
         if (shorter := shorter_run(store, study.name, config)) is not None:
             job.start_from = str(store.checkpoint_path(shorter.id))
         jobs.append(job)
@@ -116,8 +118,8 @@ def shorter_run(store: Store, study: str | None, config: RunConfig) -> Run | Non
     (`rnnlab runs prune --keep-completed`), the longest such. So a study whose budget grew trains only the new
     updates of each run that ran before; None if there is none, or the budget cannot be extended exactly (a
     schedule over the budget, an evaluation off schedule)."""
-    if config.lr_schedule != "constant":
-        return None
+    from rnnlab.lab.trainer import budget_refusal  # the trainer (and torch) only when a sweep plans
+
     rest = {k: v for k, v in config.canonical().items() if k != "steps"}
     best = None
     for run in store.runs(study=study, status="completed"):
@@ -125,8 +127,7 @@ def shorter_run(store: Store, study: str | None, config: RunConfig) -> Run | Non
         if (
             run.study == study
             and isinstance(steps, int)
-            and 0 < steps < config.steps
-            and steps % config.eval_every == 0
+            and budget_refusal(config, steps) is None
             and {k: v for k, v in run.config.items() if k != "steps"} == rest
             and store.checkpoint_path(run.id).exists()
             and (best is None or steps > best.config["steps"])
@@ -150,7 +151,9 @@ class _Schedule:
         self.before, self.status_of = predecessors(study), status_in(store, study.name)
         self.waiting = list(jobs)
         self.position = {id(job): i for i, job in enumerate(jobs)}
-        self.unfinished = {job.run.hash() for job in jobs if job.run is not None}
+        self.unfinished = {job.key for job in jobs}
+        # Each job's shorter version, by hash, computed once: take() looks at every waiting job on each call.
+        self.waits_on = {job.key: self.before[job.key].hash() for job in jobs if job.key in self.before}
         self.dropped = 0  # jobs not run because a shorter run was not solved
 
     def take(self, limit: int | None) -> list[_Job]:
@@ -159,11 +162,10 @@ class _Schedule:
         for job in list(self.waiting):
             if limit is not None and len(taken) >= limit:
                 break
-            shorter = self.before.get(job.run.hash()) if job.run is not None else None
-            if shorter is not None and shorter.hash() in self.unfinished:
+            if self.waits_on.get(job.key) in self.unfinished:
                 continue  # its shorter version runs in this sweep and has not finished: wait for it
             self.waiting.remove(job)
-            if job.run is not None and (failed := unsolved_predecessor(job.run, self.before, self.status_of)):
+            if (failed := unsolved_predecessor(job.run, self.before, self.status_of)) is not None:
                 self._drop(job, failed)
             else:
                 taken.append(job)
@@ -194,8 +196,7 @@ class _Schedule:
         return len(waiting)
 
     def done(self, job: _Job) -> None:
-        if job.run is not None:
-            self.unfinished.discard(job.run.hash())
+        self.unfinished.discard(job.key)
 
     def retry(self, job: _Job) -> None:
         """Put a job whose worker died back in its place, to start again in a fresh pool."""

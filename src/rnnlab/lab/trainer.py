@@ -89,6 +89,19 @@ def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer):
 # ------------------------------------------------------------------------------------------------ trainer
 
 
+def budget_refusal(config: RunConfig, shorter_steps: int) -> str | None:
+    """Why a run of `config` cannot continue a run of the same config with `shorter_steps` updates exactly
+    (`Trainer.continue_from`), or None if it can: the budget must grow, the learning rate must not follow the
+    budget, and the shorter run's last evaluation must be one this run makes too."""
+    if not 0 < shorter_steps < config.steps:
+        return f"its {shorter_steps} updates are not fewer than this run's {config.steps}"
+    if config.lr_schedule != "constant":
+        return f"lr_schedule {config.lr_schedule!r} depends on the budget"
+    if shorter_steps % config.eval_every:
+        return f"its last evaluation (update {shorter_steps}) is not on this run's schedule (every {config.eval_every})"
+    return None
+
+
 class Trainer:
     """Train `model` on `task` as `config` says.
 
@@ -182,14 +195,8 @@ class Trainer:
             why = "it is of a different config (more than the budget differs)"
         elif status != "completed":
             why = f"that run {'ended ' + status if status else 'has no result'}, and only a completed run can go on"
-        elif not 0 < shorter.steps < self.config.steps:
-            why = f"its {shorter.steps} updates are not fewer than this run's {self.config.steps}"
-        elif self.config.lr_schedule != "constant":
-            why = f"lr_schedule {self.config.lr_schedule!r} depends on the budget"
-        elif shorter.steps % self.config.eval_every:
-            why = f"its last evaluation (update {shorter.steps}) is not on this run's schedule (every {self.config.eval_every})"
         else:
-            why = None
+            why = budget_refusal(self.config, shorter.steps)
         if why is not None:
             raise CheckpointError(f"cannot continue from {where}: {why}")
         self.load_state_dict({**state, "config_hash": self.config.hash()})
