@@ -393,3 +393,47 @@ def test_a_study_run_in_parts_says_when_where_and_what_is_unfinished():
     soon = sittings_section([runs[0], resumed_soon], "x")
     assert "Ran in one sitting (no pause of more than 1 h); 1 run resumed from its checkpoint." in soon
     assert "sittings" not in soon.split("</p>")[0], "no plural for one sitting"
+
+
+def test_the_report_lists_the_study_files_runs_the_store_lacks(tmp_path, capsys):
+    """Run part of a study; its report names the runs still to run and those a shorter failure made
+    unnecessary (skip_after_failure), from the study file, and nothing for a store of another setting."""
+    import yaml
+
+    from rnnlab.lab.study import select_runs
+
+    data = {
+        "name": "lengths",
+        "defaults": {**TINY, "steps": 2, "eval_every": 1},  # 2 updates never solve adding (MSE < 0.01)
+        "grid": {"seq_len": [5, 10, 20], "seed": [0, 1]},
+        "skip_after_failure": "seq_len",
+        "variants": [{"name": "tanh", "cell": "rnn_tanh"}],
+    }
+    study = make_study(data)
+    store = Store(tmp_path / "s.db")
+    run_study(select_runs(study, {"seed": ["0"], "seq_len": ["5"]}), store, workers=1, progress=False)
+    page = build_report(store, "lengths", tmp_path / "r", plan=study).html.read_text(encoding="utf-8")
+    assert "<strong>3 of 6 runs are not finished</strong>" in page
+    assert all(f"<li>tanh · seq_len={t} · seed=1: not run yet</li>" in page for t in (5, 10, 20))
+    assert "2 runs of the study will not run: a shorter version of the same configuration finished unsolved" in page
+    for t in (10, 20):  # 20 through 10, which did not run either
+        assert f"<li>tanh · seq_len={t} · seed=0: tanh · seq_len=5 · seed=0 was not solved</li>" in page
+    assert "seq_len=10 · seed=0: not run yet" not in page
+
+    without = build_report(store, "lengths", tmp_path / "r0").html.read_text(encoding="utf-8")
+    assert "not finished" not in without and "will not run" not in without  # the store alone knows no plan
+    other = make_study({**data, "defaults": {**data["defaults"], "hidden_size": 9}})
+    page = build_report(store, "lengths", tmp_path / "r1", plan=other).html.read_text(encoding="utf-8")
+    assert "not finished" not in page and "will not run" not in page  # none of its runs are in this store
+
+    path = tmp_path / "lengths.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    store.close()
+    args = ["report", "lengths", "--store", str(tmp_path / "s.db"), "--out", str(tmp_path / "r2")]
+    assert main([*args, "--study-file", str(path)]) == 0
+    assert "3 of 6 runs are not finished" in (tmp_path / "r2" / "index.html").read_text(encoding="utf-8")
+    path.write_text(yaml.safe_dump({**data, "name": "other"}), encoding="utf-8")
+    assert main([*args, "--study-file", str(path)]) == 2
+    assert f"study file '{path}' is study 'other', not 'lengths'" in capsys.readouterr().err
+    assert main(["report", "--run", "1", "--store", str(tmp_path / "s.db"), "--study-file", str(path)]) == 2
+    assert "--study-file goes with a study name, not with --run" in capsys.readouterr().err

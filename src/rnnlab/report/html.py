@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rnnlab.lab.store import FINISHED, MetricName, Run, Store
-from rnnlab.lab.study import check_name, variant_name
+from rnnlab.lab.study import Study, check_name, variant_name
 from rnnlab.report import plots
 from rnnlab.report.budgets import budget_section
 from rnnlab.report.format import fmt
 from rnnlab.report.gradnorms import gradient_norm_section
-from rnnlab.report.sittings import sittings_section
+from rnnlab.report.sittings import NotStarted, not_started, sittings_section
 from rnnlab.report.success import has_criterion, success_section, task_level
 
 Figure = tuple[str, Path, str]  # (title, PNG path, caption)
@@ -60,16 +60,25 @@ def _by_variant_and_length(runs: list[Run]) -> dict[str, dict[int, list[Run]]]:
 
 
 def build_report(
-    store: Store, study: str, out_dir: str | Path | None = None, extra=(), command: str | None = None
+    store: Store,
+    study: str,
+    out_dir: str | Path | None = None,
+    extra=(),
+    command: str | None = None,
+    plan: Study | None = None,
 ) -> Report:
     """Write `<out_dir>/index.html` and its PNGs for `study` (default folder: out/report-<study>).
     `extra`: more (title, png path, caption) figures to put first; `command`: the command that regenerates
-    this page, for its footer (default: `rnnlab report <study>`)."""
+    this page, for its footer (default: `rnnlab report <study>`); `plan`: the study file the runs came from,
+    whose runs the store lacks are then listed (not run yet, or not needed after a shorter one failed)."""
     check_name(study)
     meta = store.study(study)
     out = Path(out_dir) if out_dir is not None else Path("out") / f"report-{study}"
+    runs = store.runs(study=study)
+    absent = not_started(plan, runs) if plan is not None else []
+    skip_key = plan.skip_after_failure if plan is not None else None
     return _write(
-        store, f"Study {study}", meta, store.runs(study=study), out, extra, command or f"rnnlab report {study}"
+        store, f"Study {study}", meta, runs, out, extra, command or f"rnnlab report {study}", absent, skip_key
     )
 
 
@@ -82,7 +91,17 @@ def build_run_report(store: Store, run_id: int, out_dir: str | Path | None = Non
     return _write(store, f"Run {run_id} ({run.name})", meta, [run], out, (), f"rnnlab report --run {run_id}")
 
 
-def _write(store: Store, title: str, meta: dict, runs: list[Run], out: Path, extra, command: str) -> Report:
+def _write(
+    store: Store,
+    title: str,
+    meta: dict,
+    runs: list[Run],
+    out: Path,
+    extra,
+    command: str,
+    absent: list[NotStarted] = (),
+    skip_key: str | None = None,
+) -> Report:
     out.mkdir(parents=True, exist_ok=True)
     groups = _by_variant_and_length(runs)
     lengths = sorted({t for by_length in groups.values() for t in by_length})
@@ -103,7 +122,7 @@ def _write(store: Store, title: str, meta: dict, runs: list[Run], out: Path, ext
     figures, table = gradient_norm_section(store, groups, out)
     images += figures
     sections += table
-    sections += sittings_section(runs, _resume_command(store, meta, runs))
+    sections += sittings_section(runs, _resume_command(store, meta, runs), absent, skip_key)
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(_page(title, meta, runs, images, sections, command), encoding="utf-8")

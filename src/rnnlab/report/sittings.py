@@ -4,6 +4,10 @@ which runs are unfinished.
 A study may run in parts, days apart and on different machines: each run keeps one entry per sitting that
 trained it (`parts` in its environment: machine, from_step, to_step, seconds, started_at), written by the
 trainer. Sittings are told apart by time: training periods more than `GAP` seconds apart are two sittings.
+
+Given the study file the runs came from, the section also lists the study's runs that the store does not hold
+(`not_started`): those still to run, and those a sweep will not run because a shorter version of the same
+configuration was not solved (the study's `skip_after_failure`).
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import time
 from dataclasses import dataclass
 
 from rnnlab.lab.store import FINISHED, Run
+from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.report.format import hours_minutes
 
 GAP = 3600.0  # seconds without any training that separate two sittings
 NOT_RECORDED = "not recorded (run stored before rnnlab kept its parts)"
+LISTED = 12  # longer lists of unfinished runs are folded
 
 
 @dataclass
@@ -95,8 +101,43 @@ def _how_it_ran(all_parts: list[Part]) -> str:
     )
 
 
-def sittings_section(runs: list[Run], resume: str) -> str:
-    """The HTML section; `resume`: the command that continues these runs (e.g. the sweep's)."""
+@dataclass
+class NotStarted:
+    """A run of the study file that the store does not hold; `shorter`, when a sweep will not run it: its
+    shorter version's name, which finished unsolved (directly or through shorter ones not run either)."""
+
+    name: str
+    shorter: str | None = None
+
+
+def not_started(study: Study, runs: list[Run]) -> list[NotStarted]:
+    """The runs of `study` (in its order) without a stored run of the same config. Empty when no stored run is
+    one of the study's: the store then holds another setting (or another study of the same name), and the
+    file says nothing about it."""
+    status = {r.config_hash: r.status for r in runs}
+    if not status.keys() & {config.hash() for config in study.runs}:
+        return []
+    before = predecessors(study)
+    absent = []
+    for config in study.runs:
+        if config.hash() not in status:
+            shorter = unsolved_predecessor(config, before, lambda c: status.get(c.hash()))
+            absent.append(NotStarted(config.name, shorter.name if shorter is not None else None))
+    return absent
+
+
+def _not_needed(skipped: list[NotStarted], key: str | None) -> str:
+    items = "".join(f"<li>{html.escape(s.name)}: {html.escape(s.shorter)} was not solved</li>" for s in skipped)
+    return (
+        f"<p>{_count(len(skipped), 'run')} of the study will not run: a shorter version of the same configuration "
+        f"finished unsolved (the study's <code>skip_after_failure: {html.escape(key or '')}</code>), so it counts "
+        f"as not solved.</p><details><summary>which</summary><ul>{items}</ul></details>"
+    )
+
+
+def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = (), skip_key: str | None = None) -> str:
+    """The HTML section; `resume`: the command that continues these runs (e.g. the sweep's); `absent`: the
+    study's runs that the store does not hold (`not_started`), `skip_key` the study's `skip_after_failure`."""
     finished = [r for r in runs if r.status in FINISHED]
     all_parts = [p for r in finished for p in parts(r)]
     text = "<h2>Where and when it ran</h2>"
@@ -116,7 +157,8 @@ def sittings_section(runs: list[Run], resume: str) -> str:
             f"<th>updates</th><th>wall time</th></tr>{rows}</table>"
         )
     unfinished = [r for r in runs if r.status not in FINISHED]
-    if unfinished:
+    to_run = [a for a in absent if a.shorter is None]
+    if unfinished or to_run:
         items = "".join(
             f"<li>{html.escape(r.name)}: "
             + (
@@ -127,8 +169,18 @@ def sittings_section(runs: list[Run], resume: str) -> str:
             + "</li>"
             for r in unfinished
         )
+        items += "".join(f"<li>{html.escape(a.name)}: not run yet</li>" for a in to_run)
+        count = len(unfinished) + len(to_run)
         text += (
-            f"<p><strong>{len(unfinished)} of {len(runs)} runs are not finished</strong>; the same command continues "
-            f"them: <code>{html.escape(resume)}</code>.</p><ul>{items}</ul>"
+            f"<p><strong>{count} of {len(runs) + len(absent)} runs are not finished</strong>; the same command "
+            f"continues them: <code>{html.escape(resume)}</code>.</p>"
+            + (
+                f"<ul>{items}</ul>"
+                if count <= LISTED
+                else f"<details><summary>which</summary><ul>{items}</ul></details>"
+            )
         )
+    skipped = [a for a in absent if a.shorter is not None]
+    if skipped:
+        text += _not_needed(skipped, skip_key)
     return text
