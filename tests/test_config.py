@@ -154,6 +154,25 @@ def test_readout_std_leaves_old_hashes_alone_and_is_part_of_new_ones():
     assert with_readout.hash() not in ("53820b71c83975ce", make_config({**small, "readout_std": 0.01}).hash())
 
 
+def test_a_learned_initial_state_leaves_old_hashes_alone_and_applies_to_torch_cells_only():
+    small = {"seq_len": 10, "cell": "rnn_relu", "init": "identity", "hidden_size": 8, "seed": 3}
+    assert make_config({**small, "initial_state": "zeros"}).hash() == "53820b71c83975ce"  # as before the key
+    learned = make_config({**small, "initial_state": "learned"})
+    assert learned.canonical()["initial_state"] == "learned" and learned.hash() != "53820b71c83975ce"
+    for cell in ("lstm", "gru", "rnn_tanh"):
+        assert make_config({"cell": cell, "initial_state": "learned"}).initial_state == "learned"
+    with pytest.raises(ConfigError, match="initial_state: Input should be 'zeros' or 'learned'"):
+        make_config({"initial_state": "random"})
+    with pytest.raises(ConfigError) as error:
+        make_config({"cell": "indrnn", "initial_state": "learned"})
+    message = str(error.value)
+    assert (
+        "initial_state 'learned' applies to the cells of torch.nn (rnn_tanh, rnn_relu, rnn_linear, lstm, gru)"
+        in message
+    )
+    assert "got cell 'indrnn'" in message and "\n" not in message
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [

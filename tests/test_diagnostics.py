@@ -114,6 +114,27 @@ def test_gradient_flow_on_torch_module_equals_its_copy_and_leaves_it_untouched()
         assert torch.equal(v, before[k])
 
 
+def test_gradient_flow_from_a_given_initial_state_against_autograd():
+    """hx: the flow of a network started from a state of one's own (a model's learned one) — per step and
+    sample ‖∂L/∂h_t‖, and ‖∂L/∂c_t‖ (batch mean), equal autograd's on torch.nn's cells run from that state."""
+    torch.manual_seed(0)
+    module = rnnlab.LSTM(3, 5, num_layers=2, dtype=torch.float64)
+    x = torch.randn(6, 4, 3, dtype=torch.float64)
+    hx = (torch.randn(2, 4, 5, dtype=torch.float64), torch.randn(2, 4, 5, dtype=torch.float64))
+    loss_fn = lambda out: out[-1].pow(2).sum()  # noqa: E731
+    flow = diagnostics.gradient_flow(module, x, loss_fn=loss_fn, hx=hx)
+    output, hs, cs = unrolled(module.to_torch(), x, tuple(h.clone().requires_grad_() for h in hx))
+    loss_fn(output).backward()
+    for layer in range(2):
+        expected_h = torch.stack([h.grad.norm(dim=-1) for h in hs[layer]])  # (T, B)
+        expected_c = torch.stack([c.grad.norm(dim=-1) for c in cs[layer]]).mean(dim=1)  # (T,) batch mean
+        assert_close(flow.per_sample[layer], expected_h, rtol=1e-10, atol=1e-14)
+        assert_close(flow.cell_norms[layer], expected_c, rtol=1e-10, atol=1e-14)
+    zeros = diagnostics.gradient_flow(module, x, loss_fn=loss_fn)
+    assert not torch.allclose(zeros.per_sample, flow.per_sample), "the state given is the one used"
+    assert all(h.grad is None for h in hx)
+
+
 def test_gradient_flow_with_a_user_loss_and_unbatched_input():
     module = rnnlab.GRU(2, 8, dtype=torch.float64)
     x = torch.randn(10, 2, dtype=torch.float64)

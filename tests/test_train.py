@@ -700,3 +700,51 @@ def test_train_with_a_larger_budget_continues_the_completed_run_of_the_same_conf
     continued, fresh = Store(tmp_path / "s.db").runs()[-1], Store(tmp_path / "fresh.db").runs()[-1]
     assert (continued.steps, continued.final_metric) == (fresh.steps, fresh.final_metric) == (40, fresh.final_metric)
     assert [(p["from_step"], p["to_step"]) for p in continued.environment["parts"]] == [(0, 20), (20, 40)]
+
+
+@pytest.mark.parametrize(("cell", "layers"), [("lstm", 2), ("gru", 1), ("rnn_tanh", 1)])
+def test_a_learned_initial_state_against_torch_nn_in_float64(cell, layers):
+    """A learned initial state (SequenceModel's learn_initial_state): h0 (and c0) are parameters broadcast over
+    the batch; the loss and its gradients,
+    theirs included, equal torch.nn's module run from the same state as an explicit hx."""
+    torch.manual_seed(0)
+    model = SequenceModel(cell, 3, 6, 2, num_layers=layers, learn_initial_state=True).double()
+    assert torch.count_nonzero(model.h0) == 0 and (model.c0 is None) == (cell != "lstm")  # zero at first
+    with torch.no_grad():
+        for state in (model.h0, model.c0):
+            if state is not None:
+                state.normal_()
+    x, y = torch.randn(4, 7, 3, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    F.mse_loss(model(x)[0], y).backward()
+
+    reference = model.rnn.to_torch()
+    h0 = model.h0.detach().clone().requires_grad_()
+    c0 = model.c0.detach().clone().requires_grad_() if model.c0 is not None else None
+    hx = h0.expand(-1, 4, -1) if c0 is None else (h0.expand(-1, 4, -1), c0.expand(-1, 4, -1))
+    output, _ = reference(x, hx)
+    loss = F.mse_loss(model.readout(output[:, -1]), y)
+    loss.backward()
+    assert torch.allclose(model.h0.grad, h0.grad, rtol=0, atol=1e-10) and h0.grad.abs().max() > 1e-5
+    if c0 is not None:
+        assert torch.allclose(model.c0.grad, c0.grad, rtol=0, atol=1e-10) and c0.grad.abs().max() > 1e-5
+    for (name, mine), theirs in zip(model.rnn.named_parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(mine.grad, theirs.grad, rtol=0, atol=1e-10), name
+
+
+def test_a_run_learns_its_initial_state_and_one_without_it_has_none():
+    config = make_config({"task": "adding", "seq_len": 10, "cell": "lstm", "hidden_size": 8, "batch_size": 8,
+                          "steps": 5, "eval_every": 5, "lr": 0.01, "initial_state": "learned"})  # fmt: skip
+    trainer = Trainer(config)
+    trainer.run()
+    names = {name for name, _ in trainer.model.named_parameters()}
+    assert {"h0", "c0"} <= names and torch.count_nonzero(trainer.model.h0) > 0  # Adam moved it
+    # The gradient-flow snapshots start from the learned state, as training does, not from zeros.
+    from rnnlab.recurrent import diagnostics
+
+    model, (x, _) = trainer.model, (part[:32] for part in trainer.task.test_set())
+    learned = diagnostics.gradient_flow(model.rnn, model.encode(x), seed=config.seed, hx=model.initial_state(len(x)))
+    zeros = diagnostics.gradient_flow(model.rnn, model.encode(x), seed=config.seed)
+    snapshot = trainer._flow().profile
+    assert snapshot == [float(v) for v in learned.profile()] and snapshot != [float(v) for v in zeros.profile()]
+    plain = Trainer(config.model_copy(update={"initial_state": "zeros"}))
+    assert not {"h0", "c0"} & {name for name, _ in plain.model.named_parameters()}

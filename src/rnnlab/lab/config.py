@@ -35,7 +35,11 @@ LATER_KEYS: dict[str, Any] = {
     "omega_form": "norm",
     "orthogonal_lr": None,
     "cell_options": {},
+    "initial_state": "zeros",
 }
+
+
+LEARNED_STATE_CELLS = [name for name, cell in CELLS.items() if cell.torch_module is not None]
 
 
 class ConfigError(ValueError):
@@ -62,6 +66,7 @@ class RunConfig(BaseModel):
     init: str = "default"  # init schemes joined by '+', e.g. orthogonal+chrono; default: the cell's own
     init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {input_std: 0.001} for input_normal
     readout_std: float | None = Field(None, gt=0)  # readout weight N(0, σ²), bias 0; None: torch.nn.Linear's init
+    initial_state: Literal["zeros", "learned"] = "zeros"  # learned: h_0 (and c_0) parameters, zero at first (uRNN code)
     # --- optimisation
     optimizer: str = "adam"  # one of rnnlab.lab.optimizers.OPTIMIZERS
     lr: float = Field(1e-3, gt=0)  # learning rate
@@ -138,6 +143,11 @@ class RunConfig(BaseModel):
             if k2 < k1:
                 raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
         self._check_regularizer()
+        if self.initial_state == "learned" and CELLS[self.cell].torch_module is None:
+            raise ValueError(
+                f"initial_state 'learned' applies to the cells of torch.nn ({', '.join(LEARNED_STATE_CELLS)}); "
+                f"got cell {self.cell!r}"
+            )
         if self.orthogonal_lr is not None and not CELLS[self.cell].weight_hh_computed:
             raise ValueError(f"orthogonal_lr is the learning rate of ExpRNN's A; cell {self.cell!r} has none")
         return self

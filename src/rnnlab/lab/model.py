@@ -19,7 +19,9 @@ class SequenceModel(nn.Module):
     step), `num_layers`, `dropout` (between layers), `truncate` (engine-level truncated BPTT), `readout_std`
     (None: torch.nn.Linear's own init; σ > 0: readout weight N(0, σ²) and bias 0, drawn from the global RNG
     after the layers' default init — Le et al.'s IRNN uses 0.001, Pascanu et al.'s smart tanh 0.01),
-    `cell_options` (the cell module's own keyword options, e.g. coRNN's dt, gamma, epsilon).
+    `cell_options` (the cell module's own keyword options, e.g. coRNN's dt, gamma, epsilon),
+    `learn_initial_state` (h_0, and c_0 for an LSTM, as parameters `h0` / `c0` (num_layers, 1, H), zero at first,
+    used for every sequence when no state is given: the models of Arjovsky et al.'s code).
     Symbols are one-hot encoded (an embedding with the identity matrix would be the same thing), so the
     recurrent layer sees exactly the inputs the task defines and no extra learnable parameters.
 
@@ -40,6 +42,7 @@ class SequenceModel(nn.Module):
         truncate: int | None = None,
         readout_std: float | None = None,
         cell_options: dict | None = None,
+        learn_initial_state: bool = False,
     ):
         super().__init__()
         if readout not in ("last", "every"):
@@ -63,6 +66,11 @@ class SequenceModel(nn.Module):
             with torch.no_grad():
                 nn.init.normal_(self.readout.weight, 0.0, readout_std)
                 nn.init.zeros_(self.readout.bias)
+        self.h0 = self.c0 = None
+        if learn_initial_state:
+            self.h0 = nn.Parameter(torch.zeros(num_layers, 1, hidden_size))
+            if self.rnn.cell.has_cell_state:
+                self.c0 = nn.Parameter(torch.zeros(num_layers, 1, hidden_size))
 
     def encode(self, x: Tensor) -> Tensor:
         """What the recurrent stack reads: symbols (B, T) int64 → one-hot (B, T, V); real inputs unchanged."""
@@ -74,6 +82,15 @@ class SequenceModel(nn.Module):
         """The prediction from the recurrent stack's output (B, T, H): (B, O) for "last", (B, T, O) for "every"."""
         return self.readout(output[:, -1] if self.readout_mode == "last" else output)
 
+    def initial_state(self, batch: int):
+        """The learned initial state expanded over a batch (h, or (h, c)); None without `learn_initial_state`."""
+        if self.h0 is None:
+            return None
+        h = self.h0.expand(-1, batch, -1).contiguous()
+        return h if self.c0 is None else (h, self.c0.expand(-1, batch, -1).contiguous())
+
     def forward(self, x: Tensor, state=None):
+        if state is None:
+            state = self.initial_state(x.shape[0])
         output, state = self.rnn(self.encode(x), state)  # (B, T, H)
         return self.read(output), state

@@ -65,6 +65,7 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
         truncate=config.truncate,
         readout_std=config.readout_std,
         cell_options=config.cell_options,
+        learn_initial_state=config.initial_state == "learned",
     )
     init_schemes.apply(model.rnn, config.resolved_init, seed=config.seed, **config.resolved_init_options())
     return model
@@ -300,7 +301,7 @@ class Trainer:
         α·∂Ω/∂W_hh to the loss gradient before the clipping, which then sees (and bounds) the sum."""
         model: SequenceModel = self.model
         with record_gradients(model.rnn, keep_vectors=True) as recorder:
-            output, _ = model.rnn(model.encode(x))  # (B, T, H)
+            output, _ = model.rnn(model.encode(x), model.initial_state(x.shape[0]))  # (B, T, H)
             loss = self.task.loss(model.read(output), y)
             if not torch.isfinite(loss):
                 return loss
@@ -372,10 +373,13 @@ class Trainer:
         else:
             x, y = (part[:FLOW_BATCH] for part in self.task.test_set())
         inputs = model.encode(x)
-        probe = diagnostics.gradient_flow(model.rnn, inputs, seed=self.config.seed)
+        start = model.initial_state(x.shape[0])  # None: zeros
+        probe = diagnostics.gradient_flow(model.rnn, inputs, seed=self.config.seed, hx=start)
         # The readout is the live model's, but gradient_flow differentiates with respect to the initial state
         # only, so no .grad is written and training is unaffected.
-        real = diagnostics.gradient_flow(model.rnn, inputs, loss_fn=lambda out: self.task.loss(model.read(out), y))
+        real = diagnostics.gradient_flow(
+            model.rnn, inputs, loss_fn=lambda out: self.task.loss(model.read(out), y), hx=start
+        )
         fit, real_fit = probe.decay_rate(), real.decay_rate()
         return FlowSnapshot(
             step=self.step,

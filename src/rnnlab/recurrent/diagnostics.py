@@ -197,6 +197,7 @@ def gradient_flow(
     x: Tensor,
     loss_fn: Callable[[Tensor], Tensor] | None = None,
     seed: int = 0,
+    hx: Tensor | tuple[Tensor, Tensor] | None = None,
 ) -> GradientFlow:
     """‖∂L/∂h_t‖ for every step and layer of `module` on input `x`.
 
@@ -205,7 +206,8 @@ def gradient_flow(
     a fixed random unit vector v (drawn from `seed`) dotted with each sample's last output, summed over the
     batch: then ‖∂L/∂h‖ is exactly 1 at lag 0 and the profile describes the network, not a task. For a
     bidirectional module each direction gets its own unit vector on its own last output (the reverse
-    direction's is at t = 0); the reverse direction's flow is `GradientFlow.reverse`.
+    direction's is at t = 0); the reverse direction's flow is `GradientFlow.reverse`. `hx`: the initial state
+    (as the module takes it; default zeros), e.g. a model's learned one.
     **Returns** a `GradientFlow`.
     """
     if isinstance(x, nn.utils.rnn.PackedSequence):
@@ -216,9 +218,13 @@ def gradient_flow(
         )
     copied = _analysis_copy(module)
     batch = _batch_size(copied, x)
-    h0, hx = _zero_hx(copied, x, batch)
-    if x.dim() == 2:
-        hx = tuple(h.squeeze(1) for h in hx) if isinstance(hx, tuple) else hx.squeeze(1)
+    if hx is None:
+        h0, hx = _zero_hx(copied, x, batch)
+        if x.dim() == 2:
+            hx = tuple(h.squeeze(1) for h in hx) if isinstance(hx, tuple) else hx.squeeze(1)
+    else:  # a copy that requires grad, for the same reason as the zeros
+        h0 = (hx[0] if isinstance(hx, tuple) else hx).detach().clone().requires_grad_()
+        hx = (h0, hx[1].detach()) if isinstance(hx, tuple) else h0
     with record_gradients(copied, per_sample=True) as recorder:
         output, _ = copied(x, hx)
         if loss_fn is None:
