@@ -705,8 +705,8 @@ def test_train_with_a_larger_budget_continues_the_completed_run_of_the_same_conf
 @pytest.mark.parametrize(("cell", "layers"), [("lstm", 2), ("gru", 1), ("rnn_tanh", 1)])
 def test_a_learned_initial_state_against_torch_nn_in_float64(cell, layers):
     """A learned initial state (SequenceModel's learn_initial_state): h0 (and c0) are parameters broadcast over
-    the batch; the loss and its gradients,
-    theirs included, equal torch.nn's module run from the same state as an explicit hx."""
+    the batch; the loss and its gradients, theirs included, equal torch.nn's module run from the same state as
+    an explicit hx."""
     torch.manual_seed(0)
     model = SequenceModel(cell, 3, 6, 2, num_layers=layers, learn_initial_state=True).double()
     assert torch.count_nonzero(model.h0) == 0 and (model.c0 is None) == (cell != "lstm")  # zero at first
