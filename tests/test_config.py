@@ -161,6 +161,7 @@ def test_a_learned_initial_state_leaves_old_hashes_alone_and_applies_to_torch_ce
     assert learned.canonical()["initial_state"] == "learned" and learned.hash() != "53820b71c83975ce"
     for cell in ("lstm", "gru", "rnn_tanh"):
         assert make_config({"cell": cell, "initial_state": "learned"}).initial_state == "learned"
+    assert learned.label() == "rnn_relu:identity learned h0" and "learned" not in make_config(small).label()
     with pytest.raises(ConfigError, match="initial_state: Input should be 'zeros' or 'learned'"):
         make_config({"initial_state": "random"})
     with pytest.raises(ConfigError) as error:

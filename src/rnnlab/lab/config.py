@@ -226,6 +226,8 @@ class RunConfig(BaseModel):
             parts.append(f"clip {self.clip} {self.clip_threshold:g}")
         if self.truncate:
             parts.append(f"truncate {self.truncate}")
+        if self.initial_state == "learned":
+            parts.append("learned h0")
         if self.regularizer == "omega":
             parts.append(f"omega {self.omega_weight:g}" + (" squared" if self.omega_form == "squared" else ""))
         return " ".join(parts)
