@@ -634,3 +634,87 @@ def test_a_study_whose_budget_grew_continues_its_completed_runs(tmp_path):
     assert shorter_run(store, "budget", study(80).runs[0]).steps == 40, "kept: the 40-update run goes on"
     assert store.prune_checkpoints()[0] == 4, "the four completed runs' checkpoints"
     assert shorter_run(store, "budget", study(80).runs[0]) is None, "pruned: nothing to continue"
+
+
+def test_a_larger_budget_repeats_a_run_that_ended_early_without_training_it(tmp_path):
+    """A run that diverged (or solved) before its budget ran out is the outcome of the same config at any larger
+    budget: the sweep records it as such (no training, no wall time), and a run of the larger budget trained
+    from scratch in another store ends at the same update with the same numbers."""
+    from rnnlab.lab.sweep import estimate, preview
+    from rnnlab.report.html import build_report
+
+    def study(steps):
+        return make_study(
+            {
+                "name": "early",
+                "defaults": {
+                    **TINY,
+                    "seq_len": 10,
+                    "hidden_size": 8,
+                    "cell": "rnn_relu",
+                    "init": "identity",
+                    "optimizer": "sgd",
+                    "steps": steps,
+                    "eval_every": 5,
+                },
+                "grid": {"seed": [0, 1]},
+                "variants": [{"name": "wild", "lr": 3.0}, {"name": "calm", "lr": 1.0}],
+            }
+        )
+
+    store = Store(tmp_path / "s.db")
+    run_study(study(40), store, progress=False)
+    ended = {r.name: (r.status, r.diverged_at) for r in store.runs(study="early")}
+    assert ended == {"wild · seed=0": ("diverged", 18), "wild · seed=1": ("diverged", 2),
+                     "calm · seed=0": ("completed", None), "calm · seed=1": ("completed", None)}  # fmt: skip
+    actions = dict(preview(study(80), store))
+    assert actions["wild · seed=0"] == "same as run 1: diverged at update 18, within its 40 updates"
+    assert actions["calm · seed=0"] == "new: continues run 3 from its 40 updates"
+    assert estimate(study(80), store, list(actions.items())).runs == 2, "only the calm runs need compute"
+
+    summary = run_study(study(80), store, progress=False)
+    assert (summary.repeated, summary.ran, summary.skipped) == (2, 2, 0)
+    fresh = Store(tmp_path / "fresh.db")
+    run_study(study(80), fresh, progress=False)
+    longer = {r.name: r for r in store.runs(study="early") if r.config["steps"] == 80}
+    for run in fresh.runs(study="early"):
+        mine = longer[run.name]
+        assert (mine.status, mine.diverged_at, mine.steps, mine.final_metric, mine.final_loss) == (
+            run.status, run.diverged_at, run.steps, run.final_metric, run.final_loss)  # fmt: skip
+        assert [m[1:] for m in store.metrics(mine.id) if m[1] != "train_time"] == [
+            m[1:] for m in fresh.metrics(run.id) if m[1] != "train_time"
+        ]
+        assert [f["profile"] for f in store.flows(mine.id)] == [f["profile"] for f in fresh.flows(run.id)]
+    repeated = [r for r in longer.values() if r.environment.get("same_as")]
+    assert [(r.name, r.wall_time, r.environment["same_as"]) for r in repeated] == [
+        ("wild · seed=0", 0.0, {"run": 1, "steps": 40}),
+        ("wild · seed=1", 0.0, {"run": 2, "steps": 40}),
+    ]
+    assert run_study(study(80), store, progress=False).skipped == 4, "recorded once: the next sweep skips them"
+    page = build_report(store, "early", tmp_path / "r").html.read_text(encoding="utf-8")
+    assert "2 runs trained nothing: a run of the same configuration with a smaller budget ended early" in page
+    assert "<li>wild · seed=0: run 1's outcome (diverged at update 18, within its 40 updates)</li>" in page
+    assert "the sum of the 6 finished runs' wall times" in page, "the repeats add no compute"
+
+
+def test_only_a_run_that_stopped_where_the_longer_one_would_is_its_outcome(tmp_path):
+    from rnnlab.lab.config import make_config
+    from rnnlab.lab.store import StoreError
+    from rnnlab.lab.sweep import ended_early
+
+    base = {**TINY, "seq_len": 10, "eval_every": 2}
+    store = Store(tmp_path / "s.db")
+    on = make_config({**base, "steps": 4})  # solved at update 2, a scheduled evaluation
+    store.record_run(on.label(), on.canonical(), on.hash(), {}, {**SOLVED, "solved_at": 2}, study="s")
+    off = make_config({**base, "steps": 5, "seed": 1})  # solved at its last update, 5, an evaluation off schedule
+    store.record_run(off.label(), off.canonical(), off.hash(), {}, {**SOLVED, "solved_at": 5, "steps": 5}, study="s")
+    assert ended_early(store, "s", make_config({**base, "steps": 8})).id == 1
+    assert ended_early(store, "s", make_config({**base, "steps": 8, "seed": 1})) is None, "update 5 is not evaluated"
+    assert ended_early(store, "s", make_config({**base, "steps": 3})) is None, "a smaller budget is another run"
+    assert ended_early(store, "s", make_config({**base, "steps": 8, "lr_schedule": "cosine"})) is None
+    assert ended_early(store, "other", make_config({**base, "steps": 8})) is None, "another study's run"
+    completed = make_config({**base, "steps": 4, "seed": 2})
+    result = {**SOLVED, "status": "completed", "solved_at": None}
+    store.record_run(completed.label(), completed.canonical(), completed.hash(), {}, result, study="s")
+    with pytest.raises(StoreError, match="run 3 completed: only a run that ended early"):
+        store.record_outcome_of(3, "x", {}, "h", "s")

@@ -48,11 +48,13 @@ class ExecutorUnavailable(ValueError):
 @dataclass
 class SweepSummary:
     """What a sweep did: runs skipped (already in the store), not run because a shorter version of them was not
-    solved (`skip_after_failure`), run now, failed, and all run ids by name."""
+    solved (`skip_after_failure`), recorded as the outcome of a shorter-budget run that ended early, run now,
+    failed, and all run ids by name."""
 
     study: str
     skipped: int = 0
     not_needed: int = 0
+    repeated: int = 0  # recorded without training: a shorter run that ended early is their outcome (`ended_early`)
     ran: int = 0
     failed: int = 0
     run_ids: dict[str, int] = field(default_factory=dict)
@@ -94,6 +96,12 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
         if store.find(config.hash(), study.name) is None and unsolved_predecessor(config, before, status_of):
             summary.not_needed += 1
             continue
+        if (same := ended_early(store, study.name, config)) is not None:
+            run_id = store.record_outcome_of(same.id, config.label(), config.canonical(), config.hash(), study.name)
+            if run_id is not None:  # None: a run of this config is there after all (another sweep): claim it below
+                summary.run_ids[config.label()] = run_id
+                summary.repeated += 1
+                continue
         if environment is None:
             from rnnlab.lab.environment import environment as describe  # torch is imported only when planning starts
 
@@ -134,6 +142,35 @@ def shorter_run(store: Store, study: str | None, config: RunConfig) -> Run | Non
         ):
             best = run
     return best
+
+
+def ended_early(store: Store, study: str | None, config: RunConfig) -> Run | None:
+    """The run whose outcome a new run of `config` would repeat update for update, so it need not train: in
+    `study`, the same config with a smaller budget that solved (at a scheduled evaluation) or diverged before
+    its budget ran out, when the budget changes nothing before that point (a constant learning rate). Runs are
+    deterministic on the CPU (a run continued to a larger budget equals one trained there from scratch, bit for
+    bit), so the longer run would stop at the same update with the same numbers. None if there is none, or if
+    the store has a run of `config` already (finished, interrupted or failed: the sweep handles those)."""
+    if config.lr_schedule != "constant" or store.find(config.hash(), study, (*FINISHED, "running", "failed")):
+        return None
+    rest = {k: v for k, v in config.canonical().items() if k != "steps"}
+    for status in ("solved", "diverged"):
+        for run in store.runs(study=study, status=status):
+            steps = run.config.get("steps")
+            if (
+                run.study == study
+                and isinstance(steps, int)
+                and steps < config.steps
+                and {k: v for k, v in run.config.items() if k != "steps"} == rest
+                and (status == "diverged" or (run.solved_at or 0) % config.eval_every == 0)
+            ):
+                return run
+    return None
+
+
+def _ended_at(run: Run) -> str:
+    """'diverged at update 162124' / 'solved at update 4750'."""
+    return f"{run.status} at update {run.diverged_at if run.status == 'diverged' else run.solved_at}"
 
 
 def _at(study: Study, shorter: RunConfig) -> str:
@@ -207,8 +244,9 @@ class _Schedule:
 def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
     """What `plan` would do with each run, in the order it would claim them, writing nothing (store None: a
     store that does not exist yet): (run name, 'skip: <status>' | 'not needed: <shorter run> was not solved' |
-    'resume from its checkpoint' | 'resume from the start' | 'retry: it failed' | 'new'), plus ' (if <shorter
-    run> is solved)' for a run that waits on its shorter version."""
+    'resume from its checkpoint' | 'resume from the start' | 'retry: it failed' | 'same as run <id>: …' (a
+    shorter-budget run that ended early is its outcome) | 'new: continues run <id> …' | 'new'), plus ' (if
+    <shorter run> is solved)' for a run that waits on its shorter version."""
     before = predecessors(study)
     status_of = status_in(store, study.name) if store is not None else lambda config: None
     find = store.find if store is not None else lambda *args: None
@@ -226,6 +264,8 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
             action = f"resume from {where}"
         elif find(config_hash, study.name, ("failed",)) is not None:
             action = "retry: it failed"
+        elif store is not None and (same := ended_early(store, study.name, config)) is not None:
+            action = f"same as run {same.id}: {_ended_at(same)}, within its {same.config['steps']} updates"
         elif store is not None and (shorter_budget := shorter_run(store, study.name, config)) is not None:
             action = f"new: continues run {shorter_budget.id} from its {shorter_budget.config['steps']} updates"
         else:
@@ -257,7 +297,7 @@ def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) 
             rates.setdefault(_same_but_seed_and_budget(run.config), []).append(run.wall_time / run.steps)
     result = Estimate()
     for config, (_, action) in zip(study.runs, actions, strict=True):
-        if action.startswith(("skip", "not needed")):
+        if action.startswith(("skip", "not needed", "same as")):
             continue
         measured = rates.get(_same_but_seed_and_budget(config.canonical()))
         if measured:

@@ -130,6 +130,13 @@ def _write(
     return Report(html=index, images=[p for _, p, _ in images], runs=len(runs))
 
 
+def _wall_time(run: Run) -> str:
+    """A run's training time; for a run recorded as another's outcome (`same_as`), that run's number."""
+    if (same := run.environment.get("same_as")) is not None:
+        return f"– (run {same['run']}'s outcome)"
+    return "–" if run.wall_time is None else f"{run.wall_time:.1f} s"
+
+
 def _facts(runs: list[Run]) -> Run | None:
     """A run whose task facts (metric direction, success threshold, stream) are stored: a study's runs share
     one task, and a run not yet finished has none."""
@@ -256,7 +263,7 @@ def _page(title: str, meta: dict, runs: list[Run], images: list[Figure], section
             f"<td>{_e(r.config.get('init'))}</td><td>{_e(r.config.get('seq_len'))}</td><td>{_e(r.config.get('seed'))}</td>"
             f'<td class="{"ok" if r.status == "solved" else ""}">{_e(r.status)}</td>'
             f"<td>{_e(_fmt(r.solved_at))}</td><td>{_e(_fmt(r.final_metric))}</td>"
-            f"<td>{_e('–' if r.wall_time is None else f'{r.wall_time:.1f} s')}</td>"
+            f"<td>{_e(_wall_time(r))}</td>"
             f"<td>{_e('–' if r.clip_rate is None else f'{r.clip_rate:.0%}')}</td></tr>"
         )
     return f"""<!DOCTYPE html>

@@ -139,6 +139,8 @@ def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = ()
     """The HTML section; `resume`: the command that continues these runs (e.g. the sweep's); `absent`: the
     study's runs that the store does not hold (`not_started`), `skip_key` the study's `skip_after_failure`."""
     finished = [r for r in runs if r.status in FINISHED]
+    repeated = [r for r in finished if r.environment.get("same_as")]  # trained nothing: another run's outcome
+    finished = [r for r in finished if not r.environment.get("same_as")]
     all_parts = [p for r in finished for p in parts(r)]
     text = "<h2>Where and when it ran</h2>"
     if all_parts:
@@ -155,6 +157,18 @@ def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = ()
             f"{_how_it_ran(all_parts)}<p>Compute time: {hours_minutes(compute)} (h:mm; {compute:.0f} s), the sum "
             f"of the {len(finished)} finished runs' wall times.</p><table><tr><th>machine</th><th>runs</th>"
             f"<th>updates</th><th>wall time</th></tr>{rows}</table>"
+        )
+    if repeated:
+        items = "".join(
+            f"<li>{html.escape(r.name)}: run {r.environment['same_as']['run']}'s outcome ({html.escape(r.status)} at "
+            f"update {r.diverged_at if r.status == 'diverged' else r.solved_at}, within its "
+            f"{r.environment['same_as']['steps']} updates)</li>"
+            for r in repeated
+        )
+        text += (
+            f"<p>{_count(len(repeated), 'run')} trained nothing: a run of the same configuration with a smaller "
+            "budget ended early (solved or diverged), and on the CPU a run is deterministic, so a larger budget "
+            f"repeats it update for update.</p><ul>{items}</ul>"
         )
     unfinished = [r for r in runs if r.status not in FINISHED]
     to_run = [a for a in absent if a.shorter is None]

@@ -24,7 +24,7 @@ from rnnlab.lab.store.claims import claim, release
 from rnnlab.lab.store.migrations import migrate
 from rnnlab.lab.store.records import FINISHED, Run, StoreError, run_from_row
 from rnnlab.lab.store.schema import SCHEMA_VERSION, create, refuse_unless_sqlite, schema_version
-from rnnlab.lab.store.writes import insert_run, write_result
+from rnnlab.lab.store.writes import copy_outcome, insert_run, write_result
 
 DEFAULT_PATH = Path("runs") / "rnnlab.db"
 
@@ -169,6 +169,29 @@ class Store:
         with self._transaction() as db:
             run_id = insert_run(db, name, config, config_hash, environment, study)
             write_result(db, run_id, result, self.path)
+        return run_id
+
+    def record_outcome_of(
+        self, source_id: int, name: str, config: dict[str, Any], config_hash: str, study: str | None
+    ) -> int | None:
+        """Record a run that needs no training because its outcome is finished run `source_id`'s: the same
+        config with a smaller budget that solved or diverged before that budget ran out, so that a run of the
+        larger budget repeats it update for update (the sweep decides; `rnnlab.lab.sweep.ended_early`). One
+        transaction; the new run's environment names the source (`same_as`) and it has no wall time or parts of
+        its own, so compute totals count the training once. Returns its id, or None where the store already has
+        a run of this config in `study` (then nothing is written)."""
+        source = self.run(source_id)
+        if source.status not in ("solved", "diverged"):
+            raise StoreError(f"run {source_id} {source.status}: only a run that ended early has a longer run's outcome")
+        environment = {
+            **{k: v for k, v in source.environment.items() if k != "parts"},
+            "same_as": {"run": source_id, "steps": source.config.get("steps")},
+        }
+        with self._transaction() as db:  # the check and the write in one transaction, as `claim_run`
+            if db.execute("SELECT 1 FROM runs WHERE config_hash = ? AND study IS ?", (config_hash, study)).fetchone():
+                return None
+            run_id = insert_run(db, name, config, config_hash, environment, study)
+            copy_outcome(db, source_id, run_id)
         return run_id
 
     def claim_run(

@@ -102,6 +102,27 @@ def write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], pa
         raise StoreError(f"run {run_id} does not exist in {str(path)!r}")
 
 
+def copy_outcome(db: sqlite3.Connection, source_id: int, target_id: int) -> None:
+    """Give run `target_id` the finished outcome of run `source_id` — status, summary, metrics and flows — with
+    no wall time of its own (it trained nothing; see `Store.record_outcome_of`)."""
+    db.execute(
+        "UPDATE runs SET (status, finished_at, steps, metric_name, final_metric, final_loss, solved_at, "
+        "diverged_at, clip_rate, wall_time, higher_is_better, solved_threshold, stream_task) = "
+        "(SELECT status, ?, steps, metric_name, final_metric, final_loss, solved_at, diverged_at, clip_rate, 0.0, "
+        "higher_is_better, solved_threshold, stream_task FROM runs WHERE id = ?) WHERE id = ?",
+        (time.time(), source_id, target_id),
+    )
+    db.execute(
+        "INSERT INTO metrics (run_id, step, name, value) SELECT ?, step, name, value FROM metrics WHERE run_id = ?",
+        (target_id, source_id),
+    )
+    db.execute(
+        "INSERT INTO flows (run_id, step, horizon, decay_rate, r2, profile) "
+        "SELECT ?, step, horizon, decay_rate, r2, profile FROM flows WHERE run_id = ?",
+        (target_id, source_id),
+    )
+
+
 def real(value) -> float | None:
     """NaN and infinities are stored as NULL (SQLite has no NaN)."""
     if value is None:
