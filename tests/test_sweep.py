@@ -613,8 +613,14 @@ def test_a_study_whose_budget_grew_continues_its_completed_runs(tmp_path):
     ]
     rate = statistics.median(r.wall_time / r.steps for r in store.runs(study="budget"))
     assert estimate(study(40), store, preview(study(40), store)).seconds == pytest.approx(2 * rate * 20)
-    _, jobs = plan(study(40), store)
-    assert [Path(j.start_from).name for j in jobs] == ["run-1.pt", "run-2.pt"]
+    from rnnlab.lab.sweep import _Schedule
+
+    summary, jobs = plan(study(40), store)
+    assert [j.start_from for j in jobs] == [None, None], "decided when each starts"
+    assert [Path(j.start_from).name for j in _Schedule(study(40), store, summary, jobs, None).take(None)] == [
+        "run-1.pt",
+        "run-2.pt",
+    ]
     store.release_claims([(j.run_id, j.claim) for j in jobs])
     assert run_study(study(40), store, progress=False).ran == 2
     fresh = Store(tmp_path / "fresh.db")
@@ -716,5 +722,45 @@ def test_only_a_run_that_stopped_where_the_longer_one_would_is_its_outcome(tmp_p
     completed = make_config({**base, "steps": 4, "seed": 2})
     result = {**SOLVED, "status": "completed", "solved_at": None}
     store.record_run(completed.label(), completed.canonical(), completed.hash(), {}, result, study="s")
+    claimed = store.start_run("x", {}, "h", {}, "s")
     with pytest.raises(StoreError, match="run 3 completed: only a run that ended early"):
-        store.record_outcome_of(3, "x", {}, "h", "s")
+        store.give_outcome(claimed, 3)
+    with pytest.raises(StoreError, match="run 1 is not a claimed run"):
+        store.give_outcome(1, 1)
+
+
+def test_in_one_sweep_a_larger_budget_waits_for_its_smaller_one_then_continues_or_repeats_it(tmp_path):
+    """A study with two budgets of each config: the larger runs wait for the smaller ones of the same sweep,
+    then continue them (completed) or take their outcome (diverged), instead of training from scratch beside
+    them."""
+    from rnnlab.lab.sweep import preview
+
+    study = make_study(
+        {
+            "name": "budgets",
+            "defaults": {
+                **TINY,
+                "seq_len": 10,
+                "hidden_size": 8,
+                "cell": "rnn_relu",
+                "init": "identity",
+                "optimizer": "sgd",
+                "eval_every": 5,
+                "seed": 0,
+            },
+            "grid": {"steps": [20, 40]},
+            "variants": [{"name": "wild", "lr": 3.0}, {"name": "calm", "lr": 1.0}],
+        }
+    )
+    store = Store(tmp_path / "s.db")
+    assert dict(preview(study, store))["wild · steps=40"] == (
+        "new (after its 20-update version, which it continues or repeats)"
+    )
+    summary = run_study(study, store, workers=2, progress=False)
+    assert (summary.ran, summary.repeated) == (3, 1)
+    runs = {r.name: r for r in store.runs(study="budgets")}
+    assert runs["wild · steps=20"].status == "diverged" and runs["wild · steps=20"].diverged_at == 18
+    assert runs["wild · steps=40"].environment["same_as"] == {"run": runs["wild · steps=20"].id, "steps": 20}
+    assert runs["wild · steps=40"].diverged_at == 18
+    parts = runs["calm · steps=40"].environment["parts"]
+    assert [(p["from_step"], p["to_step"]) for p in parts] == [(0, 20), (20, 40)], "continued, not retrained"

@@ -71,7 +71,8 @@ class _Job:
     run: RunConfig
     key: str  # run.hash(), computed once
     claim: str = "new"  # how plan() claimed it (Store.claim_run), so a failed executor start can undo it
-    start_from: str | None = None  # the final checkpoint of a completed shorter run it continues (see `shorter_run`)
+    start_from: str | None = None  # the final checkpoint of a completed shorter run it continues (see `shorter_run`),
+    #                                set when it starts
 
 
 def status_in(store: Store, study: str) -> Callable[[RunConfig], str | None]:
@@ -86,7 +87,8 @@ def status_in(store: Store, study: str) -> Callable[[RunConfig], str | None]:
 
 def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
     """Skip finished runs and those a shorter run's failure makes unneeded, resume interrupted ones, record the
-    rest as 'running'."""
+    rest as 'running'. Whether a run continues or repeats a run of a smaller budget is decided when it starts
+    (`_Schedule.take`), since that run may be one of this sweep's."""
     summary = SweepSummary(study=study.name)
     store.save_study(study.name, study.claim, study.source, study.description)
     before, status_of = predecessors(study), status_in(store, study.name)
@@ -96,12 +98,6 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
         if store.find(config.hash(), study.name) is None and unsolved_predecessor(config, before, status_of):
             summary.not_needed += 1
             continue
-        if (same := ended_early(store, study.name, config)) is not None:
-            run_id = store.record_outcome_of(same.id, config.label(), config.canonical(), config.hash(), study.name)
-            if run_id is not None:  # None: a run of this config is there after all (another sweep): claim it below
-                summary.run_ids[config.label()] = run_id
-                summary.repeated += 1
-                continue
         if environment is None:
             from rnnlab.lab.environment import environment as describe  # torch is imported only when planning starts
 
@@ -113,10 +109,7 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
             continue
         checkpoint = str(store.checkpoint_path(run_id))
         data = config.model_dump(mode="json")
-        job = _Job(run_id, config.label(), data, checkpoint, config.steps, config, config.hash(), state)
-        if (shorter := shorter_run(store, study.name, config)) is not None:
-            job.start_from = str(store.checkpoint_path(shorter.id))
-        jobs.append(job)
+        jobs.append(_Job(run_id, config.label(), data, checkpoint, config.steps, config, config.hash(), state))
     return summary, jobs
 
 
@@ -149,9 +142,8 @@ def ended_early(store: Store, study: str | None, config: RunConfig) -> Run | Non
     `study`, the same config with a smaller budget that solved (at a scheduled evaluation) or diverged before
     its budget ran out, when the budget changes nothing before that point (a constant learning rate). Runs are
     deterministic on the CPU (a run continued to a larger budget equals one trained there from scratch, bit for
-    bit), so the longer run would stop at the same update with the same numbers. None if there is none, or if
-    the store has a run of `config` already (finished, interrupted or failed: the sweep handles those)."""
-    if config.lr_schedule != "constant" or store.find(config.hash(), study, (*FINISHED, "running", "failed")):
+    bit), so the longer run would stop at the same update with the same numbers. None if there is none."""
+    if config.lr_schedule != "constant":
         return None
     rest = {k: v for k, v in config.canonical().items() if k != "steps"}
     for status in ("solved", "diverged"):
@@ -191,6 +183,8 @@ class _Schedule:
         self.unfinished = {job.key for job in jobs}
         # Each job's shorter version, by hash, computed once: take() looks at every waiting job on each call.
         self.waits_on = {job.key: self.before[job.key].hash() for job in jobs if job.key in self.before}
+        # … and the jobs of the same config with a smaller budget, whose outcome it continues or repeats.
+        self.smaller_budgets = _smaller_budgets(jobs)
         self.dropped = 0  # jobs not run because a shorter run was not solved
 
     def take(self, limit: int | None) -> list[_Job]:
@@ -201,12 +195,31 @@ class _Schedule:
                 break
             if self.waits_on.get(job.key) in self.unfinished:
                 continue  # its shorter version runs in this sweep and has not finished: wait for it
+            if any(key in self.unfinished for key in self.smaller_budgets.get(job.key, ())):
+                continue  # a smaller budget of it runs in this sweep: wait, then continue or repeat it
             self.waiting.remove(job)
             if (failed := unsolved_predecessor(job.run, self.before, self.status_of)) is not None:
                 self._drop(job, failed)
-            else:
+            elif self._needs_training(job):
                 taken.append(job)
         return taken
+
+    def _needs_training(self, job: _Job) -> bool:
+        """Decide, as the job starts, what a run that has not trained yet builds on: the outcome of a smaller
+        budget that ended early, recorded as its own without training (False); or the final checkpoint of a
+        completed smaller budget, which it continues (True, `start_from`); or nothing (True)."""
+        if Path(job.checkpoint).exists():
+            return True  # it has trained: it resumes from its own checkpoint
+        if (same := ended_early(self.store, self.study.name, job.run)) is not None:
+            self.store.give_outcome(job.run_id, same.id)
+            self.summary.repeated += 1
+            self.done(job)
+            if self.display is not None:
+                self.display.finished(job, same.status, f"same as run {same.id}: {_ended_at(same)}")
+            return False
+        shorter = shorter_run(self.store, self.study.name, job.run)
+        job.start_from = None if shorter is None else str(self.store.checkpoint_path(shorter.id))
+        return True
 
     def _drop(self, job: _Job, failed: RunConfig) -> None:
         self._unclaim(job)
@@ -241,6 +254,33 @@ class _Schedule:
         self.waiting.sort(key=lambda j: self.position[id(j)])
 
 
+def _smaller_budget_to_come(study: Study, config: RunConfig, status_of) -> RunConfig | None:
+    """The largest smaller budget of `config` among the study's runs that has not finished yet, or None."""
+    rest = {k: v for k, v in config.canonical().items() if k != "steps"}
+    smaller = [
+        other
+        for other in study.runs
+        if other.steps < config.steps
+        and {k: v for k, v in other.canonical().items() if k != "steps"} == rest
+        and status_of(other) not in FINISHED
+    ]
+    return max(smaller, key=lambda other: other.steps, default=None)
+
+
+def _smaller_budgets(jobs: list[_Job]) -> dict[str, list[str]]:
+    """For each job, the keys of the jobs whose config is the same but for a smaller `steps`."""
+    families: dict[str, list[_Job]] = {}
+    for job in jobs:
+        rest = {k: v for k, v in job.run.canonical().items() if k != "steps"}
+        families.setdefault(json.dumps(rest, sort_keys=True), []).append(job)
+    return {
+        job.key: [other.key for other in family if other.steps < job.steps]
+        for family in families.values()
+        for job in family
+        if any(other.steps < job.steps for other in family)
+    }
+
+
 def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
     """What `plan` would do with each run, in the order it would claim them, writing nothing (store None: a
     store that does not exist yet): (run name, 'skip: <status>' | 'not needed: <shorter run> was not solved' |
@@ -273,6 +313,8 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
         shorter = before.get(config_hash)
         if shorter is not None and status_of(shorter) not in FINISHED:
             action += f" (if {_at(study, shorter)} is solved)"
+        if action == "new" and (smaller := _smaller_budget_to_come(study, config, status_of)) is not None:
+            action += f" (after its {smaller.steps}-update version, which it continues or repeats)"
         actions.append((config.label(), action))
     return actions
 

@@ -171,28 +171,27 @@ class Store:
             write_result(db, run_id, result, self.path)
         return run_id
 
-    def record_outcome_of(
-        self, source_id: int, name: str, config: dict[str, Any], config_hash: str, study: str | None
-    ) -> int | None:
-        """Record a run that needs no training because its outcome is finished run `source_id`'s: the same
-        config with a smaller budget that solved or diverged before that budget ran out, so that a run of the
-        larger budget repeats it update for update (the sweep decides; `rnnlab.lab.sweep.ended_early`). One
-        transaction; the new run's environment names the source (`same_as`) and it has no wall time or parts of
-        its own, so compute totals count the training once. Returns its id, or None where the store already has
-        a run of this config in `study` (then nothing is written)."""
+    def give_outcome(self, run_id: int, source_id: int) -> None:
+        """Make claimed run `run_id`, which has not trained, the outcome of finished run `source_id`: the same
+        config with a smaller budget that solved or diverged before that budget ran out, so that the larger run
+        would repeat it update for update (the sweep decides: `rnnlab.lab.sweep.ended_early`). One transaction:
+        status, summary, metrics and flows copied; its environment names the source (`same_as`) and it has no
+        wall time or parts of its own, so compute totals count the training once."""
         source = self.run(source_id)
         if source.status not in ("solved", "diverged"):
             raise StoreError(f"run {source_id} {source.status}: only a run that ended early has a longer run's outcome")
-        environment = {
-            **{k: v for k, v in source.environment.items() if k != "parts"},
-            "same_as": {"run": source_id, "steps": source.config.get("steps")},
-        }
-        with self._transaction() as db:  # the check and the write in one transaction, as `claim_run`
-            if db.execute("SELECT 1 FROM runs WHERE config_hash = ? AND study IS ?", (config_hash, study)).fetchone():
-                return None
-            run_id = insert_run(db, name, config, config_hash, environment, study)
+        same_as = json.dumps({"run": source_id, "steps": source.config.get("steps")})
+        with self._transaction() as db:
+            updated = db.execute(
+                "UPDATE runs SET environment = json_remove(json_set(environment, '$.same_as', json(?)), '$.parts') "
+                "WHERE id = ? AND status = 'running'",
+                (same_as, run_id),
+            ).rowcount
+            if updated != 1:
+                raise StoreError(f"run {run_id} is not a claimed run in {str(self.path)!r}")
+            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM flows WHERE run_id = ?", (run_id,))
             copy_outcome(db, source_id, run_id)
-        return run_id
 
     def claim_run(
         self, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
