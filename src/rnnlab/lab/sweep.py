@@ -306,6 +306,10 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
             action = "retry: it failed"
         elif store is not None and (same := ended_early(store, study.name, config)) is not None:
             action = f"same as run {same.id}: {_ended_at(same)}, within its {same.config['steps']} updates"
+        elif (smaller := _smaller_budget_to_come(study, config, status_of)) is not None and (
+            store is None or (done := shorter_run(store, study.name, config)) is None or done.steps < smaller.steps
+        ):
+            action = f"new (after its {smaller.steps}-update version, which it continues or repeats)"
         elif store is not None and (shorter_budget := shorter_run(store, study.name, config)) is not None:
             action = f"new: continues run {shorter_budget.id} from its {shorter_budget.config['steps']} updates"
         else:
@@ -313,8 +317,6 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
         shorter = before.get(config_hash)
         if shorter is not None and status_of(shorter) not in FINISHED:
             action += f" (if {_at(study, shorter)} is solved)"
-        if action == "new" and (smaller := _smaller_budget_to_come(study, config, status_of)) is not None:
-            action += f" (after its {smaller.steps}-update version, which it continues or repeats)"
         actions.append((config.label(), action))
     return actions
 
