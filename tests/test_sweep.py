@@ -17,7 +17,7 @@ from rnnlab.lab.config import ConfigError
 from rnnlab.lab.store import Store
 from rnnlab.lab.study import bundled_studies, load_study, make_study
 from rnnlab.lab.sweep import ExecutorUnavailable, plan, run_study
-from tests.processes import alive, children
+from tests.processes import alive, children, kill_trees, processes_where
 
 TINY = {
     "task": "adding",
@@ -373,7 +373,14 @@ def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
         assert len(on_ray) == 2 and on_ray == here
         assert Store(tmp_path / "ray.db").check() == []
     finally:
-        subprocess.run([str(ray_cli), "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
+        # This test's cluster only: `ray stop --force` kills every process whose command line names a Ray part,
+        # such as a pytest given tests/test_monitor.py ("monitor.py"), with this very test in it. Ours name the
+        # cluster's folder (the client server: its GCS port), and the rest are their children.
+        kill_trees(
+            processes_where(
+                lambda line: temp_dir in line or ("ray.util.client.server" in line and f":{port} " in f"{line} ")
+            )
+        )
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
