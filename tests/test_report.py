@@ -384,7 +384,7 @@ def test_a_study_run_in_parts_says_when_where_and_what_is_unfinished():
     assert "<tr><td>A</td><td>2</td><td>40</td><td>50 s</td></tr>" in page
     assert "<tr><td>B</td><td>1</td><td>20</td><td>30 s</td></tr>" in page
     assert "<td>not recorded (run stored before rnnlab kept its parts)</td><td>1</td><td>30</td><td>100 s</td>" in page
-    assert "Compute time: 0:03 (h:mm; 180 s), the sum of the 3 finished runs' wall times." in page
+    assert "Compute time: 0:03 (h:mm; 180 s), the sum of the 3 finished runs' wall times (a run" in page
     assert "1 of 4 runs are not finished" in page and "<code>rnnlab sweep s --store x.db</code>" in page
     assert "<li>c: unfinished (running or interrupted) — resumes from its checkpoint</li>" in page
     one = sittings_section(runs[:1], "x")
@@ -437,3 +437,31 @@ def test_the_report_lists_the_study_files_runs_the_store_lacks(tmp_path, capsys)
     assert f"study file '{path}' is study 'other', not 'lengths'" in capsys.readouterr().err
     assert main(["report", "--run", "1", "--store", str(tmp_path / "s.db"), "--study-file", str(path)]) == 2
     assert "--study-file goes with a study name, not with --run" in capsys.readouterr().err
+
+
+def test_a_run_that_continued_another_counts_only_its_own_updates_and_seconds(tmp_path):
+    """A run of a larger budget keeps the parts of the run it continued: the report's compute, machines and
+    sittings, and runs.csv's own_wall_time, count those once."""
+    from rnnlab.lab.store import Run
+    from rnnlab.lab.store.records import own_parts, own_wall_times
+    from rnnlab.report.sittings import sittings_section
+
+    def part(first, last, seconds, started):
+        return {"machine": "A", "from_step": first, "to_step": last, "seconds": seconds, "started_at": started}
+
+    def run(run_id, name, wall, parts):
+        env = {"parts": parts}
+        return Run(run_id, name, "s", name, {}, "completed", 0, 1, 30, "mse", 0.1, 0.1, None, None, 0, wall, env, None)
+
+    first = [part(0, 100, 40.0, 1000.0)]
+    runs = [
+        run(1, "short", 40.0, first),
+        run(2, "long", 70.0, [*first, part(100, 200, 30.0, 5000.0)]),  # continued run 1
+        run(3, "other seed", 50.0, [part(0, 100, 50.0, 1000.0)]),  # same steps, its own sitting
+    ]
+    assert own_wall_times(runs) == {1: 40.0, 2: 30.0, 3: 50.0}
+    assert [len(parts) for parts in own_parts(runs).values()] == [1, 1, 1]
+    page = sittings_section(runs, "x")
+    assert "Compute time: 0:02 (h:mm; 120 s), the sum of the 3 finished runs' wall times" in page
+    assert "<tr><td>A</td><td>3</td><td>300</td><td>120 s</td></tr>" in page, "updates 0–100 of 'long' once"
+    assert "0 runs resumed" in page, "continuing another run's budget is not resuming"

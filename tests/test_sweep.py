@@ -639,6 +639,14 @@ def test_a_study_whose_budget_grew_continues_its_completed_runs(tmp_path):
         assert mine == [v for _, name, v in fresh.metrics(run.id) if name == "train_loss"]
         parts = longer[run.name].environment["parts"]
         assert [(p["from_step"], p["to_step"]) for p in parts] == [(0, 20), (20, 40)]
+    import csv
+
+    store.export_csv(tmp_path / "runs.csv", study="budget")
+    with (tmp_path / "runs.csv").open(newline="") as handle:
+        rows = {(r["name"], r["steps"]): r for r in csv.DictReader(handle)}
+    for run in longer.values():
+        own, shorter = float(rows[run.name, "40"]["own_wall_time"]), float(rows[run.name, "20"]["wall_time"])
+        assert own == pytest.approx(run.wall_time - shorter, abs=0.01), "updates 21–40 only"
     store.close()
     from rnnlab.cli import main
 

@@ -21,7 +21,8 @@ the CSV was written the row ends with "runs.csv also holds <k> runs of an earlie
 that the current setting has not run), so a table never mixes a new setting's words with an old one's numbers.
 Numbers: medians and ranges over seeds; metrics and ratios with 3 significant digits, trailing zeros kept
 (`format.sig3`); updates as integers (a median halfway between two counts rounds up). Compute: the sum of
-the finished runs' wall times, h:mm.
+the finished runs' own wall times (`own_wall_time`: a run that continued a smaller budget counts only its new
+updates), h:mm.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class CsvRun:
     steps: int | None = None  # updates it ran (a solved run stops early)
     horizon_first: float | None = None  # its loss's gradient horizon at the first evaluation (untrained) …
     horizon_last: float | None = None  # … and at the last
+    own_wall_time: float | None = None  # its wall time less that of the run it continued (older CSVs: wall_time)
 
 
 NOT_RUN = "not run"
@@ -103,6 +105,9 @@ def read_runs(path: Path) -> list[CsvRun]:
                     steps=None if steps is None else int(steps),
                     horizon_first=_number(row.get("horizon_first")),
                     horizon_last=_number(row.get("horizon_last")),
+                    own_wall_time=_number(row["own_wall_time"])
+                    if "own_wall_time" in row
+                    else _number(row.get("wall_time")),
                 )
             )
     return runs
@@ -191,7 +196,7 @@ def finding_row(study: Study, csv_path: Path) -> str:
             numbers = study_numbers(runs)
             if earlier:
                 numbers += f"; runs.csv also holds {earlier} runs of an earlier setting, not counted"
-        compute = hours_minutes(sum(r.wall_time or 0.0 for r in runs if r.status in FINISHED))
+        compute = hours_minutes(sum(r.own_wall_time or 0.0 for r in runs if r.status in FINISHED))
     else:
         # The study's folder and file only, so the table is the same whether --root is relative or absolute.
         numbers, compute = f"not run yet (no {csv_path.parent.name}/{csv_path.name})", "–"

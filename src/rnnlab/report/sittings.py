@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import html
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from rnnlab.lab.store import FINISHED, Run
+from rnnlab.lab.store.records import own_parts, own_wall_times
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.report.format import hours_minutes
 
@@ -36,10 +38,12 @@ class Part:
     started_at: float | None  # None: not recorded
 
 
-def parts(run: Run) -> list[Part]:
-    """A finished run's parts; one part on an unrecorded machine for runs stored before parts were kept."""
-    recorded = run.environment.get("parts") or []
-    if not recorded:
+def parts(run: Run, recorded: list[dict] | None = None) -> list[Part]:
+    """A finished run's parts (`recorded`, default: all it holds); one part on an unrecorded machine for runs
+    stored before parts were kept."""
+    if recorded is None:
+        recorded = run.environment.get("parts") or []
+    if not run.environment.get("parts"):
         return [Part(run, NOT_RECORDED, run.steps or 0, run.wall_time or 0.0, None)]
     return [
         Part(
@@ -78,9 +82,8 @@ def _when(seconds: float) -> str:
 def _how_it_ran(all_parts: list[Part]) -> str:
     """One sentence: one sitting or several (with their dates), and how many runs were resumed."""
     groups = sittings(all_parts)
-    resumed = sum(
-        1 for run in {p.run.id: p.run for p in all_parts}.values() if len(run.environment.get("parts") or []) > 1
-    )
+    per_run = Counter(p.run.id for p in all_parts)
+    resumed = sum(1 for count in per_run.values() if count > 1)
     if not groups:
         return "<p>When the runs trained is not recorded (runs stored before rnnlab kept it).</p>"
     if len(groups) == 1 and not resumed:
@@ -141,7 +144,8 @@ def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = ()
     finished = [r for r in runs if r.status in FINISHED]
     repeated = [r for r in finished if r.environment.get("same_as")]  # trained nothing: another run's outcome
     finished = [r for r in finished if not r.environment.get("same_as")]
-    all_parts = [p for r in finished for p in parts(r)]
+    own = own_parts(finished)  # a run that continued another counts only its new updates
+    all_parts = [p for r in finished for p in parts(r, own[r.id])]
     text = "<h2>Where and when it ran</h2>"
     if all_parts:
         machines: dict[str, list[Part]] = {}
@@ -152,10 +156,11 @@ def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = ()
             f"<td>{sum(p.updates for p in ps)}</td><td>{sum(p.seconds for p in ps):.0f} s</td></tr>"
             for machine, ps in sorted(machines.items())
         )
-        compute = sum(r.wall_time or 0.0 for r in finished)
+        compute = sum(t or 0.0 for t in own_wall_times(finished).values())
         text += (
             f"{_how_it_ran(all_parts)}<p>Compute time: {hours_minutes(compute)} (h:mm; {compute:.0f} s), the sum "
-            f"of the {len(finished)} finished runs' wall times.</p><table><tr><th>machine</th><th>runs</th>"
+            f"of the {len(finished)} finished runs' wall times (a run that continued another's budget counts "
+            f"only its own updates).</p><table><tr><th>machine</th><th>runs</th>"
             f"<th>updates</th><th>wall time</th></tr>{rows}</table>"
         )
     if repeated:

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from rnnlab.lab.store.records import LEVELS, STATUSES, MetricName, Run
+from rnnlab.lab.store.records import LEVELS, STATUSES, MetricName, Run, own_wall_times
 
 COLUMNS = (
     "id",
@@ -30,12 +30,15 @@ COLUMNS = (
 )
 #: The gradient horizon of the run's own loss at its first evaluation (untrained) and at its last one.
 HORIZONS = ("horizon_first", "horizon_last")
+#: The seconds the run trained itself: its wall time less that of the run it continued (`own_wall_times`), so
+#: that a sum over rows counts every update once.
+OWN_TIME = "own_wall_time"
 
 
 def export_csv(db: sqlite3.Connection, runs: list[Run], path: str | Path) -> int:
     """Write one CSV row per run: its summary, the task's facts and memoryless levels, the horizon of its loss's
-    gradient at its first and last evaluation, then its config keys flattened as config.<key>; atomically.
-    Returns the count."""
+    gradient at its first and last evaluation, its own training time (`OWN_TIME`), then its config keys
+    flattened as config.<key>; atomically. Returns the count."""
     levels: dict[int, dict[str, float | None]] = {}
     marks = ", ".join("?" for _ in LEVELS)
     for run_id, name, value in db.execute(
@@ -53,7 +56,8 @@ def export_csv(db: sqlite3.Connection, runs: list[Run], path: str | Path) -> int
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*COLUMNS, *LEVELS, *HORIZONS, *(f"config.{k}" for k in config_keys)])
+        writer.writerow([*COLUMNS, *LEVELS, *HORIZONS, OWN_TIME, *(f"config.{k}" for k in config_keys)])
+        own = own_wall_times(runs)
         for r in runs:
             config = [
                 json.dumps(r.config.get(k)) if isinstance(r.config.get(k), dict) else r.config.get(k)
@@ -63,7 +67,7 @@ def export_csv(db: sqlite3.Connection, runs: list[Run], path: str | Path) -> int
             writer.writerow(
                 [getattr(r, c) for c in COLUMNS]
                 + [levels.get(r.id, {}).get(n) for n in LEVELS]
-                + [series[0], series[-1]]
+                + [series[0], series[-1], own[r.id]]
                 + config
             )
     os.replace(tmp, path)

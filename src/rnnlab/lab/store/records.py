@@ -74,3 +74,39 @@ def run_from_row(row: sqlite3.Row) -> Run:
         if data.get(flag) is not None:
             data[flag] = bool(data[flag])
     return Run(**data)
+
+
+def _part_key(part: dict[str, Any]) -> tuple:
+    return (part.get("machine"), part.get("from_step"), part.get("to_step"), part.get("started_at"))
+
+
+def _inherited(runs: list[Run]) -> dict[int, int]:
+    """How many leading parts each run shares with the run it continued (`Trainer.continue_from`: a run of a
+    larger budget starts from a completed run's final state and keeps that run's parts, which are then a proper
+    prefix of its own); 0 for a run that continued none."""
+    keys = {run.id: [_part_key(p) for p in run.environment.get("parts") or []] for run in runs}
+
+    def shared(mine: list[tuple], run_id: int) -> int:
+        prefixes = [len(t) for o, t in keys.items() if o != run_id and 0 < len(t) < len(mine) and mine[: len(t)] == t]
+        return max(prefixes, default=0)
+
+    return {run.id: shared(keys[run.id], run.id) for run in runs}
+
+
+def own_parts(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
+    """Each run's own parts (the sittings that trained it): its recorded parts less those it kept from the run
+    it continued. Summed over `runs`, every update and second counts once."""
+    shared = _inherited(runs)
+    return {run.id: (run.environment.get("parts") or [])[shared[run.id] :] for run in runs}
+
+
+def own_wall_times(runs: list[Run]) -> dict[int, float | None]:
+    """Each run's own training time: its wall time less the seconds of the parts it kept from the run it
+    continued (a run recorded as another's outcome, `same_as`, has 0 already)."""
+    shared = _inherited(runs)
+    times: dict[int, float | None] = {}
+    for run in runs:
+        kept = (run.environment.get("parts") or [])[: shared[run.id]]
+        inherited = sum(p.get("seconds") or 0.0 for p in kept)
+        times[run.id] = None if run.wall_time is None else max(0.0, run.wall_time - inherited)
+    return times
