@@ -121,7 +121,7 @@ def shorter_run(store: Store, study: str | None, config: RunConfig) -> Run | Non
     schedule over the budget, an evaluation off schedule)."""
     from rnnlab.lab.trainer import budget_refusal  # the trainer (and torch) only when a sweep plans
 
-    rest = {k: v for k, v in config.canonical().items() if k != "steps"}
+    family = _but_budget(config.canonical())
     best = None
     for run in store.runs(study=study, status="completed"):
         steps = run.config.get("steps")
@@ -129,7 +129,7 @@ def shorter_run(store: Store, study: str | None, config: RunConfig) -> Run | Non
             run.study == study
             and isinstance(steps, int)
             and budget_refusal(config, steps) is None
-            and {k: v for k, v in run.config.items() if k != "steps"} == rest
+            and _but_budget(run.config) == family
             and store.checkpoint_path(run.id).exists()
             and (best is None or steps > best.config["steps"])
         ):
@@ -145,7 +145,7 @@ def ended_early(store: Store, study: str | None, config: RunConfig) -> Run | Non
     bit), so the longer run would stop at the same update with the same numbers. None if there is none."""
     if config.lr_schedule != "constant":
         return None
-    rest = {k: v for k, v in config.canonical().items() if k != "steps"}
+    family = _but_budget(config.canonical())
     for status in ("solved", "diverged"):
         for run in store.runs(study=study, status=status):
             steps = run.config.get("steps")
@@ -153,7 +153,7 @@ def ended_early(store: Store, study: str | None, config: RunConfig) -> Run | Non
                 run.study == study
                 and isinstance(steps, int)
                 and steps < config.steps
-                and {k: v for k, v in run.config.items() if k != "steps"} == rest
+                and _but_budget(run.config) == family
                 and (status == "diverged" or (run.solved_at or 0) % config.eval_every == 0)
             ):
                 return run
@@ -256,13 +256,11 @@ class _Schedule:
 
 def _smaller_budget_to_come(study: Study, config: RunConfig, status_of) -> RunConfig | None:
     """The largest smaller budget of `config` among the study's runs that has not finished yet, or None."""
-    rest = {k: v for k, v in config.canonical().items() if k != "steps"}
+    family = _but_budget(config.canonical())
     smaller = [
         other
         for other in study.runs
-        if other.steps < config.steps
-        and {k: v for k, v in other.canonical().items() if k != "steps"} == rest
-        and status_of(other) not in FINISHED
+        if other.steps < config.steps and _but_budget(other.canonical()) == family and status_of(other) not in FINISHED
     ]
     return max(smaller, key=lambda other: other.steps, default=None)
 
@@ -271,8 +269,7 @@ def _smaller_budgets(jobs: list[_Job]) -> dict[str, list[str]]:
     """For each job, the keys of the jobs whose config is the same but for a smaller `steps`."""
     families: dict[str, list[_Job]] = {}
     for job in jobs:
-        rest = {k: v for k, v in job.run.canonical().items() if k != "steps"}
-        families.setdefault(json.dumps(rest, sort_keys=True), []).append(job)
+        families.setdefault(_but_budget(job.run.canonical()), []).append(job)
     return {
         job.key: [other.key for other in family if other.steps < job.steps]
         for family in families.values()
@@ -355,6 +352,11 @@ def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) 
 
 def _same_but_seed_and_budget(config: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in config.items() if k not in ("seed", "steps")}, sort_keys=True)
+
+
+def _but_budget(config: dict[str, Any]) -> str:
+    """A canonical config without its budget: runs with equal keys differ only in `steps`."""
+    return json.dumps({k: v for k, v in config.items() if k != "steps"}, sort_keys=True)
 
 
 # ------------------------------------------------------------------------------------------------ worker side
