@@ -362,8 +362,15 @@ def test_a_sweep_on_a_running_ray_cluster_through_ray_client(tmp_path):
         _wait_for_port(client_port)  # `ray start` returns before its client server listens (seconds, under load)
         rnnlab = [sys.executable, "-m", "rnnlab", "sweep", str(study_file), "--no-progress"]
         remote = [*rnnlab, "--executor", "ray", "--address", f"ray://127.0.0.1:{client_port}"]
-        done = subprocess.run([*remote, "--store", str(tmp_path / "ray.db")], env=env, capture_output=True,
-                              text=True, timeout=400, check=False)  # fmt: skip
+        for _attempt in range(2):
+            done = subprocess.run([*remote, "--store", str(tmp_path / "ray.db")], env=env, capture_output=True,
+                                  text=True, timeout=400, check=False)  # fmt: skip
+            # Ray's client proxier forks each session's server from a process full of gRPC threads, and that
+            # server can die at birth ("Initialization failure from server: psutil.ZombieProcess", seen once
+            # here under load; ray-project/ray#63408): the sweep then refused to start and released its claims,
+            # so one more session is a clean second try.
+            if "Initialization failure from server" not in done.stderr:
+                break
         assert done.returncode == 0, done.stderr[-2000:] + "\n" + _ray_logs(temp_dir)
         local = subprocess.run([*rnnlab, "--store", str(tmp_path / "local.db")], capture_output=True, text=True,
                                timeout=300, check=False)  # fmt: skip
