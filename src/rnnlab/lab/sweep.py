@@ -160,11 +160,6 @@ def ended_early(store: Store, study: str | None, config: RunConfig) -> Run | Non
     return None
 
 
-def _ended_at(run: Run) -> str:
-    """'diverged at update 162124' / 'solved at update 4750'."""
-    return f"{run.status} at update {run.diverged_at if run.status == 'diverged' else run.solved_at}"
-
-
 def _at(study: Study, shorter: RunConfig) -> str:
     """A shorter version of a run, named by the value that differs: 'seq_len=100'."""
     return f"{study.skip_after_failure}={getattr(shorter, study.skip_after_failure or '')}"
@@ -215,7 +210,7 @@ class _Schedule:
             self.summary.repeated += 1
             self.done(job)
             if self.display is not None:
-                self.display.finished(job, same.status, f"same as run {same.id}: {_ended_at(same)}")
+                self.display.finished(job, same.status, f"same as run {same.id}: {same.ended}")
             return False
         shorter = shorter_run(self.store, self.study.name, job.run)
         job.start_from = None if shorter is None else str(self.store.checkpoint_path(shorter.id))
@@ -302,7 +297,7 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
         elif find(config_hash, study.name, ("failed",)) is not None:
             action = "retry: it failed"
         elif store is not None and (same := ended_early(store, study.name, config)) is not None:
-            action = f"same as run {same.id}: {_ended_at(same)}, within its {same.config['steps']} updates"
+            action = f"same as run {same.id}: {same.ended}, within its {same.config['steps']} updates"
         elif (smaller := _smaller_budget_to_come(study, config, status_of)) is not None and (
             store is None or (done := shorter_run(store, study.name, config)) is None or done.steps < smaller.steps
         ):

@@ -165,9 +165,8 @@ def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = ()
         )
     if repeated:
         items = "".join(
-            f"<li>{html.escape(r.name)}: run {r.environment['same_as']['run']}'s outcome ({html.escape(r.status)} at "
-            f"update {r.diverged_at if r.status == 'diverged' else r.solved_at}, within its "
-            f"{r.environment['same_as']['steps']} updates)</li>"
+            f"<li>{html.escape(r.name)}: run {r.environment['same_as']['run']}'s outcome ({html.escape(r.ended)}, "
+            f"within its {r.environment['same_as']['steps']} updates)</li>"
             for r in repeated
         )
         text += (

@@ -65,6 +65,11 @@ class Run:
     solved_threshold: float | None = None  # the metric's success threshold (None: none, or not known)
     stream_task: bool | None = None  # a stream task (truncated BPTT over one text)
 
+    @property
+    def ended(self) -> str:
+        """How a run that ended early ended: 'diverged at update 162124' / 'solved at update 4750'."""
+        return f"{self.status} at update {self.diverged_at if self.status == 'diverged' else self.solved_at}"
+
 
 def run_from_row(row: sqlite3.Row) -> Run:
     data = dict(row)
