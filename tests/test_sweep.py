@@ -132,11 +132,26 @@ def test_a_part_of_a_study_runs_alone_and_the_rest_skips_it_later(tmp_path):
     assert len(select_runs(study, {"lr": ["1e-3"]}).runs) == 4, "1e-3 on a command line is the config's 0.001"
 
 
+def test_a_variant_whose_name_has_commas_is_selected_whole():
+    from rnnlab.lab.study import select_runs
+
+    study = _study(
+        seeds=(0,), variants=[{"name": "gru, wide", "cell": "gru"}, {"name": "gru", "cell": "gru", "lr": 0.01}]
+    )
+    assert [r.name for r in select_runs(study, {"variant": ["gru, wide"]}).runs] == ["gru, wide"]
+    assert len(select_runs(study, {"variant": ["gru, wide,gru"]}).runs) == 2, "the longest join that names a variant"
+    assert [r.name for r in select_runs(study, {"variant": ["gru"]}).runs] == ["gru"]
+    with pytest.raises(ConfigError, match=re.escape("no run has variant=wide; its runs have variant gru, gru, wide")):
+        select_runs(study, {"variant": ["gru,wide"]})
+
+
 @pytest.mark.parametrize(
     ("only", "message"),
     [
         ({"sede": ["0"]}, "unknown key 'sede' to select runs by; did you mean 'seed'?"),
         ({"seed": ["0", "7"]}, "no run has seed=7; its runs have seed 0, 1"),
+        ({"seed": ["0,7"]}, "no run has seed=7; its runs have seed 0, 1"),
+        ({"seed": [" , "]}, "no value given for seed; write seed=VALUE[,VALUE…]"),
         ({"variant": ["lstm"]}, "no run has variant=lstm; its runs have variant gru, tanh"),
         ({"task_options": ["{symbols: 3}"]}, "no run has task_options={symbols: 3}; its runs have task_options {}"),
     ],

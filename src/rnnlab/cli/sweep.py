@@ -31,7 +31,8 @@ def register(sub) -> None:
         default=[],
         metavar="KEY=VALUES",
         help="run only the runs whose config KEY (or 'variant') has one of the comma-separated VALUES, e.g. "
-        "--only seq_len=100,200 --only seed=0; the rest can run later and the results add up",
+        "--only seq_len=100,200 --only seed=0 (a variant's name with commas of its own is kept whole); the rest can "
+        "run later and the results add up",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="list what the sweep would do with each run, and run nothing"
@@ -116,14 +117,14 @@ def _dry_run(out: Console, study, store_path: str) -> int:
 
 
 def _parse_only(items: list[str]) -> dict[str, list[str]]:
-    """['seq_len=100,200', 'seed=0'] → {'seq_len': ['100', '200'], 'seed': ['0']}; a repeated key adds values."""
+    """['seq_len=100,200', 'seed=0'] → {'seq_len': ['100,200'], 'seed': ['0']}; a repeated key adds values.
+    `select_runs` splits the commas, knowing which values have commas of their own (a variant's name may)."""
     only: dict[str, list[str]] = {}
     for item in items:
         key, sep, values = item.partition("=")
-        texts = [v.strip() for v in values.split(",") if v.strip()]
-        if not sep or not key.strip() or not texts:
+        if not sep or not key.strip() or not values.replace(",", "").strip():
             raise UsageError(f"sweep: --only expects KEY=VALUE[,VALUE…], e.g. --only seq_len=100; got {item!r}")
-        only.setdefault(key.strip(), []).extend(texts)
+        only.setdefault(key.strip(), []).append(values)
     return only
 
 

@@ -233,23 +233,43 @@ def unsolved_predecessor(
 
 def select_runs(study: Study, only: dict[str, list[str]]) -> Study:
     """The part of `study` whose runs match every key of `only` (a config key, or 'variant' for the variant's
-    name, mapped to the values allowed, as written on a command line: ``{"seq_len": ["100"], "seed": ["0"]}``).
+    name, mapped to the values allowed, as written on a command line: ``{"seq_len": ["100,200"], "seed": ["0"]}``;
+    commas separate values, except inside a value that has them, such as a variant named "T=200, learned h0").
 
     A part keeps its runs' configs, hashes and study name, so its results are the full study's: running the
     rest later skips them. An unknown key or a value no run has is a one-line `ConfigError`."""
     runs = study.runs
-    for key, texts in only.items():
+    for key, written in only.items():
         if key != "variant" and key not in RunConfig.model_fields:
             close = difflib.get_close_matches(key, [*RunConfig.model_fields, "variant"], n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]!r}?" if close else "; use a config key or 'variant'"
             raise ConfigError(f"study {study.name}: unknown key {key!r} to select runs by{hint}")
         values = list({repr(v): v for v in (_run_value(r, key) for r in study.runs)}.values())  # dicts too
+        texts = [text for item in written for text in _split_values(item, values)]
+        if not texts:
+            raise ConfigError(f"study {study.name}: no value given for {key}; write {key}=VALUE[,VALUE…]")
         missing = [t for t in texts if not any(_same(v, t) for v in values)]
         if missing:
             have = ", ".join(map(str, sorted(values, key=_sort_key)))
             raise ConfigError(f"study {study.name}: no run has {key}={missing[0]}; its runs have {key} {have}")
         runs = [r for r in runs if any(_same(_run_value(r, key), t) for t in texts)]
     return dataclasses.replace(study, runs=runs, whole=study.whole or study.runs)
+
+
+def _split_values(written: str, values: list[Any]) -> list[str]:
+    """'100,200' → ['100', '200']; pieces joined back where they spell one value whole ('T=200, learned h0'),
+    the longest such join first."""
+    pieces = written.split(",")
+
+    def names_a_value(start: int, end: int) -> bool:
+        return any(_same(v, ",".join(pieces[start:end]).strip()) for v in values)
+
+    texts, start = [], 0
+    while start < len(pieces):
+        end = next((e for e in range(len(pieces), start + 1, -1) if names_a_value(start, e)), start + 1)
+        texts.append(",".join(pieces[start:end]).strip())
+        start = end
+    return [t for t in texts if t]
 
 
 def _sort_key(value: Any) -> tuple:
