@@ -624,6 +624,25 @@ def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_the_same_config_
     assert estimate(study, None, preview(study, None)) == Estimate(0.0, 0, 6)
 
 
+def test_a_dry_run_says_where_a_checkpointed_run_resumes_and_counts_only_its_updates_left(tmp_path):
+    from rnnlab.lab.checkpoints import save_checkpoint
+    from rnnlab.lab.sweep import estimate, preview
+
+    study = _study(seeds=(0, 1), variants=[{"name": "gru", "cell": "gru"}])
+    store = Store(tmp_path / "s.db")
+    first, second = study.runs
+    store.record_run(
+        first.label(), first.canonical(), first.hash(), {}, {**SOLVED, "steps": 30, "wall_time": 3.0}, study="tiny"
+    )
+    _, jobs = plan(study, store)  # claims seed 1, as a sweep stopped after its first checkpoint leaves it
+    save_checkpoint({"step": 20}, Path(jobs[0].checkpoint))
+    actions = preview(study, store)
+    assert actions[1] == (second.label(), "resume from its checkpoint at update 20 of 30")
+    assert estimate(study, store, actions).seconds == pytest.approx(0.1 * 10), "10 updates left at 0.1 s each"
+    Path(jobs[0].checkpoint).write_bytes(b"garbage")
+    assert preview(study, store)[1][1] == "fail: its checkpoint is unreadable", "as the sweep would record it"
+
+
 def test_a_study_whose_budget_grew_continues_its_completed_runs(tmp_path):
     """Run at 20 updates, then the same study at 40: each run trains only updates 21–40, from its shorter run's
     kept checkpoint, and ends exactly as a run of 40 from scratch in another store."""

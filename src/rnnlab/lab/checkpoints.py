@@ -36,3 +36,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for truncated or corrupt files
         raise CheckpointError(f"checkpoint {str(path)!r} is unreadable ({type(error).__name__})") from None
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The update a checkpoint was written at, without reading its tensors into memory (mapped, not loaded);
+    None when it cannot be read."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+    except Exception:  # missing, truncated, corrupt or not a checkpoint: the sweep reports it when it runs
+        return None

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rnnlab.lab.checkpoints import checkpoint_step
 from rnnlab.lab.config import RunConfig, make_config
 from rnnlab.lab.store import FINISHED, Run, Store
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
@@ -292,8 +293,7 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
             actions.append((config.label(), f"not needed: {_at(study, failed)} was not solved"))
             continue
         if (left := find(config_hash, study.name, ("running",))) is not None:
-            where = "its checkpoint" if store.checkpoint_path(left.id).exists() else "the start"
-            action = f"resume from {where}"
+            action = _resume_action(store.checkpoint_path(left.id), config.steps)
         elif find(config_hash, study.name, ("failed",)) is not None:
             action = "retry: it failed"
         elif store is not None and (same := ended_early(store, study.name, config)) is not None:
@@ -313,6 +313,15 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
     return actions
 
 
+def _resume_action(checkpoint: Path, steps: int) -> str:
+    if not checkpoint.exists():
+        return "resume from the start"
+    step = checkpoint_step(checkpoint)
+    if step is None:
+        return "fail: its checkpoint is unreadable"
+    return f"resume from its checkpoint at update {step} of {steps}"
+
+
 @dataclass
 class Estimate:
     """An upper bound on the compute a sweep's runs need (see `estimate`)."""
@@ -325,8 +334,8 @@ class Estimate:
 def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) -> Estimate:
     """The compute the runs that `preview`'s `actions` start or resume would take at most: each run's budget of
     updates (less those of the shorter run it continues) times the median seconds per update of the finished
-    runs in `store` whose config is the same but for the seed and the budget (a run that solves its task stops
-    early, and a resumed one has done part of its budget, hence "at most")."""
+    runs in `store` whose config is the same but for the seed and the budget, less the updates a resumed run's
+    checkpoint has done (a run that solves its task stops early, hence "at most")."""
     rates: dict[str, list[float]] = {}
     for run in store.runs(study=study.name) if store is not None else []:
         if run.status in FINISHED and run.wall_time and run.steps:
@@ -337,12 +346,21 @@ def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) 
             continue
         measured = rates.get(_same_but_seed_and_budget(config.canonical()))
         if measured:
-            done = shorter_run(store, study.name, config) if action.startswith("new: continues") else None
-            result.seconds += statistics.median(measured) * (config.steps - (done.config["steps"] if done else 0))
+            result.seconds += statistics.median(measured) * (config.steps - _updates_done(store, study, config, action))
             result.runs += 1
         else:
             result.unknown += 1
     return result
+
+
+def _updates_done(store: Store, study: Study, config: RunConfig, action: str) -> int:
+    """What a run to start or resume has done already: its own checkpoint's updates, or its shorter run's."""
+    if action.startswith("resume from its checkpoint"):
+        left = store.find(config.hash(), study.name, ("running",))
+        return checkpoint_step(store.checkpoint_path(left.id)) or 0
+    if action.startswith("new: continues"):
+        return shorter_run(store, study.name, config).config["steps"]
+    return 0
 
 
 def _same_but_seed_and_budget(config: dict[str, Any]) -> str:
