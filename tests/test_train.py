@@ -702,6 +702,25 @@ def test_train_with_a_larger_budget_continues_the_completed_run_of_the_same_conf
     assert [(p["from_step"], p["to_step"]) for p in continued.environment["parts"]] == [(0, 20), (20, 40)]
 
 
+def test_train_with_a_larger_budget_after_a_run_that_diverged_shows_it_instead_of_repeating_it(tmp_path, capsys):
+    from rnnlab.cli import main
+
+    args = ["train", "--store", str(tmp_path / "s.db"), "--task", "adding", "--seq-len", "30", "--hidden", "16"]
+    args += ["--cell", "rnn_relu", "--init", "identity", "--set", "init_options={scale: 3.0}", "--lr", "10"]
+    args += ["--eval-every", "20", "--no-progress"]
+    assert main([*args, "--steps", "200"]) == 0
+    first = Store(tmp_path / "s.db").runs()[0]
+    assert first.status == "diverged", "the premise: this config diverges within 200 updates"
+    capsys.readouterr()
+    assert main([*args, "--steps", "400"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert f"run {first.id}, this config with 200 updates, {first.ended}; a larger budget ends the same way" in out
+    assert len(Store(tmp_path / "s.db").runs()) == 1, "nothing new is stored"
+    assert main([*args, "--steps", "400", "--again"]) == 0
+    again = Store(tmp_path / "s.db").runs()[-1]
+    assert (again.id, again.status, again.diverged_at) == (2, "diverged", first.diverged_at), "as it said"
+
+
 @pytest.mark.parametrize(("cell", "layers"), [("lstm", 2), ("gru", 1), ("rnn_tanh", 1)])
 def test_a_learned_initial_state_against_torch_nn_in_float64(cell, layers):
     """A learned initial state (SequenceModel's learn_initial_state): h0 (and c0) are parameters broadcast over

@@ -97,9 +97,10 @@ def overrides(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from rnnlab.lab.checkpoints import checkpoint_step
     from rnnlab.lab.config import load_config
     from rnnlab.lab.environment import environment
-    from rnnlab.lab.sweep import shorter_run
+    from rnnlab.lab.sweep import ended_early, shorter_run
     from rnnlab.lab.trainer import Trainer, build_task
 
     if args.bptt is not None and len(args.bptt) > 2:
@@ -116,9 +117,20 @@ def run(args: argparse.Namespace) -> int:
             print_run(out, done)
             return 0
         run = store.find(config.hash(), study=None, statuses=("running",))
+        if run is None and not args.again and (same := ended_early(store, None, config)) is not None:
+            # Runs are deterministic: with a larger budget this one would end where that one did, update for update.
+            out.print(
+                f"Already in {store.path}: run {same.id}, this config with {same.config['steps']} updates, "
+                f"{same.ended}; a larger budget ends the same way (use --again to train anyway)"
+            )
+            print_run(out, same)
+            return 0
         if run is not None:  # the same experiment was interrupted: continue it instead of starting another
             run_id = run.id
-            where = "its checkpoint" if store.checkpoint_path(run_id).exists() else "the start (no checkpoint yet)"
+            checkpoint = store.checkpoint_path(run_id)
+            step = checkpoint_step(checkpoint)
+            where = "the start (no checkpoint yet)" if not checkpoint.exists() else "its checkpoint"
+            where += "" if step is None else f" at update {step}"
             out.print(f"Resuming run {run_id} ({config.label()}) from {where}")
         else:
             run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment())
