@@ -89,13 +89,13 @@ def _inherited(runs: list[Run]) -> dict[int, int]:
     """How many leading parts each run shares with the run it continued (`Trainer.continue_from`: a run of a
     larger budget starts from a completed run's final state and keeps that run's parts, which are then a proper
     prefix of its own); 0 for a run that continued none."""
-    keys = {run.id: [_part_key(p) for p in run.environment.get("parts") or []] for run in runs}
+    keys = {run.id: tuple(_part_key(p) for p in run.environment.get("parts") or []) for run in runs}
+    whole = set(keys.values())  # every run's parts, one lookup per prefix (not every run against every run)
 
-    def shared(mine: list[tuple], run_id: int) -> int:
-        prefixes = [len(t) for o, t in keys.items() if o != run_id and 0 < len(t) < len(mine) and mine[: len(t)] == t]
-        return max(prefixes, default=0)
+    def shared(mine: tuple) -> int:
+        return max((n for n in range(1, len(mine)) if mine[:n] in whole), default=0)
 
-    return {run.id: shared(keys[run.id], run.id) for run in runs}
+    return {run_id: shared(mine) for run_id, mine in keys.items()}
 
 
 def own_parts(runs: list[Run]) -> dict[int, list[dict[str, Any]]]:
