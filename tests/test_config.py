@@ -168,7 +168,7 @@ def test_a_learned_initial_state_leaves_old_hashes_alone_and_applies_to_torch_ce
         make_config({"cell": "indrnn", "initial_state": "learned"})
     message = str(error.value)
     assert (
-        "initial_state 'learned' applies to the cells of torch.nn (rnn_tanh, rnn_relu, rnn_linear, lstm, gru)"
+        "initial_state 'learned' applies to the cells rnn_tanh, rnn_relu, rnn_linear, lstm, gru, lstm_peephole_out"
         in message
     )
     assert "got cell 'indrnn'" in message and "\n" not in message

@@ -39,7 +39,9 @@ LATER_KEYS: dict[str, Any] = {
 }
 
 
-LEARNED_STATE_CELLS = [name for name, cell in CELLS.items() if cell.torch_module is not None]
+#: The cells whose initial state a config may learn (`initial_state: learned`): torch.nn's, and the LSTM with an
+#: output-gate peephole, whose paper (Arjovsky et al. 2016) learns it; each checked against a reference.
+LEARNED_STATE_CELLS = [name for name, cell in CELLS.items() if cell.torch_module is not None] + ["lstm_peephole_out"]
 
 
 class ConfigError(ValueError):
@@ -143,10 +145,9 @@ class RunConfig(BaseModel):
             if k2 < k1:
                 raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
         self._check_regularizer()
-        if self.initial_state == "learned" and CELLS[self.cell].torch_module is None:
+        if self.initial_state == "learned" and self.cell not in LEARNED_STATE_CELLS:
             raise ValueError(
-                f"initial_state 'learned' applies to the cells of torch.nn ({', '.join(LEARNED_STATE_CELLS)}); "
-                f"got cell {self.cell!r}"
+                f"initial_state 'learned' applies to the cells {', '.join(LEARNED_STATE_CELLS)}; got cell {self.cell!r}"
             )
         if self.orthogonal_lr is not None and not CELLS[self.cell].weight_hh_computed:
             raise ValueError(f"orthogonal_lr is the learning rate of ExpRNN's A; cell {self.cell!r} has none")

@@ -169,6 +169,10 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
                 )
                 if step_bias and needs[2]:
                     weight_grads[first + 2] = spec.cell.step_bias_grad(grads.d_x_pre, _stacked(saved))
+                if needs[1]:  # what W_hh holds beyond the product with h_{t−1} (an output-gate peephole's V_o)
+                    weight_grads[first + 1] = spec.cell.recurrent_weight_grad(
+                        weight_grads[first + 1], grads.d_h_pre, hs, cs
+                    )
             else:
                 weight_grads[first : first + spec.weights_per_layer] = listed_weight_grads(
                     ext, flat_dx, grads.d_h_pre.reshape(steps * batch, gh), flat_x, flat_h, spec.cell, spec.bias, needs

@@ -24,7 +24,6 @@ from rnnlab.recurrent.cells import CELLS, VANILLA, Recurrence
 from rnnlab.recurrent.init_tensors import (
     blocks,
     cell_name,
-    gates,
     layers,
     projections,
     tags,
@@ -40,6 +39,9 @@ MATRIX_CELLS = frozenset(
     name for name, cell in CELLS.items() if cell.recurrence is Recurrence.MATRIX and not cell.weight_hh_computed
 )  # ExpRNN's W_hh = exp(A) is computed from A each forward: a scheme writing W_hh would write a temporary
 
+
+#: The cells with an LSTM's gates in torch.nn's order (i, f, g, o), where the gate-bias schemes apply.
+LSTM_CELLS = frozenset({"lstm", "lstm_peephole_out"})
 
 # ------------------------------------------------------------------------------------------------ schemes
 
@@ -74,9 +76,9 @@ def xavier_uniform(module: nn.Module, *, gain: float = 1.0, generator: torch.Gen
     a = gain·√(6 / (fan_in + fan_out)), so Var = gain²·2 / (fan_in + fan_out) (fan_out = H per block); an
     LSTM's projection weight_hr (proj_size > 0) likewise, as one matrix. Biases are set to zero. Sets every
     tensor."""
-    count = gates(module)
+    hidden = module.hidden_size
     for w_ih, w_hh, _, _ in layers(module):
-        for block in blocks(w_ih, count) + blocks(w_hh, count):
+        for block in blocks(w_ih, hidden) + blocks(w_hh, hidden):
             nn.init.xavier_uniform_(block, gain=gain, generator=generator)
     for w_hr in projections(module):
         nn.init.xavier_uniform_(w_hr, gain=gain, generator=generator)
@@ -87,9 +89,9 @@ def xavier_uniform(module: nn.Module, *, gain: float = 1.0, generator: torch.Gen
 def xavier_normal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Glorot & Bengio (2010), normal: each gate block ~ N(0, gain²·2 / (fan_in + fan_out)); an LSTM's
     projection weight_hr likewise, as one matrix. Biases are set to zero. Sets every tensor."""
-    count = gates(module)
+    hidden = module.hidden_size
     for w_ih, w_hh, _, _ in layers(module):
-        for block in blocks(w_ih, count) + blocks(w_hh, count):
+        for block in blocks(w_ih, hidden) + blocks(w_hh, hidden):
             nn.init.xavier_normal_(block, gain=gain, generator=generator)
     for w_hr in projections(module):
         nn.init.xavier_normal_(w_hr, gain=gain, generator=generator)
@@ -113,9 +115,9 @@ def he(module: nn.Module, *, generator: torch.Generator | None = None) -> None:
 def orthogonal(module: nn.Module, *, gain: float = 1.0, generator: torch.Generator | None = None) -> None:
     """Saxe et al. (2014): each (H, H) gate block of weight_hh a random orthogonal matrix times `gain`, so
     the linearised recurrence neither shrinks nor grows the state. Sets weight_hh only."""
-    count = gates(module)
+    hidden = module.hidden_size
     for _, w_hh, _, _ in layers(module):
-        for block in blocks(w_hh, count):
+        for block in blocks(w_hh, hidden):
             nn.init.orthogonal_(block, gain=gain, generator=generator)
 
 
@@ -353,8 +355,8 @@ SCHEMES: dict[str, Scheme] = {
         Scheme(
             "lru_ring", lru_ring, frozenset({"lru"}), "LRU: r_min ≤ |λ| ≤ r_max, 0 ≤ arg λ ≤ max_phase, γ = √(1 − |λ|²)"
         ),
-        Scheme("forget_bias", forget_bias, frozenset({"lstm"}), "LSTM forget-gate bias 1 (value)"),
-        Scheme("chrono", chrono, frozenset({"lstm"}), "LSTM forget bias log U(1, t_max−1), input bias −that"),
+        Scheme("forget_bias", forget_bias, LSTM_CELLS, "LSTM forget-gate bias 1 (value)"),
+        Scheme("chrono", chrono, LSTM_CELLS, "LSTM forget bias log U(1, t_max−1), input bias −that"),
     )
 }
 

@@ -26,11 +26,6 @@ def cell_name(module: nn.Module) -> str:
     return module_cell(module).name
 
 
-def gates(module: nn.Module) -> int:
-    """G, the number of gate blocks stacked in the module's weights."""
-    return module_cell(module).gates
-
-
 def layers(module: nn.Module) -> Iterator[tuple[Tensor, Tensor, Tensor | None, Tensor | None]]:
     """Per layer and direction (a bidirectional module's `_reverse` weights too): (weight_ih, weight_hh or
     None, bias_ih or None, bias_hh or None) — None also where the cell has no such tensor."""
@@ -54,9 +49,10 @@ def projections(module: nn.Module) -> list[Tensor]:
     return [getattr(module, f"weight_hr_{tag}") for tag in tags(module)] if getattr(module, "proj_size", 0) else []
 
 
-def blocks(weight: Tensor, gates: int) -> list[Tensor]:
-    """Views of the G gate blocks of a (G·H, ·) weight."""
-    return list(weight.chunk(gates, dim=0))
+def blocks(weight: Tensor, hidden: int) -> list[Tensor]:
+    """Views of the (H, ·) blocks of a (G·H, ·) weight: its gate blocks (and an output-gate peephole's V_o,
+    the fifth block of its weight_hh)."""
+    return list(weight.split(hidden, dim=0))
 
 
 def zero_biases(module: nn.Module) -> None:

@@ -16,7 +16,7 @@ from rnnlab.recurrent.cells.base import Cell, Recurrence, StepGrads
 from rnnlab.recurrent.cells.diagonal import IndRNNCell, MinGRUCell, MinLSTMCell
 from rnnlab.recurrent.cells.gru import GRUCell
 from rnnlab.recurrent.cells.lru import LRUCell
-from rnnlab.recurrent.cells.lstm import LSTMCell
+from rnnlab.recurrent.cells.lstm import LSTMCell, OutputPeepholeLSTMCell
 from rnnlab.recurrent.cells.orthogonal import ExpRNNCell
 from rnnlab.recurrent.cells.oscillator import CoRNNCell
 from rnnlab.recurrent.cells.vanilla import VanillaCell
@@ -30,6 +30,7 @@ CELLS: dict[str, Cell] = {
         VanillaCell("relu"),
         VanillaCell("linear"),
         LSTMCell(),
+        OutputPeepholeLSTMCell(),
         GRUCell(),
         IndRNNCell(),
         MinGRUCell(),
@@ -71,5 +72,5 @@ def is_table_cell(cell: Cell) -> bool:
     return CELLS.get(cell.name) is cell
 
 
-__all__ = ["CELLS", "VANILLA", "Cell", "CoRNNCell", "ExpRNNCell", "GRUCell", "IndRNNCell", "LRUCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "Recurrence",
+__all__ = ["CELLS", "VANILLA", "Cell", "CoRNNCell", "ExpRNNCell", "GRUCell", "IndRNNCell", "LRUCell", "LSTMCell", "MinGRUCell", "MinLSTMCell", "OutputPeepholeLSTMCell", "Recurrence",
            "StepGrads", "VanillaCell", "cell_of_torch", "get_cell", "is_table_cell"]  # fmt: skip

@@ -118,6 +118,13 @@ class Cell:
         of a matrix W_hh (coRNN: its linearised step, `cells/oscillator.py`)."""
         return torch.stack(weight_hh.chunk(self.gates, dim=0))
 
+    def recurrent_weight_grad(self, grad: Tensor, d_pre: Tensor, hs: Tensor, cs: Tensor | None) -> Tensor:
+        """W_hh's gradient, given the engine's d_h_preᵀ · operand over all steps (`grad`): that product for every
+        cell whose W_hh enters the step only through it. A cell whose W_hh holds more completes it from all
+        steps' pre-activation gradients d_pre (T, B, G·H) and the states hs, cs (T+1, B, H) (the output-gate
+        peephole's matrix, which multiplies the new c_t: `OutputPeepholeLSTMCell`)."""
+        return grad
+
     def step_bias_grad(self, d_pre: Tensor, saved: Tensor) -> Tensor:
         """For a cell with `step_bias`: the gradient of bias_hh (G·H,) from the gradients of all steps'
         pre-activations d_pre (T, B, G·H) and what `step` saved, stacked (T, B, …)."""

@@ -45,3 +45,66 @@ class LSTMCell(Cell):
         d_o = dh * tanh_c * o * (1 - o)
         d_pre = torch.cat([d_i, d_f, d_g, d_o], dim=-1)  # (..., 4H)
         return StepGrads(d_pre, d_pre, None, dc_total * f, dc_total)
+
+
+class OutputPeepholeLSTMCell(LSTMCell):
+    """The LSTM of Arjovsky, Shah & Bengio's code (amarshah/complex_RNN, models.py `LSTM`), the uRNN paper's
+    baseline: torch.nn's LSTM plus a peephole from the *new* cell state into the output gate through a full
+    matrix V_o (not Gers & Schmidhuber's diagonal peepholes into every gate):
+
+    i, f, g = σ(·), σ(·), tanh(·) of x_t W_ihᵀ + b_ih + h_{t-1} W_hhᵀ + b_hh (their blocks);  c_t = f ⊙ c_{t-1} + i ⊙ g
+    o = σ(x_t W_ioᵀ + b_io + h_{t-1} W_hoᵀ + b_ho + c_t V_oᵀ);   h_t = o ⊙ tanh(c_t)
+
+    ``weight_hh`` is (5H, H): torch.nn's four gate blocks (i, f, g, o) and V_o below them, so the parameters
+    are an LSTM's with one more (H, H) block (a Glorot-uniform init draws it as one more block, as their code
+    does). With V_o = 0 the cell is torch.nn's LSTM. V_o is applied to c_t, which exists only inside the step,
+    so W_hh's gradient is the engine's product d_preᵀ · h_{t−1} for the gate blocks and Σ_t d_oᵀ · c_t for V_o
+    (`recurrent_weight_grad`). No compiled kernel: the Python loop."""
+
+    name = "lstm_peephole_out"
+    torch_module = None
+    native_kind = None
+
+    def parameter_shape(self, name, hidden, layer_input, state):
+        if name == "weight_hh":
+            return (5 * hidden, state)  # [W_hi; W_hf; W_hg; W_ho; V_o]
+        return super().parameter_shape(name, hidden, layer_input, state)
+
+    def step(self, x_pre, h, c, weight_hh, bias_h):
+        hidden = c.shape[-1]
+        gates, peephole = weight_hh[: 4 * hidden], weight_hh[4 * hidden :]
+        pre = torch.addmm(x_pre, h, gates.t())  # (B, 4H), the output gate's without its peephole term
+        i, f = torch.sigmoid(pre[:, :hidden]), torch.sigmoid(pre[:, hidden : 2 * hidden])
+        g = torch.tanh(pre[:, 2 * hidden : 3 * hidden])
+        c_new = f * c + i * g
+        o = torch.sigmoid(torch.addmm(pre[:, 3 * hidden :], c_new, peephole.t()))
+        tanh_c = torch.tanh(c_new)
+        h_new = o * tanh_c
+        # Saved: the gates and tanh(c_t), as the LSTM's, and V_o itself — step_backward needs it (∂o/∂c_t) and is
+        # handed only what the step saved; a reference, not a copy.
+        return h_new, c_new, (torch.cat([i, f, g, o], dim=1), tanh_c, peephole)
+
+    def step_backward(self, dh, dc, saved, h_prev, c_prev):
+        acts, tanh_c, peephole = saved
+        hidden = tanh_c.shape[-1]
+        i, f = acts[..., :hidden], acts[..., hidden : 2 * hidden]
+        g, o = acts[..., 2 * hidden : 3 * hidden], acts[..., 3 * hidden :]
+        d_o = dh * tanh_c * o * (1 - o)
+        # ∂L/∂c_t: from c_{t+1}, through h_t = o ⊙ tanh(c_t), and through o's peephole c_t V_oᵀ
+        dc_total = dc + dh * o * (1 - tanh_c * tanh_c) + d_o @ peephole
+        d_i = dc_total * g * i * (1 - i)
+        d_f = dc_total * c_prev * f * (1 - f)
+        d_g = dc_total * i * (1 - g * g)
+        d_pre = torch.cat([d_i, d_f, d_g, d_o], dim=-1)  # (..., 4H)
+        return StepGrads(d_pre, d_pre, None, dc_total * f, dc_total)
+
+    def previous_state_grad(self, grads, weight_hh):
+        return grads.d_h_pre @ weight_hh[: grads.d_h_pre.shape[-1]]  # back through the gate blocks only
+
+    def recurrent_blocks(self, weight_hh):
+        return super().recurrent_blocks(weight_hh[: 4 * weight_hh.shape[1]])  # the four gates' (H, H) blocks
+
+    def recurrent_weight_grad(self, grad, d_pre, hs, cs):
+        hidden = cs.shape[-1]
+        d_o = d_pre[..., 3 * hidden :].reshape(-1, hidden)  # (T·B, H)
+        return torch.cat([grad, d_o.t() @ cs[1:].reshape(-1, hidden)])  # V_o's: Σ_t d_oᵀ · c_t
