@@ -375,7 +375,7 @@ def test_a_study_run_in_parts_says_when_where_and_what_is_unfinished():
         run("old", "solved", 100.0, None),  # stored before rnnlab kept parts
         run("c", "running", None, None),
     ]
-    page = sittings_section(runs, "rnnlab sweep s --store x.db")
+    page = sittings_section(runs, "rnnlab sweep s --store x.db", checkpointed=frozenset({4}))
     assert "Ran in parts: 2 sittings (training periods more than 1 h apart); 1 run resumed from its checkpoint" in page
     assert (
         "1970-01-01 00:16 UTC: 2 runs, 40 updates on A" in page
@@ -387,6 +387,9 @@ def test_a_study_run_in_parts_says_when_where_and_what_is_unfinished():
     assert "Compute time: 0:03 (h:mm; 180 s), the sum of the 3 finished runs' wall times (a run" in page
     assert "1 of 4 runs are not finished" in page and "<code>rnnlab sweep s --store x.db</code>" in page
     assert "<li>c: unfinished (running or interrupted) — resumes from its checkpoint</li>" in page
+    never = sittings_section(runs, "x", checkpointed=frozenset())  # claimed by a sweep stopped before it trained
+    assert "<li>c: claimed but not trained yet (no checkpoint) — starts from the beginning</li>" in never
+    assert "<li>c: unfinished (running or interrupted)</li>" in sittings_section(runs, "x"), "not known: not said"
     one = sittings_section(runs[:1], "x")
     assert "Ran in one sitting, starting 1970-01-01 00:16 UTC." in one and "not finished" not in one
     resumed_soon = run("b", "completed", 50.0, [part("A", 0, 10, 20.0, 1031.0), part("A", 10, 30, 30.0, 1600.0)])

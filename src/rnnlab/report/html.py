@@ -122,7 +122,8 @@ def _write(
     figures, table = gradient_norm_section(store, groups, out)
     images += figures
     sections += table
-    sections += sittings_section(runs, _resume_command(store, meta, runs), absent, skip_key)
+    checkpointed = frozenset(r.id for r in runs if r.status == "running" and store.checkpoint_path(r.id).exists())
+    sections += sittings_section(runs, _resume_command(store, meta, runs), absent, skip_key, checkpointed)
     index = out / "index.html"
     tmp = out / ".index.html.tmp"
     tmp.write_text(_page(title, meta, runs, images, sections, command), encoding="utf-8")

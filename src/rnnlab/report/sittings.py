@@ -129,6 +129,14 @@ def not_started(study: Study, runs: list[Run]) -> list[NotStarted]:
     return absent
 
 
+def _where_it_resumes(run: Run, checkpointed: frozenset[int] | None) -> str:
+    if checkpointed is None:
+        return "unfinished (running or interrupted)"
+    if run.id in checkpointed:
+        return "unfinished (running or interrupted) — resumes from its checkpoint"
+    return "claimed but not trained yet (no checkpoint) — starts from the beginning"
+
+
 def _not_needed(skipped: list[NotStarted], key: str | None) -> str:
     items = "".join(f"<li>{html.escape(s.name)}: {html.escape(s.shorter)} was not solved</li>" for s in skipped)
     return (
@@ -138,9 +146,16 @@ def _not_needed(skipped: list[NotStarted], key: str | None) -> str:
     )
 
 
-def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = (), skip_key: str | None = None) -> str:
+def sittings_section(
+    runs: list[Run],
+    resume: str,
+    absent: list[NotStarted] = (),
+    skip_key: str | None = None,
+    checkpointed: frozenset[int] | None = None,
+) -> str:
     """The HTML section; `resume`: the command that continues these runs (e.g. the sweep's); `absent`: the
-    study's runs that the store does not hold (`not_started`), `skip_key` the study's `skip_after_failure`."""
+    study's runs that the store does not hold (`not_started`), `skip_key` the study's `skip_after_failure`;
+    `checkpointed`: the ids of the unfinished runs that have a checkpoint (None: not known, say nothing of it)."""
     finished = [r for r in runs if r.status in FINISHED]
     repeated = [r for r in finished if r.environment.get("same_as")]  # trained nothing: another run's outcome
     finished = [r for r in finished if not r.environment.get("same_as")]
@@ -180,7 +195,7 @@ def sittings_section(runs: list[Run], resume: str, absent: list[NotStarted] = ()
         items = "".join(
             f"<li>{html.escape(r.name)}: "
             + (
-                "unfinished (running or interrupted) — resumes from its checkpoint"
+                _where_it_resumes(r, checkpointed)
                 if r.status == "running"
                 else f"failed ({html.escape((r.error or '').splitlines()[0] if r.error else 'no message')}) — runs again"
             )
