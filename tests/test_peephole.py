@@ -5,7 +5,7 @@ Checked in float64 against an independent reference written here from their code
 ops and separate matrices in their layout (x_t W_i, h_{t−1} U_i, c_t V_o): forward, every gradient, and
 ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ per step against `retain_grad` on the reference's states (1e-10); with V_o = 0 it is
 torch.nn.LSTM; `gradcheck` (and `gradgradcheck`, slow) through the engine; truncated BPTT against re-running each
-loss term from a detached state; the init schemes draw V_o as one more block; the doors every table cell goes
+loss term from a detached state; the compiled kernel against the Python loop (float32 and float64); the init schemes draw V_o as one more block; the doors every table cell goes
 through (config with a learned initial state, trainer, CLI, diagnostics).
 Run: `.venv/bin/pytest tests/test_peephole.py`.
 """
@@ -73,14 +73,35 @@ def _leaves(module):
 
 def test_the_cell_is_a_row_of_the_table_with_an_lstms_parameters_and_one_more_block():
     cell = CELLS[NAME]
-    assert (cell.gates, cell.has_cell_state, cell.torch_module, cell.native_kind) == (4, True, None, None)
+    assert (cell.gates, cell.has_cell_state, cell.torch_module, cell.native_kind) == (4, True, None, 6)
     shapes = {n: tuple(p.shape) for n, p in _module(num_layers=1).named_parameters()}
     assert shapes == {"weight_ih_l0": (4 * H, I), "weight_hh_l0": (5 * H, H), "bias_ih_l0": (4 * H,),
                       "bias_hh_l0": (4 * H,)}  # fmt: skip
 
 
+def _counting_kernel_calls(monkeypatch) -> list:
+    """The cell kinds the compiled extension is called with from now on (none when it is not in use)."""
+    from rnnlab.recurrent import native
+    from tests.test_diagonal_cells import _Counting
+
+    calls = []
+    original = native.extension  # None under RNNLAB_ENGINE=python
+    monkeypatch.setattr(native, "extension", lambda: None if original() is None else _Counting(original(), calls))
+    return calls
+
+
+@pytest.mark.parametrize("engine", ["auto", "python"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_forward_gradients_and_recorded_norms_equal_the_papers_equations(bias):
+def test_forward_gradients_and_recorded_norms_equal_the_papers_equations(bias, engine, monkeypatch):
+    """Through the compiled kernel (`_ext/kernels/lstm_peephole.cpp`, where the extension runs) and the Python
+    loop (`OutputPeepholeLSTMCell.step` / `step_backward`) alike."""
+    from rnnlab.recurrent import native
+
+    monkeypatch.setenv("RNNLAB_ENGINE", engine)
+    compiled = native.extension() is not None
+    if engine == "auto" and not compiled:
+        pytest.skip("the compiled engine is not in use here")
+    calls = _counting_kernel_calls(monkeypatch)
     module = _module(bias=bias)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(T, B, I, dtype=F64, generator=gen)
@@ -111,6 +132,25 @@ def test_forward_gradients_and_recorded_norms_equal_the_papers_equations(bias):
 
     torch.testing.assert_close(rec.last.norms, norms(hs), **close)  # ‖∂L/∂h_t‖
     torch.testing.assert_close(rec.last.cell_norms, norms(cs), **close)  # ‖∂L/∂c_t‖, the peephole's path included
+    assert calls == ([6] * 2 * L if engine == "auto" else []), "each layer's forward and backward by its kernel"
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(F64, {"rtol": 1e-12, "atol": 1e-12}), (torch.float32, {"rtol": 1e-5, "atol": 1e-6})])  # fmt: skip
+def test_the_compiled_kernel_equals_the_python_loop(monkeypatch, dtype, tol):
+    """Outputs, every gradient, the recorded per-sample ‖∂L/∂h_t‖ and ‖∂L/∂c_t‖, for a two-layer stack with
+    H = 13 (not a multiple of the vector width) over 40 steps, in float32 (as training runs) and float64."""
+    from rnnlab.recurrent import native
+    from tests.conftest import on_both_loops
+
+    if native.extension() is None:
+        pytest.skip("the compiled engine is not in use here")
+    torch.manual_seed(0)
+    module = rnnlab.make_recurrent(NAME, 3, 13, num_layers=2, dtype=dtype)
+    x = torch.randn(40, 4, 3, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    weights = torch.randn(40, 4, 13, dtype=dtype, generator=torch.Generator().manual_seed(2))
+    compiled, python = on_both_loops(module, x, lambda out: (out * weights).sum(), monkeypatch)
+    for a, b in zip(compiled, python, strict=True):
+        torch.testing.assert_close(a, b, **tol)
 
 
 def test_with_the_peephole_at_zero_it_is_torch_nn_lstm():
@@ -161,7 +201,10 @@ def test_gradgradcheck_through_the_engine():
     assert torch.autograd.gradgradcheck(run, inputs), "create_graph=True re-runs the step under autograd"
 
 
-def test_truncated_backward_equals_each_loss_term_rerun_from_a_detached_state():
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_truncated_backward_equals_each_loss_term_rerun_from_a_detached_state(engine, monkeypatch):
+    """Truncation walks the Python loop; after a compiled forward it reads V_o from the kernel's saved tensors."""
+    monkeypatch.setenv("RNNLAB_ENGINE", engine)
     k = 2
     module = _module(num_layers=1, truncate=k)
     gen = torch.Generator().manual_seed(3)

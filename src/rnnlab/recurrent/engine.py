@@ -151,32 +151,9 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
             flat_dx = grads.d_x_pre.reshape(steps * batch, gh)  # (T·B, G·H)
             first = layer * spec.weights_per_layer
             needs = ctx.needs_input_grad[_FIRST_WEIGHT + first : _FIRST_WEIGHT + first + spec.weights_per_layer]
-            # What W_hh multiplied at each step: h_{t−1}, or coRNN's [z_{t−1}, y_{t−1}] (`Cell.recurrent_operand`)
-            operand = spec.cell.recurrent_operand(hs[:-1], None if cs is None else cs[:-1])  # (T, B, S)
-            flat_x, flat_h = layer_input.reshape(steps * batch, -1), operand.reshape(steps * batch, -1)
-            if spec.cell.recurrence is Recurrence.MATRIX and spec.cell.recurrent_bias:
-                step_bias = spec.bias and spec.cell.step_bias  # not additive: the cell gives its gradient
-                end = first + (2 if step_bias else spec.weights_per_layer)  # the matrices (and additive biases)
-                weight_grads[first:end] = layer_weight_grads(
-                    ext,
-                    flat_dx,
-                    grads.d_h_pre.reshape(steps * batch, gh),
-                    flat_x,
-                    flat_h,
-                    spec.bias and not step_bias,
-                    needs,
-                    shared=not spec.cell.separate_recurrent_grad,
-                )
-                if step_bias and needs[2]:
-                    weight_grads[first + 2] = spec.cell.step_bias_grad(grads.d_x_pre, _stacked(saved))
-                if needs[1]:  # what W_hh holds beyond the product with h_{t−1} (an output-gate peephole's V_o)
-                    weight_grads[first + 1] = spec.cell.recurrent_weight_grad(
-                        weight_grads[first + 1], grads.d_h_pre, hs, cs
-                    )
-            else:
-                weight_grads[first : first + spec.weights_per_layer] = listed_weight_grads(
-                    ext, flat_dx, grads.d_h_pre.reshape(steps * batch, gh), flat_x, flat_h, spec.cell, spec.bias, needs
-                )
+            weight_grads[first : first + spec.weights_per_layer] = _weight_grads(
+                spec, ext, grads, layer_input, hs, cs, saved, needs
+            )
             if layer > 0 or ctx.needs_input_grad[_X]:
                 d_x = matmul(ext, flat_dx, w_ih).view(steps, batch, -1)  # (T, B, I)
             if layer > 0:
@@ -185,6 +162,27 @@ def _fast_backward(ctx, d_output, d_hn, d_cn):
         if recorder is not None:
             recorder.add_backward(ctx.name, seen)
     return (None, None, None, d_x, dh0, dc0, *weight_grads)
+
+
+def _weight_grads(spec: StackSpec, ext, grads, layer_input: Tensor, hs: Tensor, cs, saved, needs) -> list:
+    """One layer's weight gradients, in the order of `spec.parameter_names` (None where not needed), each one
+    GEMM over all T·B rows, from the layer's backward (`grads`) and forward (its input, states, saved)."""
+    steps, batch, gh = grads.d_x_pre.shape
+    flat_dx, flat_dh = grads.d_x_pre.reshape(steps * batch, gh), grads.d_h_pre.reshape(steps * batch, gh)
+    # What W_hh multiplied at each step: h_{t−1}, or coRNN's [z_{t−1}, y_{t−1}] (`Cell.recurrent_operand`)
+    operand = spec.cell.recurrent_operand(hs[:-1], None if cs is None else cs[:-1])  # (T, B, S)
+    flat_x, flat_h = layer_input.reshape(steps * batch, -1), operand.reshape(steps * batch, -1)
+    if not (spec.cell.recurrence is Recurrence.MATRIX and spec.cell.recurrent_bias):
+        return listed_weight_grads(ext, flat_dx, flat_dh, flat_x, flat_h, spec.cell, spec.bias, needs)
+    step_bias = spec.bias and spec.cell.step_bias  # not additive: the cell gives its gradient
+    shared = not spec.cell.separate_recurrent_grad
+    found = layer_weight_grads(ext, flat_dx, flat_dh, flat_x, flat_h, spec.bias and not step_bias, needs, shared)
+    result = found + [None] * (len(needs) - len(found))  # the matrices (and additive biases), then the step bias
+    if step_bias and needs[2]:
+        result[2] = spec.cell.step_bias_grad(grads.d_x_pre, _stacked(saved))
+    if needs[1]:  # what W_hh holds beyond the product with h_{t−1} (an output-gate peephole's V_o)
+        result[1] = spec.cell.recurrent_weight_grad(result[1], grads.d_h_pre, hs, cs)
+    return result
 
 
 def _stacked(saved) -> Tensor:

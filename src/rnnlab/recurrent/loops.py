@@ -56,13 +56,14 @@ def _native_for(cell: Cell, ext):
 class NativeSaved:
     """What the compiled forward keeps, indexable per step like the Python loop's list of `saved`."""
 
-    def __init__(self, cell: Cell, hs: Tensor, acts: Tensor | None, aux: Tensor | None):
+    def __init__(self, cell: Cell, hs: Tensor, acts: Tensor | None, aux: Tensor | None, weights: tuple = ()):
         self.cell, self.hs, self.acts, self.aux = cell, hs, acts, aux
+        self.weights = weights  # what of W_hh the cell's step_backward reads from `saved` (`Cell.saved_weights`)
 
     def __getitem__(self, t: int):
         if self.acts is None:  # vanilla: the saved value is h_t itself
             return self.hs[t + 1]
-        return self.acts[t], self.aux[t]
+        return self.acts[t], self.aux[t], *self.weights
 
 
 def run_layer_forward(
@@ -83,7 +84,7 @@ def run_layer_forward(
     hs, cs, acts, aux = ext.forward(cell.native_kind, x_pre, h0, c0_arg, w_hh, bias_h, bias_x)
     if not (cell.has_cell_state or cell.separate_recurrent_grad):
         acts, aux = None, None
-    return hs, (cs if cell.has_cell_state else None), NativeSaved(cell, hs, acts, aux)
+    return hs, (cs if cell.has_cell_state else None), NativeSaved(cell, hs, acts, aux, cell.saved_weights(w_hh))
 
 
 def run_layer_backward(ext, cell, hs, cs, saved, w_hh, d_out, dh_last, dc_last, truncate, record) -> LayerGrads:

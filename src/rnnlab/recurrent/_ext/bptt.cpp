@@ -4,7 +4,7 @@
 // its face: the functions Python sees. The files, one concept each:
 //
 //   loops.h/.cpp          the time loops of one layer, forward and full BPTT backward; the saved tensors' layout
-//   kernels/              the per-cell pointwise kernels, one file per cell family (rnn, lstm, gru) and what
+//   kernels/              the per-cell pointwise kernels, one file per cell family (rnn, lstm, gru, …) and what
 //                         they share (pointwise_math.h); kernels.h says how to add a new cell's kernel
 //   products.h/.cpp       the matrix products: whole-sequence (`gemm`, `matmul`) and per-step (`StepProduct`)
 //   cpu_dispatch.h/.cpp   which library and path run each product on this CPU (vendor, oneDNN, MKL, switches)

@@ -31,7 +31,8 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
   TORCH_CHECK(x_pre_in.is_contiguous(), "x_pre must be contiguous");
   const at::Tensor x_pre = x_pre_in;
   const int64_t T = x_pre.size(0), B = x_pre.size(1), H = h0.size(-1);
-  const bool lstm = kind == kLstm, gru = kind == kGru, diagonal = kind == kIndRnn;
+  const bool peephole = kind == kPeepholeLstm, lstm = kind == kLstm || peephole;
+  const bool gru = kind == kGru, diagonal = kind == kIndRnn;
   const int64_t G = lstm ? 4 : (gru ? 3 : 1);
   at::Tensor hs = scratch().get({T + 1, B, H}, x_pre.options());
   hs[0].copy_(h0);
@@ -50,6 +51,9 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
     aux = scratch().get({T, B, H}, x_pre.options());
   }
   if (gru) h_pre = at::empty({B, G * H}, x_pre.options());
+  // The peephole LSTM's W_hh is (5H, H): the gates' four blocks, then V_o, which multiplies the new c_t.
+  const at::Tensor w_gates = peephole ? w_hh.narrow(0, 0, G * H) : w_hh;
+  at::Tensor peep = peephole ? at::empty({B, H}, x_pre.options()) : at::Tensor();  // c_t V_oᵀ
   // Missing biases are zeros (x + 0 = x exactly), so the pointwise kernels need no second version.
   const at::Tensor zeros = at::zeros({G * H}, x_pre.options());
   const at::Tensor bias_x = b_x.has_value() ? b_x->contiguous() : zeros;
@@ -59,14 +63,30 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
   SmallStepThreads threads(diagonal ? B * H : B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(x_pre.scalar_type(), "rnnlab_forward", [&] {
     const std::optional<StepProduct<scalar_t>> product =
-        diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_hh, B, /*forward=*/true, T);
+        diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_gates, B, /*forward=*/true, T);
+    const std::optional<StepProduct<scalar_t>> peep_product =
+        peephole ? std::make_optional<StepProduct<scalar_t>>(w_hh.narrow(0, G * H, H), B, /*forward=*/true, T)
+                 : std::nullopt;
     scalar_t* h = hs.data_ptr<scalar_t>();
     scalar_t* xp = x_pre.data_ptr<scalar_t>();
     const scalar_t *bx = bias_x.data_ptr<scalar_t>(), *bh = bias_h.data_ptr<scalar_t>();
     for (int64_t t = 0; t < T; ++t) {
       scalar_t* h_new = h + (t + 1) * sH;
       const scalar_t* h_old = h + t * sH;
-      if (lstm) {
+      if (peephole) {
+        scalar_t* pre = xp + t * sG;
+        (*product)(h_old, pre, true);
+        scalar_t* c = cs.data_ptr<scalar_t>();
+        scalar_t* ax = aux.data_ptr<scalar_t>() + t * sH;
+        scalar_t* pp = peep.data_ptr<scalar_t>();
+        for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
+          PeepholeLstmKernel<scalar_t>::forward_cell(pre, bx, c + t * sH, c + (t + 1) * sH, b0, b1, H);
+        });
+        (*peep_product)(c + (t + 1) * sH, pp, false);
+        for_rows(B, H, [&](int64_t b0, int64_t b1) {
+          PeepholeLstmKernel<scalar_t>::forward_out(pre, bx, pp, c + (t + 1) * sH, ax, h_new, b0, b1, H);
+        });
+      } else if (lstm) {
         scalar_t* pre = xp + t * sG;
         (*product)(h_old, pre, true);
         scalar_t* c = cs.data_ptr<scalar_t>();
@@ -107,9 +127,14 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
   TORCH_CHECK(d_out_in.device().is_cpu(), "the compiled time loop runs on CPU tensors only");
   const at::Tensor d_out = d_out_in.contiguous();
   const int64_t T = d_out.size(0), B = d_out.size(1), H = d_out.size(2);
-  const bool lstm = kind == kLstm, gru = kind == kGru, diagonal = kind == kIndRnn;
+  const bool peephole = kind == kPeepholeLstm, lstm = kind == kLstm || peephole;
+  const bool gru = kind == kGru, diagonal = kind == kIndRnn;
   const int64_t G = lstm ? 4 : (gru ? 3 : 1);
   const auto opts = d_out.options();
+  const at::Tensor w_gates = peephole ? w_hh.narrow(0, 0, G * H) : w_hh;
+  // The peephole's d_o (B, H) and its part of ∂L/∂c_t, d_o V_o (B, H).
+  at::Tensor d_o = peephole ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor dc_peep = peephole ? at::empty({B, H}, opts) : at::Tensor();
   at::Tensor d_x_pre = scratch().get({T, B, G * H}, opts);
   at::Tensor d_h_pre = gru ? scratch().get({T, B, G * H}, opts) : d_x_pre;
   const auto dopts = opts.dtype(at::kDouble);
@@ -123,7 +148,10 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
   SmallStepThreads threads(diagonal ? B * H : B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_backward", [&] {
     const std::optional<StepProduct<scalar_t>> product =
-        diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_hh, B, /*forward=*/false, T);
+        diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_gates, B, /*forward=*/false, T);
+    const std::optional<StepProduct<scalar_t>> peep_product =
+        peephole ? std::make_optional<StepProduct<scalar_t>>(w_hh.narrow(0, G * H, H), B, /*forward=*/false, T)
+                 : std::nullopt;
     scalar_t *dhp = dh.data_ptr<scalar_t>(), *dcp = lstm ? dc.data_ptr<scalar_t>() : nullptr;
     const scalar_t *h = hs.data_ptr<scalar_t>(), *dop = d_out.data_ptr<scalar_t>();
     const scalar_t* a = acts.has_value() && acts->defined() ? acts->data_ptr<scalar_t>() : nullptr;
@@ -138,7 +166,19 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
         if (record == 2) seen.vec_h = vec_h.data_ptr<scalar_t>() + t * sH;
       }
       const scalar_t* d_out_t = dop + t * sH;
-      if (lstm) {
+      if (peephole) {
+        scalar_t* dpre = dx + t * sG;
+        scalar_t *dob = d_o.data_ptr<scalar_t>(), *dcpp = dc_peep.data_ptr<scalar_t>();
+        for_rows(B, H, [&](int64_t b0, int64_t b1) {
+          PeepholeLstmKernel<scalar_t>::backward_out(a + t * sG, ax + t * sH, dhp, d_out_t, dob, dpre, b0, b1, H);
+        });
+        (*peep_product)(dob, dcpp, false);
+        for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
+          PeepholeLstmKernel<scalar_t>::backward_cell(a + t * sG, ax + t * sH, c + t * sH, dhp, dcpp, dcp, dpre, seen,
+                                                      b0, b1, H);
+        });
+        (*product)(dpre, dhp, false);
+      } else if (lstm) {
         scalar_t* dpre = dx + t * sG;
         for_rows(B, 4 * H, [&](int64_t b0, int64_t b1) {
           LstmKernel<scalar_t>::backward(a + t * sG, ax + t * sH, c + t * sH, dhp, d_out_t, dcp, dpre, seen, b0, b1,

@@ -118,6 +118,12 @@ class Cell:
         of a matrix W_hh (coRNN: its linearised step, `cells/oscillator.py`)."""
         return torch.stack(weight_hh.chunk(self.gates, dim=0))
 
+    def saved_weights(self, weight_hh: Tensor) -> tuple[Tensor, ...]:
+        """What of W_hh the step's backward needs beside the activations it saved, at the end of `saved` (the
+        peephole's V_o): the compiled loop saves activations only, so a Python backward after a compiled forward
+        (truncation) is handed these too. None for most cells."""
+        return ()
+
     def recurrent_weight_grad(self, grad: Tensor, d_pre: Tensor, hs: Tensor, cs: Tensor | None) -> Tensor:
         """W_hh's gradient, given the engine's d_h_preᵀ · operand over all steps (`grad`): that product for every
         cell whose W_hh enters the step only through it. A cell whose W_hh holds more completes it from all

@@ -59,11 +59,12 @@ class OutputPeepholeLSTMCell(LSTMCell):
     are an LSTM's with one more (H, H) block (a Glorot-uniform init draws it as one more block, as their code
     does). With V_o = 0 the cell is torch.nn's LSTM. V_o is applied to c_t, which exists only inside the step,
     so W_hh's gradient is the engine's product d_preᵀ · h_{t−1} for the gate blocks and Σ_t d_oᵀ · c_t for V_o
-    (`recurrent_weight_grad`). No compiled kernel: the Python loop."""
+    (`recurrent_weight_grad`). Its compiled kernel (`_ext/kernels/lstm_peephole.cpp`) splits each step's
+    pointwise work around the second product; this step stays the reference it is tested against."""
 
     name = "lstm_peephole_out"
     torch_module = None
-    native_kind = None
+    native_kind = 6
 
     def parameter_shape(self, name, hidden, layer_input, state):
         if name == "weight_hh":
@@ -80,9 +81,12 @@ class OutputPeepholeLSTMCell(LSTMCell):
         o = torch.sigmoid(torch.addmm(pre[:, 3 * hidden :], c_new, peephole.t()))
         tanh_c = torch.tanh(c_new)
         h_new = o * tanh_c
-        # Saved: the gates and tanh(c_t), as the LSTM's, and V_o itself — step_backward needs it (∂o/∂c_t) and is
-        # handed only what the step saved; a reference, not a copy.
-        return h_new, c_new, (torch.cat([i, f, g, o], dim=1), tanh_c, peephole)
+        # Saved: the gates and tanh(c_t), as the LSTM's, and V_o itself (`saved_weights`) — step_backward needs it
+        # (∂o/∂c_t) and is handed only what the step saved; a reference, not a copy.
+        return h_new, c_new, (torch.cat([i, f, g, o], dim=1), tanh_c, *self.saved_weights(weight_hh))
+
+    def saved_weights(self, weight_hh):
+        return (weight_hh[4 * weight_hh.shape[1] :],)
 
     def step_backward(self, dh, dc, saved, h_prev, c_prev):
         acts, tanh_c, peephole = saved

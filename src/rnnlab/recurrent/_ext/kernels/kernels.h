@@ -1,5 +1,5 @@
 // The per-cell pointwise kernels: one file per cell family in this folder (rnn.cpp, lstm.cpp, gru.cpp,
-// indrnn.cpp), each a `<Family>Kernel<T>` with a `forward` and a `backward` over the batch rows b0..b1 of one
+// indrnn.cpp, lstm_peephole.cpp), each a `<Family>Kernel<T>` with a `forward` and a `backward` over the batch rows b0..b1 of one
 // time step. The matrix product of the step is not here (products.h); the time loop that calls both is
 // loops.cpp.
 //
@@ -20,7 +20,15 @@
 namespace rnnlab {
 
 // The cell's code in the compiled loop: recurrent/cells.py's `native_kind`.
-enum CellKind : int64_t { kRnnTanh = 0, kRnnRelu = 1, kRnnLinear = 2, kLstm = 3, kGru = 4, kIndRnn = 5 };
+enum CellKind : int64_t {
+  kRnnTanh = 0,
+  kRnnRelu = 1,
+  kRnnLinear = 2,
+  kLstm = 3,
+  kGru = 4,
+  kIndRnn = 5,
+  kPeepholeLstm = 6,
+};
 
 // Recording targets of one step: per-sample norms (double) and, optionally, the vectors themselves.
 template <typename T>
@@ -59,6 +67,24 @@ struct LstmKernel {
   // Writes d_pre (B, 4H) and, when recording, the totals seen at this step.
   static void backward(const T* acts, const T* tanh_c, const T* c_prev, T* dh, const T* d_out, T* dc, T* d_pre,
                        const Seen<T>& seen, int64_t b0, int64_t b1, int64_t H);
+};
+
+// The LSTM with an output-gate peephole through a full matrix V_o (the uRNN paper's): each step's pointwise work is
+// split around the product with V_o, which loops.cpp runs between the two passes.
+template <typename T>
+struct PeepholeLstmKernel {
+  // pre (B, 4H) without bias, bias (4H) → i, f, g activated in place and c_new; o's block is left as it is.
+  static void forward_cell(T* pre, const T* bias, const T* c_prev, T* c_new, int64_t b0, int64_t b1, int64_t H);
+  // peep = c_new V_oᵀ (B, H) → o activated in place, tanh(c_new), h_new.
+  static void forward_out(T* pre, const T* bias, const T* peep, const T* c_new, T* tanh_c, T* h_new, int64_t b0,
+                          int64_t b1, int64_t H);
+  // dh: ∂L/∂h_t from step t+1, replaced by the total (d_out added); writes d_o (B, H) and d_pre's o block.
+  static void backward_out(const T* acts, const T* tanh_c, T* dh, const T* d_out, T* d_o, T* d_pre, int64_t b0,
+                           int64_t b1, int64_t H);
+  // dc_peep = d_o V_o (B, H), the peephole's part of ∂L/∂c_t; dc: ∂L/∂c_t from t+1, replaced by ∂L/∂c_{t-1}.
+  // Writes d_pre's i, f, g blocks and, when recording, the totals seen at this step.
+  static void backward_cell(const T* acts, const T* tanh_c, const T* c_prev, const T* dh, const T* dc_peep, T* dc,
+                            T* d_pre, const Seen<T>& seen, int64_t b0, int64_t b1, int64_t H);
 };
 
 // GRU, torch.nn's gate order (r, z, n).
