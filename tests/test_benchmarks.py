@@ -15,6 +15,7 @@ import bench_exprnn
 import bench_grid
 import bench_indrnn
 import bench_omp_wait
+import bench_peephole
 import bench_scan
 
 
@@ -144,6 +145,14 @@ def test_the_indrnn_benchmark_times_the_three_variants_and_writes_one_row_per_le
     assert bench_indrnn.main([*argv, "--out", str(out)]) == 0
     rows = out.read_text().splitlines()[2:]
     assert [row.split()[0] for row in rows] == ["5", "7"] and all(len(row.split()) == 6 for row in rows)
+
+
+def test_the_peephole_benchmark_compares_equal_computations_and_writes_one_row_per_length(tmp_path):
+    out = tmp_path / "peephole.txt"
+    argv = ["--lengths", "5,7", "--batch", "2", "--input-size", "3", "--hidden", "4", "--rounds", "1"]
+    assert bench_peephole.main([*argv, "--out", str(out)]) == 0  # it checks the paper's loop against the module
+    rows = out.read_text().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["5", "7"] and all(len(row.split()) == 8 for row in rows)
 
 
 @pytest.mark.slow  # six fresh processes that each import torch, one of them beside a spinning competitor: ~40 s
