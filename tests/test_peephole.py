@@ -260,3 +260,23 @@ def test_a_config_with_the_cell_and_a_learned_initial_state_trains_through_the_t
     tiny = ["--task", "adding", "--seq-len", "8", "--hidden", "4", "--steps", "2", "--eval-every", "2", "--no-progress"]
     assert main(["train", "--cell", NAME, *tiny, "--store", str(tmp_path / "runs.db")]) == 0
     assert main(["diagnose", "--cells", f"{NAME},lstm", "--seq-len", "20", "--hidden", "8", "--batch", "2"]) == 0
+
+
+def test_the_monitor_records_it_and_advises_as_for_an_lstm():
+    module = rnnlab.make_recurrent(NAME, 2, 4)  # untrained gates near ½: the gradient halves each step
+    monitor = rnnlab.monitor(torch.nn.Sequential(module), every=1)
+    with pytest.warns(rnnlab.recurrent.monitor.HorizonWarning, match="chrono initialisation") as caught:
+        monitor.model(torch.randn(300, 3, 2))[0][-1].sum().backward()  # the loss on the last step only
+        assert len(monitor.history) == 1 and monitor.history[0].horizon < 100
+    assert "as for any LSTM" in str(caught[0].message)
+
+
+def test_a_saved_module_loads_with_weights_only(tmp_path):
+    module = rnnlab.make_recurrent(NAME, I, H)
+    torch.save(module, tmp_path / "m.pt")
+    loaded = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert loaded.cell is CELLS[NAME], "the table's own cell, by name"
+    x = torch.randn(T, B, I)
+    torch.testing.assert_close(loaded(x)[0], module(x)[0], rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"cell .lstm_peephole_out. has no torch\.nn equivalent"):
+        module.to_torch()
