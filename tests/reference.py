@@ -65,3 +65,18 @@ def unrolled(module: nn.Module, x: torch.Tensor, hx=None, dropout_masks=None):
             out = out * dropout_masks[layer]
         layer_input = out
     return layer_input, hs, cs
+
+
+def truncated_reference_grads(run, state_before, x: torch.Tensor, w_out: torch.Tensor, k: int, params: dict) -> dict:
+    """The parameter gradients that truncated BPTT(k) must give for the loss Σ_s out_s · w_out[s]: each loss term
+    s re-run under plain autograd from the detached state before step s − k + 1, so its gradient reaches steps
+    s−k+1 … s only. `run(x_slice, state)` → the reference's outputs over those steps; `state_before(t)` the
+    (detached) state entering step t, the initial state for t = 0; `params` the reference's leaf tensors."""
+    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    for s in range(x.shape[0]):
+        start = max(s - k + 1, 0)
+        term_out = run(x[start : s + 1], state_before(start))
+        grads = torch.autograd.grad((term_out[-1] * w_out[s]).sum(), list(params.values()))
+        for n, grad in zip(params, grads, strict=True):
+            total[n] += grad
+    return total

@@ -26,6 +26,7 @@ from rnnlab.lab.study import load_study
 from rnnlab.lab.trainer import Trainer
 from rnnlab.recurrent.cells import CELLS
 from rnnlab.recurrent.init import SCHEMES
+from tests.reference import truncated_reference_grads
 
 F64 = torch.float64
 T, B, I, H, L = 5, 2, 3, 7, 2  # noqa: E741 - the sizes as the docs name them, deliberately unequal
@@ -207,15 +208,14 @@ def test_truncated_backward_equals_each_loss_term_rerun_from_a_detached_state():
     zeros = torch.zeros(1, B, H, dtype=F64)
     with torch.no_grad():
         _, _, _, ys, zs = reference(x, zeros, zeros, params, 1, *constants)
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    for s in range(T):
-        start = max(s - k + 1, 0)
-        y_before = ys[0][start - 1][None] if start > 0 else zeros
-        z_before = zs[0][start - 1][None] if start > 0 else zeros
-        term_out = reference(x[start : s + 1], y_before, z_before, params, 1, *constants)[0]
-        grads = torch.autograd.grad((term_out[-1] * w_out[s]).sum(), list(params.values()))
-        for n, grad in zip(params, grads, strict=True):
-            total[n] += grad
+
+    def before(t):
+        return (ys[0][t - 1][None], zs[0][t - 1][None]) if t > 0 else (zeros, zeros)
+
+    def run(x_part, state):
+        return reference(x_part, *state, params, 1, *constants)[0]
+
+    total = truncated_reference_grads(run, before, x, w_out, k, params)
     for n, p in module.named_parameters():
         torch.testing.assert_close(p.grad, total[n], rtol=1e-10, atol=1e-12, msg=lambda m, n=n: f"{n}: {m}")
 

@@ -26,6 +26,7 @@ from rnnlab.lab.config import make_config
 from rnnlab.recurrent.cells import CELLS, Recurrence
 from rnnlab.recurrent.init import SCHEMES
 from rnnlab.recurrent.scan import chunked_scan
+from tests.reference import truncated_reference_grads
 
 F64 = torch.float64
 T, B, I, H, L = 5, 2, 3, 7, 2  # noqa: E741 - the sizes as the docs name them, deliberately unequal
@@ -211,14 +212,11 @@ def test_truncated_backward_equals_each_loss_term_rerun_from_a_detached_state(na
     zeros = torch.zeros(1, B, H, dtype=F64)
     with torch.no_grad():
         _, _, states = reference(kind, x, zeros, params, 1)
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
-    for s in range(T):
-        start = max(s - k + 1, 0)
-        h_before = states[0][start - 1][None] if start > 0 else zeros
-        term_out, _, _ = reference(kind, x[start : s + 1], h_before, params, 1)
-        grads = torch.autograd.grad((term_out[-1] * w_out[s]).sum(), list(params.values()))
-        for n, grad in zip(params, grads, strict=True):
-            total[n] += grad
+    total = truncated_reference_grads(
+        lambda x_part, h: reference(kind, x_part, h, params, 1)[0],
+        lambda t: states[0][t - 1][None] if t > 0 else zeros,
+        x, w_out, k, params,
+    )  # fmt: skip
     for n, p in module.named_parameters():
         torch.testing.assert_close(p.grad, total[n], rtol=1e-10, atol=1e-12, msg=lambda m, n=n: f"{n}: {m}")
 
