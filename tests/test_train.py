@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from rnnlab.lab.config import make_config
+from rnnlab.lab.config import ConfigError, make_config
 from rnnlab.lab.model import SequenceModel
 from rnnlab.lab.store import Store
 from rnnlab.lab.tasks import Adding, StreamTask
@@ -436,6 +436,26 @@ def test_readout_std_draws_normal_weights_and_a_zero_bias():
     assert torch.count_nonzero(model.readout.bias) == 0
     with pytest.raises(ValueError, match=r"readout_std must be None \(torch's default init\) or a number > 0, got -1"):
         SequenceModel("rnn_relu", 3, 8, 1, readout_std=-1)
+
+
+def test_readout_init_xavier_uniform_draws_glorot_weights_and_a_zero_bias_as_the_urnn_code():
+    """Their out_mat: U(±√(6/(n_hidden + n_output))), out_bias 0; seeded with the model, the recurrent draw kept."""
+    base = {"seq_len": 10, "cell": "lstm", "hidden_size": 128, "seed": 3}
+    config = make_config({**base, "readout_init": "xavier_uniform"})
+    model, again = build_model(config, build_task(config)), build_model(config, build_task(config))
+    weight, bound = model.readout.weight.detach(), math.sqrt(6 / (128 + 1))  # adding: one output
+    assert torch.equal(weight, again.readout.weight) and torch.count_nonzero(model.readout.bias) == 0
+    assert weight.abs().max() <= bound and weight.abs().max() > 0.9 * bound, "uniform over the whole range"
+    assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15)  # 128 draws: std within ~6 %
+    plain = build_model(make_config(base), build_task(config))
+    for name, p in model.rnn.state_dict().items():
+        assert torch.equal(p, plain.rnn.state_dict()[name]), name
+    with pytest.raises(ValueError, match="readout_init must be 'default' or 'xavier_uniform', got 'glorot'"):
+        SequenceModel("lstm", 3, 8, 1, readout_init="glorot")
+    assert make_config(base).hash() == make_config({**base, "readout_init": "default"}).hash() != config.hash()
+    assert "readout_init" not in make_config(base).canonical(), "older runs keep their hashes"
+    with pytest.raises(ConfigError, match="readout_std and readout_init 'xavier_uniform' both set the readout"):
+        make_config({**base, "readout_init": "xavier_uniform", "readout_std": 0.01})
 
 
 def test_build_model_with_the_irnn_settings_is_seeded_and_leaves_the_recurrent_draw_alone():

@@ -36,6 +36,7 @@ LATER_KEYS: dict[str, Any] = {
     "orthogonal_lr": None,
     "cell_options": {},
     "initial_state": "zeros",
+    "readout_init": "default",
 }
 
 
@@ -68,6 +69,8 @@ class RunConfig(BaseModel):
     init: str = "default"  # init schemes joined by '+', e.g. orthogonal+chrono; default: the cell's own
     init_options: dict[str, float] = {}  # e.g. {scale: 1.0} for identity, {input_std: 0.001} for input_normal
     readout_std: float | None = Field(None, gt=0)  # readout weight N(0, σ²), bias 0; None: torch.nn.Linear's init
+    # xavier_uniform: readout weight U(±√(6/(H+O))), bias 0 (the uRNN code's out_mat); default: torch.nn.Linear's
+    readout_init: Literal["default", "xavier_uniform"] = "default"
     initial_state: Literal["zeros", "learned"] = "zeros"  # learned: h_0 (and c_0) parameters, zero at first (uRNN code)
     # --- optimisation
     optimizer: str = "adam"  # one of rnnlab.lab.optimizers.OPTIMIZERS
@@ -145,6 +148,10 @@ class RunConfig(BaseModel):
             if k2 < k1:
                 raise ValueError(f"bptt_k2 ({k2}) must be ≥ bptt_k1 ({k1}): each update looks back at least k1 steps")
         self._check_regularizer()
+        if self.readout_std is not None and self.readout_init != "default":
+            raise ValueError(
+                f"readout_std and readout_init {self.readout_init!r} both set the readout's weights; give one of them"
+            )
         if self.initial_state == "learned" and self.cell not in LEARNED_STATE_CELLS:
             raise ValueError(
                 f"initial_state 'learned' applies to the cells {', '.join(LEARNED_STATE_CELLS)}; got cell {self.cell!r}"

@@ -21,7 +21,9 @@ class SequenceModel(nn.Module):
     after the layers' default init — Le et al.'s IRNN uses 0.001, Pascanu et al.'s smart tanh 0.01),
     `cell_options` (the cell module's own keyword options, e.g. coRNN's dt, gamma, epsilon),
     `learn_initial_state` (h_0, and c_0 for an LSTM, as parameters `h0` / `c0` (num_layers, 1, H), zero at first,
-    used for every sequence when no state is given: the models of Arjovsky et al.'s code).
+    used for every sequence when no state is given: the models of Arjovsky et al.'s code), `readout_init`
+    ("xavier_uniform": the readout weight Glorot-uniform U(±√(6/(H+O))) and bias 0, as their code's out_mat;
+    drawn like readout_std, after nn.Linear's own init).
     Symbols are one-hot encoded (an embedding with the identity matrix would be the same thing), so the
     recurrent layer sees exactly the inputs the task defines and no extra learnable parameters.
 
@@ -43,12 +45,15 @@ class SequenceModel(nn.Module):
         readout_std: float | None = None,
         cell_options: dict | None = None,
         learn_initial_state: bool = False,
+        readout_init: str = "default",
     ):
         super().__init__()
         if readout not in ("last", "every"):
             raise ValueError(f"readout must be 'last' or 'every', got {readout!r}")
         if readout_std is not None and not (math.isfinite(readout_std) and readout_std > 0):
             raise ValueError(f"readout_std must be None (torch's default init) or a number > 0, got {readout_std!r}")
+        if readout_init not in ("default", "xavier_uniform"):
+            raise ValueError(f"readout_init must be 'default' or 'xavier_uniform', got {readout_init!r}")
         self.symbols, self.readout_mode, self.vocabulary = symbols, readout, input_size
         self.rnn: RecurrentBase = make_recurrent(
             cell,
@@ -65,6 +70,10 @@ class SequenceModel(nn.Module):
             # Drawn after nn.Linear's own init, so a model without readout_std draws exactly what it always did.
             with torch.no_grad():
                 nn.init.normal_(self.readout.weight, 0.0, readout_std)
+                nn.init.zeros_(self.readout.bias)
+        if readout_init == "xavier_uniform":  # the uRNN code's out_mat: U(±√(6/(H+O))), out_bias 0
+            with torch.no_grad():
+                nn.init.xavier_uniform_(self.readout.weight)
                 nn.init.zeros_(self.readout.bias)
         self.h0 = self.c0 = None
         if learn_initial_state:

@@ -50,8 +50,8 @@ def build_task(config: RunConfig) -> Task:
 
 
 def build_model(config: RunConfig, task: Task) -> SequenceModel:
-    """The model for a config: seeded construction (the readout's N(0, σ²) included when the config sets
-    `readout_std`), then the config's init schemes on the recurrent layers."""
+    """The model for a config: seeded construction (the readout's N(0, σ²) or Glorot-uniform draw included when
+    the config sets `readout_std` or `readout_init`), then the config's init schemes on the recurrent layers."""
     torch.manual_seed(config.seed)
     model = SequenceModel(
         cell=config.cell,
@@ -66,6 +66,7 @@ def build_model(config: RunConfig, task: Task) -> SequenceModel:
         readout_std=config.readout_std,
         cell_options=config.cell_options,
         learn_initial_state=config.initial_state == "learned",
+        readout_init=config.readout_init,
     )
     init_schemes.apply(model.rnn, config.resolved_init, seed=config.seed, **config.resolved_init_options())
     return model
