@@ -6,8 +6,10 @@ docstring names, in place, and leaves the others alone, so schemes that touch di
 
 Gate blocks follow torch.nn's layout: weight_ih (G·H, I) and weight_hh (G·H, H) stack G blocks of H rows
 (LSTM: i, f, g, o; GRU: r, z, n). Where a scheme works "per gate block" each (H, ·) block is treated as its
-own matrix, because each block is a separate map from the input (or state) to one gate. Bidirectional
-modules get every scheme on both directions' weights.
+own matrix, because each block is a separate map from the input (or state) to one gate; the uRNN paper's LSTM
+(`lstm_peephole_out`) has a fifth block in weight_hh, its peephole V_o (on c_t), which these schemes draw as
+one more block, as that paper's code draws it. Bidirectional modules get every scheme on both directions'
+weights.
 """
 
 from __future__ import annotations
