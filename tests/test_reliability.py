@@ -6,6 +6,7 @@ Run: `.venv/bin/pytest tests/test_reliability.py`.
 
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -92,16 +93,22 @@ def _sweep(study, store, workers=1):
 
 
 def test_two_sweeps_on_one_store_at_once(tmp_path):
+    """Each run is recorded once and trained once: a sweep leaves the runs the other one has claimed and is
+    training to it (`claimed_elsewhere`), instead of resuming them beside it."""
     study = _study_file(tmp_path, "shared", range(4))
     store = tmp_path / "s.db"
-    first = subprocess.Popen(_sweep(study, store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    second = subprocess.Popen(_sweep(study, store), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(_sweep(study, store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen(_sweep(study, store), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trained = 0
     for process in (first, second):
-        _, err = process.communicate(timeout=300)
+        out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
+        trained += int(re.search(r"(\d+) run\(s\) trained", out).group(1))
+    assert trained == 4, "the two sweeps trained 4 runs between them, none twice"
     runs = Store(store).runs(study="shared")
     assert len(runs) == 4 and all(r.status == "completed" for r in runs)
     assert len({r.config_hash for r in runs}) == 4, "no run recorded twice"
+    assert not any("claimed_by" in r.environment for r in runs), "a finished run is nobody's claim"
     assert Store(store).check() == []
 
 

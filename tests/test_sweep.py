@@ -2,6 +2,7 @@
 failures recorded. Run: `.venv/bin/pytest tests/test_sweep.py`.
 """
 
+import os
 import re
 import signal
 import statistics
@@ -641,6 +642,50 @@ def test_a_dry_run_says_where_a_checkpointed_run_resumes_and_counts_only_its_upd
     assert estimate(study, store, actions).seconds == pytest.approx(0.1 * 10), "10 updates left at 0.1 s each"
     Path(jobs[0].checkpoint).write_bytes(b"garbage")
     assert preview(study, store)[1][1] == "fail: its checkpoint is unreadable", "as the sweep would record it"
+
+
+def test_a_run_another_live_sweep_trains_is_left_to_it_and_taken_over_once_that_sweep_is_gone(tmp_path):
+    """A 'running' run whose claimant is another live process on this machine is 'busy': a second sweep skips
+    it (and its dry run says so) instead of training it beside the first; once that process is gone the run
+    resumes here."""
+    from rnnlab.lab.store.claims import claimant, process_start
+    from rnnlab.lab.sweep import preview
+
+    study = _study(seeds=(0,), variants=[{"name": "gru", "cell": "gru"}])
+    store = Store(tmp_path / "s.db")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {**claimant(), "pid": other.pid, "started": process_start(other.pid)}
+        (config,) = study.runs
+        run_id, state = store.claim_run(
+            config.label(), config.canonical(), config.hash(), {"claimed_by": owner}, "tiny"
+        )
+        assert state == "new" and store.run(run_id).environment["claimed_by"]["pid"] == other.pid
+        assert preview(study, store) == [(config.label(), f"skip: another sweep trains it now (pid {other.pid})")]
+        summary, jobs = plan(study, store)
+        assert (summary.elsewhere, jobs) == (1, []), "left to the other sweep"
+        assert store.run(run_id).environment["claimed_by"]["pid"] == other.pid, "its claim untouched"
+    finally:
+        other.kill()
+        other.wait()
+    summary, jobs = plan(study, store)
+    assert summary.elsewhere == 0 and [j.claim for j in jobs] == ["resumed"], "its claimant is gone"
+    assert store.run(run_id).environment["claimed_by"]["pid"] == os.getpid(), "claimed by this process now"
+    assert run_study(study, store, progress=False).ran == 1
+    assert "claimed_by" not in store.run(run_id).environment, "a finished run is nobody's claim"
+
+
+def test_a_reused_pid_is_not_taken_for_the_claimant():
+    from rnnlab.lab.store.claims import claimant, claimed_elsewhere
+
+    me = claimant()
+    assert claimed_elsewhere({"claimed_by": me}) is None, "this process's own claim is its to resume"
+    if me["started"] is None:
+        pytest.skip("no /proc here: a claimant's start time cannot be read")
+    parent = {**me, "pid": os.getppid(), "started": me["started"] + 10**9}  # alive, but started at another time
+    assert claimed_elsewhere({"claimed_by": parent}) is None
+    assert claimed_elsewhere({"claimed_by": {**parent, "host": "elsewhere"}}) is None, "another machine: not seen"
+    assert claimed_elsewhere({}) is None
 
 
 def test_a_study_whose_budget_grew_continues_its_completed_runs(tmp_path):

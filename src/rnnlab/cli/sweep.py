@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     not_needed = f"{summary.not_needed} not needed (a shorter version was not solved), " if summary.not_needed else ""
     if summary.repeated:
         not_needed += f"{summary.repeated} recorded as a shorter-budget run that ended early, "
+    if summary.elsewhere:
+        not_needed += f"{summary.elsewhere} left to another sweep that trains them now, "
     out.print(
         f"{summary.ran} run(s) trained, {summary.skipped} already in the store, {not_needed}{summary.failed} failed, "
         f"in {summary.wall_time:.0f} s. Report: rnnlab report {study.name} --store {args.store}"

@@ -32,6 +32,7 @@ from typing import Any
 from rnnlab.lab.checkpoints import checkpoint_step
 from rnnlab.lab.config import RunConfig, make_config
 from rnnlab.lab.store import FINISHED, Run, Store
+from rnnlab.lab.store.claims import claimant, claimed_elsewhere
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.recurrent.validation import positive_int
 
@@ -55,6 +56,7 @@ class SweepSummary:
     study: str
     skipped: int = 0
     not_needed: int = 0
+    elsewhere: int = 0  # running in another live sweep on this machine (`claimed_elsewhere`): left to it
     repeated: int = 0  # recorded without training: a shorter run that ended early is their outcome (`ended_early`)
     ran: int = 0
     failed: int = 0
@@ -102,11 +104,14 @@ def plan(study: Study, store: Store) -> tuple[SweepSummary, list[_Job]]:
         if environment is None:
             from rnnlab.lab.environment import environment as describe  # torch is imported only when planning starts
 
-            environment = describe()
+            environment = {**describe(), "claimed_by": claimant()}
         run_id, state = store.claim_run(config.label(), config.canonical(), config.hash(), environment, study.name)
         summary.run_ids[config.label()] = run_id
         if state == "finished":
             summary.skipped += 1
+            continue
+        if state == "busy":  # another sweep trains it now: training it here too would do the work twice
+            summary.elsewhere += 1
             continue
         checkpoint = str(store.checkpoint_path(run_id))
         data = config.model_dump(mode="json")
@@ -293,7 +298,12 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
             actions.append((config.label(), f"not needed: {_at(study, failed)} was not solved"))
             continue
         if (left := find(config_hash, study.name, ("running",))) is not None:
-            action = _resume_action(store.checkpoint_path(left.id), config.steps)
+            owner = claimed_elsewhere(left.environment)
+            action = (
+                _resume_action(store.checkpoint_path(left.id), config.steps)
+                if owner is None
+                else f"skip: another sweep trains it now (pid {owner['pid']})"
+            )
         elif find(config_hash, study.name, ("failed",)) is not None:
             action = "retry: it failed"
         elif store is not None and (same := ended_early(store, study.name, config)) is not None:
@@ -677,10 +687,12 @@ class _Display:
         info = [f"{summary.skipped} already in the store"] if summary.skipped else []
         if summary.not_needed:
             info.append(f"{summary.not_needed} not needed (a shorter version was not solved)")
+        if summary.elsewhere:
+            info.append(f"{summary.elsewhere} trained by another sweep")
         self.study_task = self.progress.add_task(
             f"[bold]study {study.name}",
             total=total,
-            completed=summary.skipped + summary.not_needed,
+            completed=summary.skipped + summary.not_needed + summary.elsewhere,
             info=", ".join(info),
         )
         self.workers: dict[Any, int] = {}

@@ -3,6 +3,9 @@ concurrent sweeps on one store serialise here and every run is trained exactly o
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import sqlite3
 import time
 from typing import Any
@@ -14,19 +17,72 @@ from rnnlab.lab.store.writes import insert_run
 def claim(
     db: sqlite3.Connection, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
 ) -> tuple[int, str]:
-    """Return the finished run of this config in `study` ('finished'), or re-open an interrupted one
-    ('resumed') or a failed one ('resumed-failed'), or record a new one ('new'): (run id, which of these)."""
+    """Return the finished run of this config in `study` ('finished'), leave one that another live sweep on this
+    machine has claimed ('busy'), or re-open an interrupted one ('resumed') or a failed one ('resumed-failed'), or
+    record a new one ('new'): (run id, which of these). The claimant (`environment["claimed_by"]`, `claimant()`)
+    is written with the claim."""
     rows = db.execute(
-        "SELECT id, status FROM runs WHERE config_hash = ? AND study = ? ORDER BY id DESC", (config_hash, study)
+        "SELECT id, status, environment FROM runs WHERE config_hash = ? AND study = ? ORDER BY id DESC",
+        (config_hash, study),
     ).fetchall()
     for row in rows:
         if row["status"] in FINISHED:
             return int(row["id"]), "finished"
     if rows:
-        run_id = int(rows[0]["id"])
-        db.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?", (run_id,))
-        return run_id, "resumed" if rows[0]["status"] == "running" else "resumed-failed"
+        run_id, status = int(rows[0]["id"]), rows[0]["status"]
+        if status == "running" and claimed_elsewhere(json.loads(rows[0]["environment"] or "{}")) is not None:
+            return run_id, "busy"
+        db.execute(
+            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, "
+            "environment = json_set(environment, '$.claimed_by', json(?)) WHERE id = ?",
+            (json.dumps(environment.get("claimed_by")), run_id),
+        )
+        return run_id, "resumed" if status == "running" else "resumed-failed"
     return insert_run(db, name, config, config_hash, environment, study), "new"
+
+
+def claimant() -> dict[str, Any]:
+    """This process as a claim names it: its host, pid and the pid's start time (so that a process that later
+    gets the same pid is not taken for it)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": process_start(os.getpid())}
+
+
+def claimed_elsewhere(environment: dict[str, Any]) -> dict[str, Any] | None:
+    """The claimant of a 'running' run when it is another process on this machine and still alive (a sweep
+    training it now), else None: it has ended (killed, crashed), so the run is free to resume. A claimant on
+    another machine cannot be seen from here and counts as ended."""
+    owner = environment.get("claimed_by")
+    if not isinstance(owner, dict) or owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
+        return None
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    started = process_start(pid)
+    if started is not None and owner.get("started") is not None and started != owner["started"]:
+        return None  # the pid now belongs to another process
+    return owner
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, alive
+    return True
+
+
+def process_start(pid: int) -> int | None:
+    """When the process started (clock ticks after boot: /proc/<pid>/stat's 22nd field); None where /proc has no
+    such file (another OS, or the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces: field 3 onwards
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
 
 
 def release(db: sqlite3.Connection, claims: list[tuple[int, str]]) -> None:

@@ -197,8 +197,9 @@ class Store:
         self, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
     ) -> tuple[int, str]:
         """In one write transaction (so concurrent sweeps on one store serialise here): return the finished
-        run of this config in `study` ('finished'), or re-open an interrupted one ('resumed') or a failed one
-        ('resumed-failed'), or record a new one ('new'). Returns (run id, which of these)."""
+        run of this config in `study` ('finished'), leave one another live sweep on this machine trains ('busy':
+        `environment["claimed_by"]` names each claimant), or re-open an interrupted one ('resumed') or a failed
+        one ('resumed-failed'), or record a new one ('new'). Returns (run id, which of these)."""
         with self._transaction() as db:
             return claim(db, name, config, config_hash, environment, study)
 

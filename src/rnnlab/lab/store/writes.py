@@ -77,7 +77,8 @@ def write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], pa
         "UPDATE runs SET status = ?, finished_at = ?, steps = ?, metric_name = ?, final_metric = ?, "
         "final_loss = ?, solved_at = ?, diverged_at = ?, clip_rate = ?, wall_time = ?, error = NULL, "
         "higher_is_better = ?, solved_threshold = ?, stream_task = ?, "
-        "environment = CASE WHEN ? IS NULL THEN environment ELSE json_set(environment, '$.parts', json(?)) END "
+        "environment = json_remove(CASE WHEN ? IS NULL THEN environment "
+        "ELSE json_set(environment, '$.parts', json(?)) END, '$.claimed_by') "  # finished: nobody's claim any more
         "WHERE id = ?",
         (
             result["status"],
