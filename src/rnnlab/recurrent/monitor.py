@@ -80,8 +80,6 @@ _ADVICE = {
     "rnnlab.init.apply(rnn, 'identity')) or orthogonal recurrent weights",
     None: "an LSTM with chrono initialisation (rnnlab.init.apply(lstm, 'chrono', t_max=T)) or orthogonal recurrent "
     "weights",
-    "lstm_peephole_out": "chrono initialisation (rnnlab.init.apply(lstm, 'chrono', t_max=T)) or a forget-gate bias "
-    "of 1 (rnnlab.init.apply(lstm, 'forget_bias')), as for any LSTM",
     # The element-wise cells, by cell name (no torch.nn class): orthogonal weights do not apply to them.
     "indrnn": "the authors' initialisation u ~ U(0, 1) (rnnlab.init.apply(indrnn, 'indrnn_uniform'))",
     "mingru": _GATES_FROM_INPUT.format("minGRU"),
@@ -96,6 +94,7 @@ _ADVICE = {
     "lru": "eigenvalues nearer the unit circle: the paper's long-range ring r_min = 0.9, r_max = 0.999 "
     "(rnnlab.LRU(..., r_min=0.9, r_max=0.999, max_phase=math.pi / 10))",
 }
+_ADVICE["lstm_peephole_out"] = _ADVICE["LSTM"] + ", as for any LSTM"  # the uRNN paper's LSTM: an LSTM's gates
 
 
 class Monitor:

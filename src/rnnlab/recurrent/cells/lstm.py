@@ -35,16 +35,21 @@ class LSTMCell(Cell):
 
     def step_backward(self, dh, dc, saved, h_prev, c_prev):
         acts, tanh_c = saved
-        hidden = tanh_c.shape[-1]
-        i, f = acts[:, :hidden], acts[:, hidden : 2 * hidden]
-        g, o = acts[:, 2 * hidden : 3 * hidden], acts[:, 3 * hidden :]
+        o = acts[..., 3 * tanh_c.shape[-1] :]
         dc_total = dc + dh * o * (1 - tanh_c * tanh_c)  # (..., H) ∂L/∂c_t through h_t and through c_{t+1}
-        d_i = dc_total * g * i * (1 - i)
-        d_f = dc_total * c_prev * f * (1 - f)
-        d_g = dc_total * i * (1 - g * g)
-        d_o = dh * tanh_c * o * (1 - o)
-        d_pre = torch.cat([d_i, d_f, d_g, d_o], dim=-1)  # (..., 4H)
-        return StepGrads(d_pre, d_pre, None, dc_total * f, dc_total)
+        return _through_the_gates(acts, dc_total, dh * tanh_c * o * (1 - o), c_prev)
+
+
+def _through_the_gates(acts, dc_total, d_o, c_prev) -> StepGrads:
+    """An LSTM step's gradients from ∂L/∂c_t (all paths) and the output gate's pre-activation gradient d_o:
+    i, f, g through c_t = f ⊙ c_{t-1} + i ⊙ g; `acts` the activated gates (i, f, g, o)."""
+    hidden = dc_total.shape[-1]
+    i, f, g = acts[..., :hidden], acts[..., hidden : 2 * hidden], acts[..., 2 * hidden : 3 * hidden]
+    d_i = dc_total * g * i * (1 - i)
+    d_f = dc_total * c_prev * f * (1 - f)
+    d_g = dc_total * i * (1 - g * g)
+    d_pre = torch.cat([d_i, d_f, d_g, d_o], dim=-1)  # (..., 4H)
+    return StepGrads(d_pre, d_pre, None, dc_total * f, dc_total)
 
 
 class OutputPeepholeLSTMCell(LSTMCell):
@@ -90,17 +95,11 @@ class OutputPeepholeLSTMCell(LSTMCell):
 
     def step_backward(self, dh, dc, saved, h_prev, c_prev):
         acts, tanh_c, peephole = saved
-        hidden = tanh_c.shape[-1]
-        i, f = acts[..., :hidden], acts[..., hidden : 2 * hidden]
-        g, o = acts[..., 2 * hidden : 3 * hidden], acts[..., 3 * hidden :]
+        o = acts[..., 3 * tanh_c.shape[-1] :]
         d_o = dh * tanh_c * o * (1 - o)
         # ∂L/∂c_t: from c_{t+1}, through h_t = o ⊙ tanh(c_t), and through o's peephole c_t V_oᵀ
         dc_total = dc + dh * o * (1 - tanh_c * tanh_c) + d_o @ peephole
-        d_i = dc_total * g * i * (1 - i)
-        d_f = dc_total * c_prev * f * (1 - f)
-        d_g = dc_total * i * (1 - g * g)
-        d_pre = torch.cat([d_i, d_f, d_g, d_o], dim=-1)  # (..., 4H)
-        return StepGrads(d_pre, d_pre, None, dc_total * f, dc_total)
+        return _through_the_gates(acts, dc_total, d_o, c_prev)
 
     def previous_state_grad(self, grads, weight_hh):
         return grads.d_h_pre @ weight_hh[: grads.d_h_pre.shape[-1]]  # back through the gate blocks only
