@@ -155,6 +155,41 @@ def test_rerunning_a_finished_train_command_shows_the_run_instead_of_recording_a
     assert len(Store(tmp_path / "s.db").runs()) == 2
 
 
+def test_a_train_run_another_live_process_trains_is_left_to_it_then_resumed(capsys, tmp_path):
+    """Two identical `rnnlab train` commands at once must not train one run twice: the second says who trains it
+    and stops (exit 1); once that process has ended, the same command resumes the run."""
+    import json
+    import sqlite3
+
+    from rnnlab.lab.store import Store
+    from rnnlab.lab.store.claims import claimant, process_start
+
+    store = ["--store", str(tmp_path / "s.db")]
+    assert main(["train", *TINY_TRAIN, *store]) == 0
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {**claimant(), "pid": other.pid, "started": process_start(other.pid)}
+        with sqlite3.connect(tmp_path / "s.db") as db:  # as if `other` were training run 1 now
+            db.execute(
+                "UPDATE runs SET status = 'running', environment = json_set(environment, '$.claimed_by', json(?))",
+                (json.dumps(owner),),
+            )
+        capsys.readouterr()
+        assert main(["train", *TINY_TRAIN, *store]) == 1
+        assert main(["train", *TINY_TRAIN, "--again", *store]) == 1, "--again resumes an interrupted run, not this"
+        out = capsys.readouterr().out
+        assert out.count(f"being trained now by another process on this machine (pid {other.pid})") == 2
+        (run,) = Store(tmp_path / "s.db").runs()
+        assert run.status == "running" and run.environment["claimed_by"]["pid"] == other.pid, "left untouched"
+    finally:
+        other.kill()
+        other.wait()
+    assert main(["train", *TINY_TRAIN, *store]) == 0
+    assert "Resuming run 1 (" in capsys.readouterr().out
+    (run,) = Store(tmp_path / "s.db").runs()
+    assert run.status != "running" and "claimed_by" not in run.environment
+
+
 def test_runs_show_lists_the_scores_a_task_adds_at_each_evaluation(capsys, tmp_path):
     store = ["--store", str(tmp_path / "s.db")]
     text = ["--task", "text", "--seq-len", "5", "--hidden", "4", "--steps", "2", "--eval-every", "1", "--no-progress"]

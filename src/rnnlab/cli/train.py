@@ -97,10 +97,11 @@ def overrides(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from rnnlab.lab.checkpoints import checkpoint_step
+    from rnnlab.lab.checkpoints import resume_point
     from rnnlab.lab.config import load_config
     from rnnlab.lab.environment import environment
-    from rnnlab.lab.sweep import ended_early, shorter_run
+    from rnnlab.lab.store.claims import claimant
+    from rnnlab.lab.sweep import shorter_run
     from rnnlab.lab.trainer import Trainer, build_task
 
     if args.bptt is not None and len(args.bptt) > 2:
@@ -111,30 +112,25 @@ def run(args: argparse.Namespace) -> int:
     task = build_task(config)  # a task that rejects its length or options does so before a run is stored
     out = console()
     with open_store(args) as store:
-        done = store.find(config.hash(), study=None)
-        if done is not None and not args.again:  # the same experiment already ran to the end: show it
-            out.print(f"Already in {store.path}: run {done.id} has this config (use --again for a new run)")
-            print_run(out, done)
+        if not args.again and show_done(out, store, config):
             return 0
-        run = store.find(config.hash(), study=None, statuses=("running",))
-        if run is None and not args.again and (same := ended_early(store, None, config)) is not None:
-            # Runs are deterministic: with a larger budget this one would end where that one did, update for update.
+        claimed = {**environment(), "claimed_by": claimant()}
+        label = config.label()
+        run_id, state = store.claim_run(label, config.canonical(), config.hash(), claimed, None, again=args.again)
+        if state == "finished":  # another process finished it since show_done looked
+            return 0 if show_done(out, store, config) else 1
+        if state == "busy":  # training it here too would do the work twice, in step
+            owner = store.run(run_id).environment.get("claimed_by") or {}
             out.print(
-                f"Already in {store.path}: run {same.id}, this config with {same.config['steps']} updates, "
-                f"{same.ended}; a larger budget ends the same way (use --again to train anyway)"
+                f"Run {run_id} ({label}) is being trained now by another process on this machine "
+                f"(pid {owner.get('pid', '?')}); run the same command when it has ended to see it"
             )
-            print_run(out, same)
-            return 0
-        if run is not None:  # the same experiment was interrupted: continue it instead of starting another
-            run_id = run.id
-            checkpoint = store.checkpoint_path(run_id)
-            step = checkpoint_step(checkpoint)
-            where = "the start (no checkpoint yet)" if not checkpoint.exists() else "its checkpoint"
-            where += "" if step is None else f" at update {step}"
-            out.print(f"Resuming run {run_id} ({config.label()}) from {where}")
+            return 1
+        if state != "new":  # interrupted (or failed): continue it instead of starting another
+            where = resume_point(store.checkpoint_path(run_id), config.steps) or "from its unreadable checkpoint"
+            out.print(f"Resuming run {run_id} ({label}) {where}")
         else:
-            run_id = store.start_run(config.label(), config.canonical(), config.hash(), environment())
-            out.print(f"Run {run_id}: {config.label()} on {config.task} (T={config.seq_len}), store {store.path}")
+            out.print(f"Run {run_id}: {label} on {config.task} (T={config.seq_len}), store {store.path}")
         start_from = None
         if not store.checkpoint_path(run_id).exists() and (shorter := shorter_run(store, None, config)) is not None:
             # The same config ran to a smaller budget: go on from its end rather than train that part again.
@@ -155,6 +151,29 @@ def run(args: argparse.Namespace) -> int:
         store.finish_run(run_id, result.to_dict())
         print_run(out, store.run(run_id))
     return 0
+
+
+def show_done(out: Console, store, config) -> bool:
+    """Show the stored run of this config if it ran to the end, or if the same config with a smaller budget
+    solved or diverged before it (runs are deterministic: a larger budget would end the same way, update for
+    update); False when there is none to show."""
+    from rnnlab.lab.sweep import ended_early
+
+    done = store.find(config.hash(), study=None)
+    if done is not None:
+        out.print(f"Already in {store.path}: run {done.id} has this config (use --again for a new run)")
+        print_run(out, done)
+        return True
+    if store.find(config.hash(), study=None, statuses=("running",)) is None and (
+        same := ended_early(store, None, config)
+    ):
+        out.print(
+            f"Already in {store.path}: run {same.id}, this config with {same.config['steps']} updates, "
+            f"{same.ended}; a larger budget ends the same way (use --again to train anyway)"
+        )
+        print_run(out, same)
+        return True
+    return False
 
 
 def print_run(out: Console, run) -> None:

@@ -45,3 +45,12 @@ def checkpoint_step(path: Path) -> int | None:
         return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
     except Exception:  # missing, truncated, corrupt or not a checkpoint: the sweep reports it when it runs
         return None
+
+
+def resume_point(path: Path, steps: int) -> str | None:
+    """Where a run resumes, as `rnnlab train` and the sweep's dry run say it: "from the start" (no checkpoint
+    yet), "from its checkpoint at update N of M", or None when its checkpoint cannot be read."""
+    if not path.exists():
+        return "from the start"
+    step = checkpoint_step(path)
+    return None if step is None else f"from its checkpoint at update {step} of {steps}"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnlab.lab.checkpoints import checkpoint_step
+from rnnlab.lab.checkpoints import checkpoint_step, resume_point
 from rnnlab.lab.config import RunConfig, make_config
 from rnnlab.lab.store import FINISHED, Run, Store
 from rnnlab.lab.store.claims import claimant, claimed_elsewhere
@@ -324,12 +324,8 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
 
 
 def _resume_action(checkpoint: Path, steps: int) -> str:
-    if not checkpoint.exists():
-        return "resume from the start"
-    step = checkpoint_step(checkpoint)
-    if step is None:
-        return "fail: its checkpoint is unreadable"
-    return f"resume from its checkpoint at update {step} of {steps}"
+    where = resume_point(checkpoint, steps)
+    return "fail: its checkpoint is unreadable" if where is None else f"resume {where}"
 
 
 @dataclass

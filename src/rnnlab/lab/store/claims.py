@@ -1,5 +1,5 @@
-"""Sweep claims: which runs of a study a sweep takes on, decided in one write transaction each, so that
-concurrent sweeps on one store serialise here and every run is trained exactly once."""
+"""Claims: which runs a sweep (or `rnnlab train`) takes on, decided in one write transaction each, so that
+concurrent sweeps and trainings on one store serialise here and every run is trained exactly once."""
 
 from __future__ import annotations
 
@@ -15,22 +15,30 @@ from rnnlab.lab.store.writes import insert_run
 
 
 def claim(
-    db: sqlite3.Connection, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
+    db: sqlite3.Connection,
+    name: str,
+    config: dict[str, Any],
+    config_hash: str,
+    environment: dict[str, Any],
+    study: str | None,
+    again: bool = False,
 ) -> tuple[int, str]:
-    """Return the finished run of this config in `study` ('finished'), leave one that another live sweep on this
-    machine has claimed ('busy'), or re-open an interrupted one ('resumed') or a failed one ('resumed-failed'), or
-    record a new one ('new'): (run id, which of these). The claimant (`environment["claimed_by"]`, `claimant()`)
-    is written with the claim."""
+    """Return the finished run of this config in `study` (None: among `rnnlab train`'s single runs) ('finished';
+    with `again`, a finished run does not count), leave one that another live process on this machine has claimed
+    ('busy'), or re-open an interrupted one ('resumed') or a failed one ('resumed-failed'), or record a new one
+    ('new'): (run id, which of these). The claimant (`environment["claimed_by"]`, `claimant()`) is written with
+    the claim."""
     rows = db.execute(
-        "SELECT id, status, environment FROM runs WHERE config_hash = ? AND study = ? ORDER BY id DESC",
+        "SELECT id, status, environment FROM runs WHERE config_hash = ? AND study IS ? ORDER BY id DESC",
         (config_hash, study),
     ).fetchall()
-    for row in rows:
-        if row["status"] in FINISHED:
-            return int(row["id"]), "finished"
-    if rows:
-        run_id, status = int(rows[0]["id"]), rows[0]["status"]
-        if status == "running" and claimed_elsewhere(json.loads(rows[0]["environment"] or "{}")) is not None:
+    finished = [row for row in rows if row["status"] in FINISHED]
+    if finished and not again:
+        return int(finished[0]["id"]), "finished"
+    left = [row for row in rows if row["status"] not in FINISHED]
+    if left:
+        run_id, status = int(left[0]["id"]), left[0]["status"]
+        if status == "running" and claimed_elsewhere(json.loads(left[0]["environment"] or "{}")) is not None:
             return run_id, "busy"
         db.execute(
             "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, "
@@ -48,8 +56,8 @@ def claimant() -> dict[str, Any]:
 
 
 def claimed_elsewhere(environment: dict[str, Any]) -> dict[str, Any] | None:
-    """The claimant of a 'running' run when it is another process on this machine and still alive (a sweep
-    training it now), else None: it has ended (killed, crashed), so the run is free to resume. A claimant on
+    """The claimant of a 'running' run when it is another process on this machine and still alive (a sweep or
+    `rnnlab train` training it now), else None: it has ended (killed, crashed), so the run is free to resume. A claimant on
     another machine cannot be seen from here and counts as ended."""
     owner = environment.get("claimed_by")
     if not isinstance(owner, dict) or owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():

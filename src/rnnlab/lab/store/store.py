@@ -194,14 +194,21 @@ class Store:
             copy_outcome(db, source_id, run_id)
 
     def claim_run(
-        self, name: str, config: dict[str, Any], config_hash: str, environment: dict[str, Any], study: str
+        self,
+        name: str,
+        config: dict[str, Any],
+        config_hash: str,
+        environment: dict[str, Any],
+        study: str | None,
+        again: bool = False,
     ) -> tuple[int, str]:
         """In one write transaction (so concurrent sweeps on one store serialise here): return the finished
-        run of this config in `study` ('finished'), leave one another live sweep on this machine trains ('busy':
-        `environment["claimed_by"]` names each claimant), or re-open an interrupted one ('resumed') or a failed
-        one ('resumed-failed'), or record a new one ('new'). Returns (run id, which of these)."""
+        run of this config in `study` ('finished'; with `again` a finished run does not count), leave one another
+        live process on this machine trains ('busy': `environment["claimed_by"]` names each claimant), or re-open
+        an interrupted one ('resumed') or a failed one ('resumed-failed'), or record a new one ('new'). Study None:
+        among `rnnlab train`'s single runs. Returns (run id, which of these)."""
         with self._transaction() as db:
-            return claim(db, name, config, config_hash, environment, study)
+            return claim(db, name, config, config_hash, environment, study, again)
 
     def release_claims(self, claims: list[tuple[int, str]]) -> None:
         """Undo `claim_run` for runs no executor ever started (e.g. the executor could not start): a new run is
