@@ -2,7 +2,7 @@
 
 One training step = zero_grad, forward, a loss on every step's output, backward, Adam step, for one layer of
 
-  compiled   `rnnlab.IndRNN`: the engine's compiled time loop with `_ext/kernels/indrnn.cpp`
+  compiled   `rnnlab.IndRNN`: the engine's compiled time loop (`_ext/kernels/rnn.cpp`, the ReLU kernel with u)
   loop       the same module under RNNLAB_ENGINE=python: rnnlab's Python loop over `IndRNNCell.step`
   autograd   h_t = ReLU(x_t W_ihᵀ + b + u ⊙ h_{t−1}) written as a Python loop that autograd differentiates —
              the plain form of the authors' code (IndRNN_pytorch's `IndRNN_onlyrecurrent` without its CUDA kernel)

@@ -348,9 +348,10 @@ def test_the_scan_equals_the_loop_over_a_long_sequence(name):
 
 @pytest.mark.parametrize(("dtype", "tol"), [(F64, {"rtol": 1e-12, "atol": 1e-12}), (torch.float32, {"rtol": 1e-5, "atol": 1e-6})])  # fmt: skip
 def test_indrnn_s_compiled_kernel_equals_the_python_loop(monkeypatch, dtype, tol):
-    """`_ext/kernels/indrnn.cpp` against `IndRNNCell.step` / `step_backward` (the Python loop): outputs, every
-    gradient, the recorded per-sample ‖∂L/∂h_t‖, for a two-layer stack with units that switch off (u of both
-    signs, a bias of −0.3) and H = 13, which is not a multiple of the vector width."""
+    """IndRNN's compiled kernel (`_ext/kernels/rnn.cpp`, the ReLU RNN's with u ⊙ h_{t−1}) against `IndRNNCell.step`
+    / `step_backward` (the Python loop): outputs, every gradient, the recorded per-sample ‖∂L/∂h_t‖, for a
+    two-layer stack with units that switch off (u of both signs, a bias of −0.3) and H = 13, which is not a
+    multiple of the vector width."""
     from rnnlab.recurrent import native
     from tests.conftest import on_both_loops
 

@@ -3,8 +3,8 @@ like `rnnlab.RNN` and returning (output, h_n), with each paper's own options and
 
 They run in rnnlab's engine like every table cell (recording, truncation, the diagnostics, the monitor); no
 torch.nn class computes them, so there is no fused op and no `to_torch`. IndRNN runs the engine's compiled time
-loop (`_ext/kernels/indrnn.cpp`; the Python loop where there is no extension), minGRU and minLSTM the chunked
-scan (`scan.py`) or, with `scan=False`, the Python loop.
+loop (`_ext/kernels/rnn.cpp`: the ReLU RNN's kernel with a diagonal recurrence; the Python loop where there is no
+extension), minGRU and minLSTM the chunked scan (`scan.py`) or, with `scan=False`, the Python loop.
 """
 
 from __future__ import annotations

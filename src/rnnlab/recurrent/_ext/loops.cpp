@@ -60,8 +60,10 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
   const at::Tensor bias_h = b_hh.has_value() ? b_hh->contiguous() : zeros;
   const int64_t sH = B * H, sG = B * G * H;  // strides of one step in (·, B, H) and (·, B, G·H) tensors
   const at::Tensor u = diagonal ? w_hh.contiguous() : at::Tensor();  // IndRNN: u (H,), no product
+  const int64_t activation = diagonal ? kRnnRelu : kind;               // IndRNN: the ReLU RNN's kernel, with u
   SmallStepThreads threads(diagonal ? B * H : B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(x_pre.scalar_type(), "rnnlab_forward", [&] {
+    const scalar_t* up = diagonal ? u.data_ptr<scalar_t>() : nullptr;
     const std::optional<StepProduct<scalar_t>> product =
         diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_gates, B, /*forward=*/true, T);
     const std::optional<StepProduct<scalar_t>> peep_product =
@@ -103,15 +105,12 @@ std::vector<at::Tensor> forward(int64_t kind, const at::Tensor& x_pre_in, const 
         for_rows(B, 3 * H, [&](int64_t b0, int64_t b1) {
           GruKernel<scalar_t>::forward(x_t, bx, hp, bh, h_old, a, ax, h_new, b0, b1, H);
         });
-      } else if (diagonal) {
-        const scalar_t *pre = xp + t * sG, *up = u.data_ptr<scalar_t>();
-        for_rows(B, H, [&](int64_t b0, int64_t b1) {
-          IndRnnKernel<scalar_t>::forward(pre, bx, up, h_old, h_new, b0, b1, H);
-        });
       } else {
         scalar_t* pre = xp + t * sG;
-        (*product)(h_old, pre, true);  // in place: x_pre is the engine's own temporary
-        for_rows(B, H, [&](int64_t b0, int64_t b1) { RnnKernel<scalar_t>::forward(kind, pre, bx, h_new, b0, b1, H); });
+        if (!diagonal) (*product)(h_old, pre, true);  // in place: x_pre is the engine's own temporary
+        for_rows(B, H, [&](int64_t b0, int64_t b1) {
+          RnnKernel<scalar_t>::forward(activation, pre, bx, up, diagonal ? h_old : nullptr, h_new, b0, b1, H);
+        });
       }
     }
   });
@@ -145,8 +144,10 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
   at::Tensor dc = lstm ? dc_last->contiguous().clone() : at::Tensor();
   const int64_t sH = B * H, sG = B * G * H;
   const at::Tensor u = diagonal ? w_hh.contiguous() : at::Tensor();
+  const int64_t activation = diagonal ? kRnnRelu : kind;
   SmallStepThreads threads(diagonal ? B * H : B * H * G * H);
   AT_DISPATCH_FLOATING_TYPES(d_out.scalar_type(), "rnnlab_backward", [&] {
+    const scalar_t* up = diagonal ? u.data_ptr<scalar_t>() : nullptr;
     const std::optional<StepProduct<scalar_t>> product =
         diagonal ? std::nullopt : std::make_optional<StepProduct<scalar_t>>(w_gates, B, /*forward=*/false, T);
     const std::optional<StepProduct<scalar_t>> peep_product =
@@ -192,18 +193,12 @@ std::vector<at::Tensor> backward(int64_t kind, const at::Tensor& hs, const c10::
                                         H);
         });
         (*product)(dhh_t, dhp, true);
-      } else if (diagonal) {
-        scalar_t* dpre = dx + t * sG;
-        const scalar_t* up = u.data_ptr<scalar_t>();
-        for_rows(B, H, [&](int64_t b0, int64_t b1) {
-          IndRnnKernel<scalar_t>::backward(h + (t + 1) * sH, up, dhp, d_out_t, dpre, seen, b0, b1, H);
-        });
       } else {
         scalar_t* dpre = dx + t * sG;
         for_rows(B, H, [&](int64_t b0, int64_t b1) {
-          RnnKernel<scalar_t>::backward(kind, h + (t + 1) * sH, dhp, d_out_t, dpre, seen, b0, b1, H);
+          RnnKernel<scalar_t>::backward(activation, h + (t + 1) * sH, up, dhp, d_out_t, dpre, seen, b0, b1, H);
         });
-        (*product)(dpre, dhp, false);
+        if (!diagonal) (*product)(dpre, dhp, false);  // IndRNN's kernel did d_pre ⊙ u itself
       }
     }
   });

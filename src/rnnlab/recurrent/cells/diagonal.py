@@ -41,7 +41,7 @@ class IndRNNCell(Cell):
 
     name = "indrnn"
     gates = 1
-    native_kind = 5  # _ext/kernels/indrnn.cpp: the whole step is pointwise, no matrix product
+    native_kind = 5  # _ext/kernels/rnn.cpp with u: the whole step is pointwise, no matrix product
     recurrence = Recurrence.DIAGONAL
     recurrent_bias = False  # the paper's one bias b (the official code's input Linear's)
 

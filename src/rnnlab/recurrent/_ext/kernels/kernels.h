@@ -1,6 +1,6 @@
-// The per-cell pointwise kernels: one file per cell family in this folder (rnn.cpp, lstm.cpp, gru.cpp,
-// indrnn.cpp, lstm_peephole.cpp), each a `<Family>Kernel<T>` with a `forward` and a `backward` over the batch rows b0..b1 of one
-// time step. The matrix product of the step is not here (products.h); the time loop that calls both is
+// The per-cell pointwise kernels: one file per cell family in this folder (rnn.cpp — with IndRNN —, lstm.cpp,
+// gru.cpp, lstm_peephole.cpp), each a `<Family>Kernel<T>` with a `forward` and a `backward` over the batch rows
+// b0..b1 of one time step. The matrix product of the step is not here (products.h); the time loop that calls both is
 // loops.cpp.
 //
 // A NEW CELL'S KERNEL GOES HERE. To give a cell a compiled kernel:
@@ -39,22 +39,16 @@ struct Seen {
 };
 
 // Vanilla RNN (kinds kRnnTanh, kRnnRelu, kRnnLinear): h = activation(pre + bias) for rows b0..b1 of (B, H).
+// IndRNN (kIndRnn) is the ReLU one with u (H,) given: h = ReLU(pre + bias + u ⊙ h_prev), no matrix product in the
+// step (loops.cpp skips it); for the dense cells u and h_prev are null (the product is already in pre).
 template <typename T>
 struct RnnKernel {
-  static void forward(int64_t kind, const T* pre, const T* bias, T* h, int64_t b0, int64_t b1, int64_t H);
-  // d_pre = ∂L/∂pre from h_new and dh + d_out (the recurrent and the output part of ∂L/∂h_t).
-  static void backward(int64_t kind, const T* h_new, const T* dh, const T* d_out, T* d_pre, const Seen<T>& seen,
-                       int64_t b0, int64_t b1, int64_t H);
-};
-
-// IndRNN: h = ReLU(pre + bias + u ⊙ h_prev) with u (H,): no matrix product in the step (loops.cpp skips it).
-template <typename T>
-struct IndRnnKernel {
-  static void forward(const T* pre, const T* bias, const T* u, const T* h_prev, T* h, int64_t b0, int64_t b1,
-                      int64_t H);
-  // dh: ∂L/∂h_t from step t+1, d_out added here; writes d_pre (B, H) and replaces dh with ∂L/∂h_{t−1} = d_pre ⊙ u.
-  static void backward(const T* h_new, const T* u, T* dh, const T* d_out, T* d_pre, const Seen<T>& seen,
-                       int64_t b0, int64_t b1, int64_t H);
+  static void forward(int64_t kind, const T* pre, const T* bias, const T* u, const T* h_prev, T* h, int64_t b0,
+                      int64_t b1, int64_t H);
+  // d_pre = ∂L/∂pre from h_new and dh + d_out (the recurrent and the output part of ∂L/∂h_t). With u, dh is
+  // replaced by ∂L/∂h_{t−1} = d_pre ⊙ u; without, it is left for the loop's product.
+  static void backward(int64_t kind, const T* h_new, const T* u, T* dh, const T* d_out, T* d_pre,
+                       const Seen<T>& seen, int64_t b0, int64_t b1, int64_t H);
 };
 
 // LSTM, torch.nn's gate order (i, f, g, o).
