@@ -610,7 +610,8 @@ def test_a_run_claimed_by_a_stopped_sweep_is_removed_when_it_is_not_needed(tmp_p
 
 
 def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_the_same_config_but_seed_and_budget(tmp_path):
-    from rnnlab.lab.sweep import Estimate, estimate, preview
+    from rnnlab.lab.cost import Estimate, estimate
+    from rnnlab.lab.sweep import preview
 
     study = _lengths_study(lengths=(5, 10), seeds=(0, 1, 2), skip=None)
     store = Store(tmp_path / "s.db")
@@ -625,9 +626,44 @@ def test_a_dry_run_bounds_the_compute_from_the_finished_runs_of_the_same_config_
     assert estimate(study, None, preview(study, None)) == Estimate(0.0, 0, 6)
 
 
+def test_a_dry_run_times_the_variants_with_nothing_to_go_by_when_asked(tmp_path, capsys, monkeypatch):
+    """`--measure N` trains each variant that has no finished run for 2N updates here and estimates from the
+    last N; the rest keep the store's rates; nothing is written."""
+    from rnnlab.cli import main
+    from rnnlab.lab import cost
+    from rnnlab.lab.sweep import preview
+
+    study = _lengths_study(lengths=(5, 10), seeds=(0, 1), skip=None)
+    store = Store(tmp_path / "s.db")
+    done = next(r for r in study.runs if (r.seq_len, r.seed) == (5, 0))
+    store.record_run(done.label(), done.canonical(), done.hash(), {}, {**SOLVED, "wall_time": 0.2}, study="lengths")
+    actions = preview(study, store)
+    left = cost.untimed(study, store, actions)
+    assert [c.seq_len for c in left.values()] == [10], "one variant, length 10, has no rate; length 5 has"
+    rate = cost.time_updates(next(iter(left.values())), 3)
+    assert 0 < rate < 5, "a tiny tanh RNN's update, in seconds"
+    estimated = cost.estimate(study, store, actions, dict.fromkeys(left, 0.5))
+    assert (estimated.runs, estimated.timed, estimated.unknown) == (3, 2, 0)
+    assert estimated.seconds == pytest.approx(0.1 * 2 + 0.5 * 2 * 2), "seed 1 at T = 5 at the stored rate"
+
+    timed = []
+    monkeypatch.setattr(cost, "time_updates", lambda config, n, threads: timed.append((config.seq_len, n)) or 0.5)
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(_lengths_data(lengths=(5, 10), seeds=(0, 1), skip=None)))
+    before = (tmp_path / "s.db").read_bytes()
+    assert main(["sweep", str(path), "--store", str(tmp_path / "s.db"), "--dry-run", "--measure", "4"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert timed == [(10, 4)] and "Timed tanh · seed=0 · seq_len=10: 0.5 s per update" in out
+    assert "at most 0:00 (h:mm) for 3 of the runs" in out and "(2 of them at the rate timed here just now)" in out
+    assert (tmp_path / "s.db").read_bytes() == before, "nothing stored"
+    assert main(["sweep", str(path), "--store", str(tmp_path / "s.db"), "--measure", "4"]) == 2
+    assert "give it with --dry-run" in capsys.readouterr().err
+
+
 def test_a_dry_run_says_where_a_checkpointed_run_resumes_and_counts_only_its_updates_left(tmp_path):
     from rnnlab.lab.checkpoints import save_checkpoint
-    from rnnlab.lab.sweep import estimate, preview
+    from rnnlab.lab.cost import estimate
+    from rnnlab.lab.sweep import preview
 
     study = _study(seeds=(0, 1), variants=[{"name": "gru", "cell": "gru"}])
     store = Store(tmp_path / "s.db")
@@ -691,7 +727,8 @@ def test_a_reused_pid_is_not_taken_for_the_claimant():
 def test_a_study_whose_budget_grew_continues_its_completed_runs(tmp_path):
     """Run at 20 updates, then the same study at 40: each run trains only updates 21–40, from its shorter run's
     kept checkpoint, and ends exactly as a run of 40 from scratch in another store."""
-    from rnnlab.lab.sweep import estimate, preview, shorter_run
+    from rnnlab.lab.cost import estimate
+    from rnnlab.lab.sweep import preview, shorter_run
 
     def study(steps):
         return make_study(
@@ -754,7 +791,8 @@ def test_a_larger_budget_repeats_a_run_that_ended_early_without_training_it(tmp_
     """A run that diverged (or solved) before its budget ran out is the outcome of the same config at any larger
     budget: the sweep records it as such (no training, no wall time), and a run of the larger budget trained
     from scratch in another store ends at the same update with the same numbers."""
-    from rnnlab.lab.sweep import estimate, preview
+    from rnnlab.lab.cost import estimate
+    from rnnlab.lab.sweep import preview
     from rnnlab.report.html import build_report
 
     def study(steps):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from rich.console import Console
 from rich.table import Table
@@ -37,6 +38,13 @@ def register(sub) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="list what the sweep would do with each run, and run nothing"
     )
+    parser.add_argument(
+        "--measure",
+        type=positive_int,
+        metavar="N",
+        help="with --dry-run: time N updates (after N to warm up, --threads threads) of each variant that has no "
+        "finished run in the store to estimate its compute from, here and now; nothing is stored",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -58,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         out.print(f"Study {study.name}: {len(study.runs)} runs, {args.workers} worker(s), executor {args.executor}")
+    if args.measure and not args.dry_run:
+        raise UsageError("sweep: --measure times updates for the dry run's estimate; give it with --dry-run")
     if args.dry_run:
-        return _dry_run(out, study, args.store)
+        return _dry_run(out, study, args.store, args.measure, args.threads)
     with open_store(args) as store:
         summary = run_study(
             study,
@@ -83,21 +93,23 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _dry_run(out: Console, study, store_path: str) -> int:
-    """The sweep's plan, from the store as it is (a store that does not exist yet is not created)."""
+def _dry_run(out: Console, study, store_path: str, measure: int | None, threads: int) -> int:
+    """The sweep's plan, from the store as it is (a store that does not exist yet is not created), and a bound
+    on its compute; with `measure`, variants with nothing to go by are timed here."""
     from pathlib import Path
 
+    from rnnlab.lab.cost import estimate, time_updates, untimed
     from rnnlab.lab.store import Store
-    from rnnlab.lab.sweep import estimate, preview
+    from rnnlab.lab.sweep import preview
     from rnnlab.report.format import hours_minutes
 
-    if Path(store_path).exists():
-        with Store(store_path) as store:
-            actions = preview(study, store)
-            cost = estimate(study, store, actions)
-    else:
-        actions = preview(study, None)
-        cost = estimate(study, None, actions)
+    with Store(store_path) if Path(store_path).exists() else contextlib.nullcontext() as store:
+        actions = preview(study, store)
+        timed = {}
+        for key, config in untimed(study, store, actions).items() if measure else ():
+            timed[key] = time_updates(config, measure, threads)
+            out.print(f"Timed {config.label()}: {timed[key]:.4g} s per update ({measure} updates, {threads} thread(s))")
+        cost = estimate(study, store, actions, timed)
     table = Table(title=f"Study {study.name}: what a sweep on {store_path} would do (dry run)")
     table.add_column("run")
     table.add_column("action")
@@ -110,10 +122,17 @@ def _dry_run(out: Console, study, store_path: str) -> int:
         counts[kind] = counts.get(kind, 0) + 1
     out.print("Dry run, nothing ran: " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
     if cost.runs:
+        if cost.timed == cost.runs:
+            source = "the seconds per update timed here just now"
+        else:
+            source = (
+                "the seconds per update of the finished runs in this store with the same config but seed and budget"
+            )
+            source += f" ({cost.timed} of them at the rate timed here just now)" if cost.timed else ""
         out.print(
             f"Compute: at most {hours_minutes(cost.seconds)} (h:mm) for {cost.runs} of the runs to start or resume, at "
-            "the seconds per update of the finished runs in this store with the same config but seed and budget"
-            + (f"; {cost.unknown} more have none to go by" if cost.unknown else "")
+            + source
+            + (f"; {cost.unknown} more have none to go by (--measure N times them)" if cost.unknown else "")
         )
     return 0
 

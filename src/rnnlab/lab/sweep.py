@@ -19,7 +19,6 @@ import json
 import multiprocessing
 import os
 import queue as queue_module
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnlab.lab.checkpoints import checkpoint_step, resume_point
+from rnnlab.lab.checkpoints import resume_point
 from rnnlab.lab.config import RunConfig, make_config
 from rnnlab.lab.store import FINISHED, Run, Store
 from rnnlab.lab.store.claims import claimant, claimed_elsewhere
@@ -326,51 +325,6 @@ def preview(study: Study, store: Store | None) -> list[tuple[str, str]]:
 def _resume_action(checkpoint: Path, steps: int) -> str:
     where = resume_point(checkpoint, steps)
     return "fail: its checkpoint is unreadable" if where is None else f"resume {where}"
-
-
-@dataclass
-class Estimate:
-    """An upper bound on the compute a sweep's runs need (see `estimate`)."""
-
-    seconds: float = 0.0
-    runs: int = 0  # runs estimated
-    unknown: int = 0  # runs to start or resume with no finished run of their variant and length to go by
-
-
-def estimate(study: Study, store: Store | None, actions: list[tuple[str, str]]) -> Estimate:
-    """The compute the runs that `preview`'s `actions` start or resume would take at most: each run's budget of
-    updates (less those of the shorter run it continues) times the median seconds per update of the finished
-    runs in `store` whose config is the same but for the seed and the budget, less the updates a resumed run's
-    checkpoint has done (a run that solves its task stops early, hence "at most")."""
-    rates: dict[str, list[float]] = {}
-    for run in store.runs(study=study.name) if store is not None else []:
-        if run.status in FINISHED and run.wall_time and run.steps:
-            rates.setdefault(_same_but_seed_and_budget(run.config), []).append(run.wall_time / run.steps)
-    result = Estimate()
-    for config, (_, action) in zip(study.runs, actions, strict=True):
-        if action.startswith(("skip", "not needed", "same as")):
-            continue
-        measured = rates.get(_same_but_seed_and_budget(config.canonical()))
-        if measured:
-            result.seconds += statistics.median(measured) * (config.steps - _updates_done(store, study, config, action))
-            result.runs += 1
-        else:
-            result.unknown += 1
-    return result
-
-
-def _updates_done(store: Store, study: Study, config: RunConfig, action: str) -> int:
-    """What a run to start or resume has done already: its own checkpoint's updates, or its shorter run's."""
-    if action.startswith("resume from its checkpoint"):
-        left = store.find(config.hash(), study.name, ("running",))
-        return checkpoint_step(store.checkpoint_path(left.id)) or 0
-    if action.startswith("new: continues"):
-        return shorter_run(store, study.name, config).config["steps"]
-    return 0
-
-
-def _same_but_seed_and_budget(config: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in ("seed", "steps")}, sort_keys=True)
 
 
 def _but_budget(config: dict[str, Any]) -> str:
