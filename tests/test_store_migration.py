@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnlab.lab.store import SCHEMA_VERSION, Store
+from rnnlab.lab.store import SCHEMA_VERSION, Store, StoreError
 from rnnlab.lab.study import make_study
 from rnnlab.lab.sweep import run_study
 from rnnlab.report.html import build_report
@@ -108,3 +108,27 @@ def test_an_old_store_that_is_read_only_here_is_read_as_it_is(old_store, tmp_pat
         page = build_report(store, "old", tmp_path / "report").html.read_text()
     assert "Exploding or vanishing?" in page and "LSTM: unfinished" in page
     assert hashlib.sha256(old_store.read_bytes()).hexdigest() == before
+
+
+def test_a_dry_run_on_an_old_store_migrates_nothing_and_an_empty_file_stays_empty(old_store, tmp_path, capsys):
+    """`rnnlab sweep --dry-run` opens the store read-only: an old store is planned from as it is (its file
+    byte for byte unchanged), and an empty file is not given tables."""
+    import hashlib
+
+    import yaml
+
+    from rnnlab.cli import main
+
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(OLD))
+    before = hashlib.sha256(old_store.read_bytes()).hexdigest()
+    assert main(["sweep", str(path), "--store", str(old_store), "--dry-run"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "skip: completed" in out and "resume from its checkpoint at update 10" in out
+    assert hashlib.sha256(old_store.read_bytes()).hexdigest() == before, "not migrated"
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    assert main(["sweep", str(path), "--store", str(empty), "--dry-run"]) == 0
+    assert empty.stat().st_size == 0
+    with pytest.raises(StoreError, match="no store at"):
+        Store(empty, read_only=True)

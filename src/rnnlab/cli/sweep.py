@@ -103,7 +103,9 @@ def _dry_run(out: Console, study, store_path: str, measure: int | None, threads:
     from rnnlab.lab.sweep import preview
     from rnnlab.report.format import hours_minutes
 
-    with Store(store_path) if Path(store_path).exists() else contextlib.nullcontext() as store:
+    # Read-only: a dry run writes nothing, not even an empty file's tables or an old store's migration.
+    exists = Path(store_path).exists() and Path(store_path).stat().st_size > 0
+    with Store(store_path, read_only=True) if exists else contextlib.nullcontext() as store:
         actions = preview(study, store)
         timed = {}
         for key, config in untimed(study, store, actions).items() if measure else ():

@@ -32,14 +32,16 @@ DEFAULT_PATH = Path("runs") / "rnnlab.db"
 class Store:
     """Open (or create) the store at `path`. Raises StoreError for a file that is not an rnnlab store or
     whose schema is newer than this rnnlab understands. A store of an older schema is migrated once (in one
-    transaction; no stored value changes, see migrations.py) unless it is read-only here, where it is read as
-    it is; `schema_version` says which."""
+    transaction; no stored value changes, see migrations.py) unless it is read-only here, or opened with
+    `read_only` (which needs an existing store), where it is read as it is; `schema_version` says which."""
 
-    def __init__(self, path: str | Path = DEFAULT_PATH):
+    def __init__(self, path: str | Path = DEFAULT_PATH, read_only: bool = False):
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"store path {str(self.path)!r} is a folder; give a file path such as runs/rnnlab.db")
         exists = self.path.exists()
+        if read_only and not (exists and self.path.stat().st_size > 0):
+            raise StoreError(f"no store at {str(self.path)!r} to read")
         if exists and self.path.stat().st_size > 0:
             refuse_unless_sqlite(self.path)
         if not exists:
@@ -49,7 +51,10 @@ class Store:
                 raise StoreError(f"cannot create the folder for store {str(self.path)!r}: {error.strerror}") from None
         # A store this process may not write (file or folder read-only) is opened for reading only: it can be
         # listed, shown, exported and reported, and any write is refused in one line, leaving the file as it is.
-        self.read_only = exists and not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK))
+        # `read_only`: the caller's promise to write nothing (a dry run), kept the same way — nor is an older
+        # store migrated.
+        writable = os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)
+        self.read_only = read_only or (exists and not writable)
         try:
             self._db = self._connect()
             self._db.row_factory = sqlite3.Row
