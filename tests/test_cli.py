@@ -181,9 +181,15 @@ def test_a_train_run_another_live_process_trains_is_left_to_it_then_resumed(caps
         assert out.count(f"being trained now by another process on this machine (pid {other.pid})") == 2
         (run,) = Store(tmp_path / "s.db").runs()
         assert run.status == "running" and run.environment["claimed_by"]["pid"] == other.pid, "left untouched"
+        assert main(["runs", "show", "1", *store]) == 0
+        shown = " ".join(capsys.readouterr().out.split())
+        assert f"running — trained now by pid {other.pid} on this machine (at update 4 of 4)" in shown
     finally:
         other.kill()
         other.wait()
+    assert main(["runs", "list", *store]) == 0
+    listed = " ".join(capsys.readouterr().out.split())
+    assert "interrupted" in listed and "4/4" in listed, "its claimant is gone; its checkpoint is at update 4"
     assert main(["train", *TINY_TRAIN, *store]) == 0
     assert "Resuming run 1 (" in capsys.readouterr().out
     (run,) = Store(tmp_path / "s.db").runs()

@@ -99,3 +99,41 @@ def open_store(args: argparse.Namespace):
     from rnnlab.lab.store import Store
 
     return Store(args.store)
+
+
+def run_status(store, run, long: bool = False) -> str:
+    """A run's status; for a 'running' run whether a process trains it now (its claim names one alive on this
+    machine) or it was interrupted. `long` (`runs show`): a sentence, with how far its last checkpoint got."""
+    if run.status != "running":
+        return run.status
+    step, short, who = _running(store, run)
+    if not long:
+        return short
+    steps = run.config.get("steps", "?")
+    where = {None: "its checkpoint is unreadable", 0: "no checkpoint yet"}.get(step, f"at update {step} of {steps}")
+    return f"running — {who} ({where})"
+
+
+def run_steps(store, run) -> str:
+    """The updates a run made; for a 'running' one, its last checkpoint's of its budget ('16250/30000')."""
+    if run.status != "running":
+        return fmt(run.steps)
+    step = _running(store, run)[0]
+    return f"{'?' if step is None else step}/{run.config.get('steps', '?')}"
+
+
+def _running(store, run) -> tuple[int | None, str, str]:
+    """A 'running' run's last checkpoint step (0: none yet, None: unreadable) and who has it, short and long."""
+    import socket
+
+    from rnnlab.lab.checkpoints import checkpoint_step
+    from rnnlab.lab.store.claims import claimed_elsewhere
+
+    path = store.checkpoint_path(run.id)
+    step = checkpoint_step(path) if path.exists() else 0
+    owner = run.environment.get("claimed_by") or {}
+    if claimed_elsewhere(run.environment) is not None:
+        return step, f"training (pid {owner['pid']})", f"trained now by pid {owner['pid']} on this machine"
+    if owner.get("host") not in (None, socket.gethostname()):
+        return step, f"claimed on {owner['host']}", f"claimed by pid {owner.get('pid')} on {owner['host']}"
+    return step, "interrupted", "interrupted: the same command resumes it"

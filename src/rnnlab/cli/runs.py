@@ -7,7 +7,17 @@ import sys
 
 from rich.table import Table
 
-from rnnlab.cli.common import Parser, console, fmt, fmt_rate, open_store, positive_int, store_option
+from rnnlab.cli.common import (
+    Parser,
+    console,
+    fmt,
+    fmt_rate,
+    open_store,
+    positive_int,
+    run_status,
+    run_steps,
+    store_option,
+)
 from rnnlab.cli.train import print_run
 from rnnlab.lab.store import MetricName
 
@@ -45,6 +55,7 @@ def register(sub) -> None:
 def list_runs(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         runs = store.runs(study=args.study)
+        states = {r.id: (run_status(store, r), run_steps(store, r)) for r in runs}
     table = Table(title=f"Runs in {args.store}" + (f" (study {args.study})" if args.study else ""))
     for column in (
         "id",
@@ -68,8 +79,7 @@ def list_runs(args: argparse.Namespace) -> int:
             r.study or "-",
             r.config.get("task", "?"),
             fmt(r.config.get("seq_len")),
-            r.status,
-            fmt(r.steps),
+            *states[r.id],
             r.metric_name or "-",
             fmt(r.final_metric),
             fmt(r.solved_at),
@@ -84,7 +94,7 @@ def show(args: argparse.Namespace) -> int:
     out = console()
     with open_store(args) as store:
         run = store.run(args.id)
-        print_run(out, run)
+        print_run(out, run, run_status(store, run, long=True))
         evaluations = Table(title="Evaluations")
         # rnnlab's trainer stores the probe loss's profile as the flow and the task loss's reach as metrics; a
         # monitor's run (a user's own loop, no optimiser recorded) stores the profile of the user's real loss.

@@ -176,7 +176,9 @@ def show_done(out: Console, store, config) -> bool:
     return False
 
 
-def print_run(out: Console, run) -> None:
+def print_run(out: Console, run, status: str | None = None) -> None:
+    """A run's facts as a table; `status` in place of the stored one (`runs show`: whether a 'running' run is
+    trained now or was interrupted, `run_status`)."""
     table = Table(title=f"Run {run.id}: {run.name}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
@@ -184,7 +186,7 @@ def print_run(out: Console, run) -> None:
     trained = "optimizer" in config  # by rnnlab's trainer: its metric is the task's, on the test set
     model = f"{config.get('cell', '?')} H={config.get('hidden_size', '?')} × {config.get('num_layers', '?')}"
     rows = [
-        ("status", run.status),
+        ("status", status or run.status),
         ("task", f"{config.get('task', '?')} (T={config.get('seq_len', '?')})"),
         ("model", model + (f", init {config['init']}" if "init" in config else "")),
         ("steps", fmt(run.steps)),
