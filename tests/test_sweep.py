@@ -892,3 +892,26 @@ def test_in_one_sweep_a_larger_budget_waits_for_its_smaller_one_then_continues_o
     assert runs["wild · steps=40"].diverged_at == 18
     parts = runs["calm · steps=40"].environment["parts"]
     assert [(p["from_step"], p["to_step"]) for p in parts] == [(0, 20), (20, 40)], "continued, not retrained"
+
+
+def test_a_worker_s_row_measures_each_run_s_speed_from_its_own_start():
+    """The time left on a worker's row is its run's: a new run on the row (a resumed one at its checkpoint's
+    update) starts a fresh speed estimate instead of inheriting the last run's progress; the study's row, whose
+    runs differ in cost, shows none."""
+    from rnnlab.lab.sweep import SweepSummary, _Display
+
+    display = _Display(_study(), SweepSummary(study="tiny"), [], workers=1)
+    try:
+        display.update(7, "a", 0, 100, None)
+        for step in (10, 90):
+            time.sleep(0.01)
+            display.update(7, "a", step, 100, 0.5)
+        row = display.progress.tasks[display.workers[7]]
+        assert row.completed == 90 and row.speed > 0
+        display.update(7, "b", 15000, 30000, None)  # resumed from its checkpoint
+        assert (row.completed, row.total, row.speed) == (15000, 30000, None), "no speed from the jump to 15000"
+        columns = display.progress.columns
+        study_row = display.progress.tasks[display.study_task]
+        assert str(columns[-1].render(study_row)) == "" and str(columns[-1].render(row)) != ""
+    finally:
+        display.stop()

@@ -621,7 +621,21 @@ class _Display:
         import sys
 
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class RunTimeLeft(TimeRemainingColumn):
+            """A worker's run's time left at its speed; none for the study's row, whose runs differ in cost."""
+
+            def render(self, task):
+                return Text("") if task.fields.get("study") else super().render(task)
 
         # In a log file rich would wrap every line at 80 columns; a line per run should stay one line.
         console = Console(width=None if sys.stdout.isatty() else 200)
@@ -631,6 +645,7 @@ class _Display:
             MofNCompleteColumn(),
             TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
+            RunTimeLeft(),
             console=console,
         )
         total = self.total = len(study.runs)
@@ -644,8 +659,10 @@ class _Display:
             total=total,
             completed=summary.skipped + summary.not_needed + summary.elsewhere,
             info=", ".join(info),
+            study=True,
         )
         self.workers: dict[Any, int] = {}
+        self.training: dict[int, str] = {}  # worker row → the run it trains
         self.by_name: dict[str, int] = {}
         self.progress.start()
 
@@ -662,6 +679,9 @@ class _Display:
 
     def update(self, pid, name: str, step: int, total: int, metric) -> None:
         task = self._row(pid, name, total)
+        if self.training.get(task) != name:  # a new run on this row: its speed is measured from here
+            self.progress.reset(task, total=total, completed=step)  # (a resumed run starts at its checkpoint)
+            self.training[task] = name
         shown = "" if metric is None else f" · test metric {metric:.4g}"
         self.progress.update(task, completed=step, total=total, info=f"{name}{shown}")
 
