@@ -175,3 +175,43 @@ def test_record_run_writes_a_finished_run_in_one_transaction(tmp_path):
     with pytest.raises(ValueError, match="finished status"):
         store.record_run("half", {}, "h2", {}, dict(RESULT, status="running"))
     assert [r.id for r in store.runs()] == [run_id], "the refused run left no row behind"
+
+
+def test_prune_releases_the_claimed_runs_that_never_trained_and_only_those(tmp_path, capsys):
+    """A sweep stopped between claiming its runs and training them leaves 'running' runs with nothing in them;
+    `runs prune` deletes those, but not a run with a checkpoint, one a live process here claims, one claimed
+    on another machine, nor a finished one."""
+    import os
+    import subprocess
+    import sys
+
+    from rnnlab.cli import main
+    from rnnlab.lab.store.claims import claimant, process_start
+
+    store = Store(tmp_path / "s.db")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = {**claimant(), "pid": other.pid, "started": process_start(other.pid)}
+        gone = {**claimant(), "pid": 2**22 + 1, "started": 1}  # no such process
+        claims = {
+            "untrained": {"claimed_by": gone},
+            "untrained, no claim": {},
+            "checkpointed": {"claimed_by": gone},
+            "live here": {"claimed_by": live},
+            "elsewhere": {"claimed_by": {**gone, "host": "another-machine"}},
+            "finished": {},
+        }
+        ids = {name: store.start_run(name, {"steps": 4}, name, env) for name, env in claims.items()}
+        store.checkpoint_path(ids["checkpointed"]).parent.mkdir(exist_ok=True)
+        store.checkpoint_path(ids["checkpointed"]).write_bytes(b"a checkpoint")
+        with sqlite3.connect(tmp_path / "s.db") as db:
+            db.execute("UPDATE runs SET status = 'completed' WHERE id = ?", (ids["finished"],))
+        store.close()
+        assert main(["runs", "prune", "--store", str(tmp_path / "s.db")]) == 0
+        assert "Released 2 claimed run(s) that never trained" in capsys.readouterr().out
+        left = {r.name for r in Store(tmp_path / "s.db").runs()}
+        assert left == {"checkpointed", "live here", "elsewhere", "finished"}
+        assert os.path.exists(Store(tmp_path / "s.db").checkpoint_path(ids["checkpointed"]))
+    finally:
+        other.kill()
+        other.wait()

@@ -42,7 +42,9 @@ def register(sub) -> None:
     parser.add_argument("ids", type=positive_int, nargs="+", metavar="ID", help="run ids (see runs list)")
     parser.set_defaults(func=delete)
     parser = actions.add_parser(
-        "prune", parents=[store], help="delete the checkpoints of finished runs (a running run keeps its own)"
+        "prune",
+        parents=[store],
+        help="delete the checkpoints of finished runs (a running run keeps its own) and claimed runs that never trained",
     )
     parser.add_argument(
         "--keep-completed",
@@ -181,6 +183,9 @@ def delete(args: argparse.Namespace) -> int:
 def prune(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         count, size = store.prune_checkpoints(keep_completed=args.keep_completed)
+        released = store.release_untrained()
     kept = " (the completed runs keep theirs)" if args.keep_completed else ""
     console().print(f"Deleted {count} checkpoint(s) of finished runs ({size / 1e6:.1f} MB) beside {args.store}{kept}")
+    if released:
+        console().print(f"Released {released} claimed run(s) that never trained (a later sweep claims them anew)")
     return 0

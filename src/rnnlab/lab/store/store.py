@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.lab.store import export
-from rnnlab.lab.store.claims import claim, release
+from rnnlab.lab.store.claims import claim, claimed_elsewhere, release
 from rnnlab.lab.store.migrations import migrate
 from rnnlab.lab.store.records import FINISHED, Run, StoreError, run_from_row
 from rnnlab.lab.store.schema import SCHEMA_VERSION, create, refuse_unless_sqlite, schema_version
@@ -276,6 +276,29 @@ class Store:
                 path.unlink(missing_ok=True)
                 count += 1
         return count, size
+
+    def release_untrained(self) -> int:
+        """Delete the 'running' runs that never trained: no checkpoint, no part recorded, and claimed by no live
+        process on this machine nor by one elsewhere (a sweep stopped between claiming its runs and training
+        them leaves these; a later sweep claims them anew). One transaction, so no claim changes meanwhile.
+        Returns how many."""
+        import socket
+
+        with self._transaction() as db:
+            rows = db.execute("SELECT id, environment FROM runs WHERE status = 'running'").fetchall()
+            untrained = []
+            for row in rows:
+                environment = json.loads(row["environment"] or "{}")
+                owner = environment.get("claimed_by") or {}
+                if self.checkpoint_path(row["id"]).exists() or environment.get("parts"):
+                    continue
+                if claimed_elsewhere(environment) is not None or owner.get("host") not in (None, socket.gethostname()):
+                    continue
+                untrained.append(row["id"])
+            for run_id in untrained:
+                for table, key in (("metrics", "run_id"), ("flows", "run_id"), ("runs", "id")):
+                    db.execute(f"DELETE FROM {table} WHERE {key} = ?", (run_id,))
+        return len(untrained)
 
     # ------------------------------------------------------------------------------------------ reads
 
