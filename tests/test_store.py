@@ -179,8 +179,9 @@ def test_record_run_writes_a_finished_run_in_one_transaction(tmp_path):
 
 def test_prune_releases_the_claimed_runs_that_never_trained_and_only_those(tmp_path, capsys):
     """A sweep stopped between claiming its runs and training them leaves 'running' runs with nothing in them;
-    `runs prune` deletes those, but not a run with a checkpoint, one a live process here claims, one claimed
-    on another machine, nor a finished one."""
+    `runs prune` deletes those, but not a run with a checkpoint, one a live process here claims (this one
+    included: `Store.release_untrained` called beside its own sweep), one claimed on another machine, nor a
+    finished one."""
     import os
     import subprocess
     import sys
@@ -198,6 +199,7 @@ def test_prune_releases_the_claimed_runs_that_never_trained_and_only_those(tmp_p
             "untrained, no claim": {},
             "checkpointed": {"claimed_by": gone},
             "live here": {"claimed_by": live},
+            "this process": {"claimed_by": claimant()},
             "elsewhere": {"claimed_by": {**gone, "host": "another-machine"}},
             "finished": {},
         }
@@ -210,7 +212,7 @@ def test_prune_releases_the_claimed_runs_that_never_trained_and_only_those(tmp_p
         assert main(["runs", "prune", "--store", str(tmp_path / "s.db")]) == 0
         assert "Released 2 claimed run(s) that never trained" in capsys.readouterr().out
         left = {r.name for r in Store(tmp_path / "s.db").runs()}
-        assert left == {"checkpointed", "live here", "elsewhere", "finished"}
+        assert left == {"checkpointed", "live here", "this process", "elsewhere", "finished"}
         assert os.path.exists(Store(tmp_path / "s.db").checkpoint_path(ids["checkpointed"]))
     finally:
         other.kill()

@@ -292,8 +292,9 @@ class Store:
                 owner = environment.get("claimed_by") or {}
                 if self.checkpoint_path(row["id"]).exists() or environment.get("parts"):
                     continue
-                if claimed_elsewhere(environment) is not None or owner.get("host") not in (None, socket.gethostname()):
-                    continue
+                here = owner.get("host") in (None, socket.gethostname())
+                if claimed_elsewhere(environment) is not None or not here or owner.get("pid") == os.getpid():
+                    continue  # a live claimant, one that cannot be seen from here, or this very process
                 untrained.append(row["id"])
             for run_id in untrained:
                 for table, key in (("metrics", "run_id"), ("flows", "run_id"), ("runs", "id")):
