@@ -712,7 +712,7 @@ def test_a_run_another_live_sweep_trains_is_left_to_it_and_taken_over_once_that_
 
 
 def test_a_reused_pid_is_not_taken_for_the_claimant():
-    from rnnlab.lab.store.claims import claimant, claimed_elsewhere
+    from rnnlab.lab.store.claims import claimant, claimed_elsewhere, claimed_on_other_host
 
     me = claimant()
     assert claimed_elsewhere({"claimed_by": me}) is None, "this process's own claim is its to resume"
@@ -721,6 +721,8 @@ def test_a_reused_pid_is_not_taken_for_the_claimant():
     parent = {**me, "pid": os.getppid(), "started": me["started"] + 10**9}  # alive, but started at another time
     assert claimed_elsewhere({"claimed_by": parent}) is None
     assert claimed_elsewhere({"claimed_by": {**parent, "host": "elsewhere"}}) is None, "another machine: not seen"
+    assert claimed_on_other_host({"claimed_by": {**parent, "host": "elsewhere"}}) == "elsewhere"
+    assert claimed_on_other_host({"claimed_by": me}) is None and claimed_on_other_host({}) is None
     assert claimed_elsewhere({}) is None
 
 

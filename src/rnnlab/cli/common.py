@@ -124,16 +124,14 @@ def run_steps(store, run) -> str:
 
 def _running(store, run) -> tuple[int | None, str, str]:
     """A 'running' run's last checkpoint step (0: none yet, None: unreadable) and who has it, short and long."""
-    import socket
-
     from rnnlab.lab.checkpoints import checkpoint_step
-    from rnnlab.lab.store.claims import claimed_elsewhere
+    from rnnlab.lab.store.claims import claimed_elsewhere, claimed_on_other_host
 
     path = store.checkpoint_path(run.id)
     step = checkpoint_step(path) if path.exists() else 0
-    owner = run.environment.get("claimed_by") or {}
-    if claimed_elsewhere(run.environment) is not None:
+    if (owner := claimed_elsewhere(run.environment)) is not None:
         return step, f"training (pid {owner['pid']})", f"trained now by pid {owner['pid']} on this machine"
-    if owner.get("host") not in (None, socket.gethostname()):
-        return step, f"claimed on {owner['host']}", f"claimed by pid {owner.get('pid')} on {owner['host']}"
+    if (host := claimed_on_other_host(run.environment)) is not None:
+        pid = run.environment["claimed_by"].get("pid")
+        return step, f"claimed on {host}", f"claimed by pid {pid} on {host}"
     return step, "interrupted", "interrupted: the same command resumes it"

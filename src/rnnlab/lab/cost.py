@@ -33,10 +33,7 @@ def estimate(
     runs in `store` whose config is the same but for the seed and the budget, less the updates a resumed run's
     checkpoint has done (a run that solves its task stops early, hence "at most"). `timed`: seconds per update
     measured here (`untimed`, `time_updates`) for the variants with no finished run, by `variant_key`."""
-    rates: dict[str, list[float]] = {}
-    for run in store.runs(study=study.name) if store is not None else []:
-        if run.status in FINISHED and run.wall_time and run.steps:
-            rates.setdefault(variant_key(run.config), []).append(run.wall_time / run.steps)
+    rates = _stored_rates(study, store)
     result = Estimate()
     for config, (_, action) in zip(study.runs, actions, strict=True):
         if not _needs_compute(action):
@@ -55,8 +52,7 @@ def estimate(
 def untimed(study: Study, store: Store | None, actions: list[tuple[str, str]]) -> dict[str, RunConfig]:
     """The variants (`variant_key` → the first of its runs) that runs to start or resume belong to and that
     have no finished run in `store` to estimate from."""
-    runs = store.runs(study=study.name) if store is not None else []
-    known = {variant_key(run.config) for run in runs if run.status in FINISHED and run.wall_time and run.steps}
+    known = _stored_rates(study, store)
     left: dict[str, RunConfig] = {}
     for config, (_, action) in zip(study.runs, actions, strict=True):
         if _needs_compute(action) and (key := variant_key(config.canonical())) not in known:
@@ -88,6 +84,15 @@ def time_updates(config: RunConfig, updates: int, threads: int = 1) -> float:
 def variant_key(config: dict[str, Any]) -> str:
     """A canonical config without its seed and budget: runs with equal keys cost the same per update."""
     return json.dumps({k: v for k, v in config.items() if k not in ("seed", "steps")}, sort_keys=True)
+
+
+def _stored_rates(study: Study, store: Store | None) -> dict[str, list[float]]:
+    """Seconds per update of the study's finished runs in `store`, by `variant_key`."""
+    rates: dict[str, list[float]] = {}
+    for run in store.runs(study=study.name) if store is not None else []:
+        if run.status in FINISHED and run.wall_time and run.steps:
+            rates.setdefault(variant_key(run.config), []).append(run.wall_time / run.steps)
+    return rates
 
 
 def _needs_compute(action: str) -> bool:

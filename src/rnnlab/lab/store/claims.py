@@ -57,8 +57,8 @@ def claimant() -> dict[str, Any]:
 
 def claimed_elsewhere(environment: dict[str, Any]) -> dict[str, Any] | None:
     """The claimant of a 'running' run when it is another process on this machine and still alive (a sweep or
-    `rnnlab train` training it now), else None: it has ended (killed, crashed), so the run is free to resume. A claimant on
-    another machine cannot be seen from here and counts as ended."""
+    `rnnlab train` training it now), else None: it has ended (killed, crashed), so the run is free to resume. A
+    claimant on another machine cannot be seen from here and counts as ended (`claimed_on_other_host`)."""
     owner = environment.get("claimed_by")
     if not isinstance(owner, dict) or owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
         return None
@@ -69,6 +69,14 @@ def claimed_elsewhere(environment: dict[str, Any]) -> dict[str, Any] | None:
     if started is not None and owner.get("started") is not None and started != owner["started"]:
         return None  # the pid now belongs to another process
     return owner
+
+
+def claimed_on_other_host(environment: dict[str, Any]) -> str | None:
+    """The host of a run's claimant when that is another machine (whose processes cannot be seen from here), else
+    None (a claim made on this machine, or none)."""
+    owner = environment.get("claimed_by")
+    host = owner.get("host") if isinstance(owner, dict) else None
+    return host if host not in (None, socket.gethostname()) else None
 
 
 def _alive(pid: int) -> bool:

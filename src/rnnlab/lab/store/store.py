@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnlab.lab.store import export
-from rnnlab.lab.store.claims import claim, claimed_elsewhere, release
+from rnnlab.lab.store.claims import claim, claimed_elsewhere, claimed_on_other_host, release
 from rnnlab.lab.store.migrations import migrate
 from rnnlab.lab.store.records import FINISHED, Run, StoreError, run_from_row
 from rnnlab.lab.store.schema import SCHEMA_VERSION, create, refuse_unless_sqlite, schema_version
@@ -282,8 +282,6 @@ class Store:
         process on this machine nor by one elsewhere (a sweep stopped between claiming its runs and training
         them leaves these; a later sweep claims them anew). One transaction, so no claim changes meanwhile.
         Returns how many."""
-        import socket
-
         with self._transaction() as db:
             rows = db.execute("SELECT id, environment FROM runs WHERE status = 'running'").fetchall()
             untrained = []
@@ -292,9 +290,10 @@ class Store:
                 owner = environment.get("claimed_by") or {}
                 if self.checkpoint_path(row["id"]).exists() or environment.get("parts"):
                     continue
-                here = owner.get("host") in (None, socket.gethostname())
-                if claimed_elsewhere(environment) is not None or not here or owner.get("pid") == os.getpid():
-                    continue  # a live claimant, one that cannot be seen from here, or this very process
+                if claimed_on_other_host(environment) is not None:
+                    continue  # its claimant cannot be seen from here
+                if claimed_elsewhere(environment) is not None or owner.get("pid") == os.getpid():
+                    continue  # a live claimant here, or this very process
                 untrained.append(row["id"])
             for run_id in untrained:
                 for table, key in (("metrics", "run_id"), ("flows", "run_id"), ("runs", "id")):
