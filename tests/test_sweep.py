@@ -184,6 +184,30 @@ def test_sweep_only_on_the_command_line(tmp_path, capsys):
     assert "--only expects KEY=VALUE" in capsys.readouterr().err
 
 
+def test_the_closing_table_tells_a_run_another_sweep_trains_from_an_interrupted_one(tmp_path, capsys):
+    """The table a sweep ends with lists every run of the study; one it left alone says whether another live
+    process trains it now or it was interrupted (a run of an earlier sitting), never a bare 'running'."""
+    from rnnlab.cli import main
+    from rnnlab.lab.store.claims import claimant, process_start
+
+    path = _study_file(tmp_path)
+    store = tmp_path / "s.db"
+    first = load_study(path).runs[0]
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = {**claimant(), "pid": other.pid, "started": process_start(other.pid)}
+        Store(store).claim_run(first.label(), first.canonical(), first.hash(), {"claimed_by": owner}, "tiny")
+        assert main(["sweep", str(path), "--store", str(store), "--only", "seed=1", "--no-progress"]) == 0
+        table = capsys.readouterr().out
+        assert f"training (pid {other.pid})" in table and "completed" in table
+    finally:
+        other.kill()
+        other.wait()
+    assert main(["sweep", str(path), "--store", str(store), "--only", "seed=1", "--no-progress"]) == 0
+    table = capsys.readouterr().out
+    assert "interrupted" in table and "running" not in table
+
+
 def test_a_dry_run_says_what_a_sweep_would_do_and_writes_nothing(tmp_path, capsys):
     from rnnlab.cli import main
 

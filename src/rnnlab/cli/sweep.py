@@ -8,7 +8,7 @@ import contextlib
 from rich.console import Console
 from rich.table import Table
 
-from rnnlab.cli.common import UsageError, console, fmt, fmt_rate, open_store, positive_int, store_option
+from rnnlab.cli.common import UsageError, console, fmt, fmt_rate, open_store, positive_int, run_status, store_option
 
 
 def register(sub) -> None:
@@ -152,6 +152,8 @@ def _parse_only(items: list[str]) -> dict[str, list[str]]:
 
 
 def print_study_table(out: Console, store, study: str) -> None:
+    """Every run of the study in the store; an unfinished one says whether another sweep trains it now or it
+    was interrupted (a run of an earlier sitting), as `runs list` does."""
     runs = store.runs(study=study)
     table = Table(title=f"Study {study}")
     for column in ("run", "status", "solved at", "final metric", "horizon start → end", "clip", "time"):
@@ -161,7 +163,7 @@ def print_study_table(out: Console, store, study: str) -> None:
         horizon = f"{flows[0]['horizon']} → {flows[-1]['horizon']}" if flows else "-"
         table.add_row(
             r.name,
-            r.status,
+            run_status(store, r),
             fmt(r.solved_at),
             f"{r.metric_name or ''} {fmt(r.final_metric)}",
             horizon,
