@@ -941,3 +941,25 @@ def test_a_worker_s_row_measures_each_run_s_speed_from_its_own_start():
         assert str(columns[-1].render(study_row)) == "" and str(columns[-1].render(row)) != ""
     finally:
         display.stop()
+
+
+def test_a_sweep_logging_to_a_file_says_how_each_run_is_doing_every_few_minutes(monkeypatch, capsys):
+    """Where the live bars are not drawn (output to a log file, as a study left running in the background), a
+    worker's run gets a line at most every LOG_EVERY_SECONDS: its update, test metric and time left."""
+    from rnnlab.lab import sweep
+    from rnnlab.lab.sweep import SweepSummary, _Display
+
+    monkeypatch.setattr(sweep, "LOG_EVERY_SECONDS", 0.05)
+    display = _Display(_study(), SweepSummary(study="tiny"), [], workers=1)
+    try:
+        assert display.log_every == 0.05, "pytest's captured output is not a terminal"
+        display.update(7, "a", 0, 100, None)
+        display.update(7, "a", 10, 100, 0.5)
+        assert "update 10/100" not in capsys.readouterr().out, "not before the interval has passed"
+        time.sleep(0.06)
+        display.update(7, "a", 40, 100, 0.25)
+        display.update(7, "a", 50, 100, 0.2)
+        lines = [line for line in capsys.readouterr().out.splitlines() if "update" in line]
+        assert len(lines) == 1 and "a: update 40/100 · test metric 0.25, 0:00 (h:mm) left at its speed" in lines[0]
+    finally:
+        display.stop()

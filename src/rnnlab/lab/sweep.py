@@ -34,8 +34,10 @@ from rnnlab.lab.store import FINISHED, Run, Store
 from rnnlab.lab.store.claims import claimant, claimed_elsewhere
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.recurrent.validation import positive_int
+from rnnlab.report.format import hours_minutes
 
 EXECUTORS = ("local", "ray")
+LOG_EVERY_SECONDS = 300.0  # how often a sweep whose output is not a terminal says how each worker's run is doing
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -639,6 +641,10 @@ class _Display:
 
         # In a log file rich would wrap every line at 80 columns; a line per run should stay one line.
         console = Console(width=None if sys.stdout.isatty() else 200)
+        # Nor does it draw the live bars there: a study left running with its output in a log (nohup … > log &)
+        # says how each worker's run is doing every few minutes instead, so the log shows it is alive.
+        self.log_every = None if console.is_terminal else LOG_EVERY_SECONDS
+        self.logged: dict[int, float] = {}  # worker row → when its last line was written
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -682,8 +688,14 @@ class _Display:
         if self.training.get(task) != name:  # a new run on this row: its speed is measured from here
             self.progress.reset(task, total=total, completed=step)  # (a resumed run starts at its checkpoint)
             self.training[task] = name
+            self.logged[task] = time.monotonic()
         shown = "" if metric is None else f" · test metric {metric:.4g}"
         self.progress.update(task, completed=step, total=total, info=f"{name}{shown}")
+        if self.log_every is not None and time.monotonic() - self.logged[task] >= self.log_every:
+            self.logged[task] = time.monotonic()
+            left = self.progress.tasks[task].time_remaining
+            at_speed = "" if left is None else f", {hours_minutes(left)} (h:mm) left at its speed"
+            self.progress.console.print(f"  {name}: update {step}/{total}{shown}{at_speed}", highlight=False)
 
     def finished(self, job: _Job, status: str, detail: str = "") -> None:
         self.progress.advance(self.study_task)
