@@ -196,6 +196,30 @@ def test_a_train_run_another_live_process_trains_is_left_to_it_then_resumed(caps
     assert run.status != "running" and "claimed_by" not in run.environment
 
 
+def test_runs_show_of_an_unfinished_run_shows_the_evaluations_its_checkpoint_holds(capsys, tmp_path):
+    """The store has a run's evaluations only once it has finished; `runs show` of a run in training (or an
+    interrupted one) reads them from its checkpoint: the same table a finished run gets, up to that update."""
+    import sqlite3
+
+    store = ["--store", str(tmp_path / "s.db")]
+    assert main(["train", *TINY_TRAIN, *store]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "1", *store]) == 0
+    finished = capsys.readouterr().out.split("Evaluations", 1)[1]
+    with sqlite3.connect(tmp_path / "s.db") as db:  # as if it were still training: its checkpoint is at update 4
+        db.execute("UPDATE runs SET status = 'running'")
+        db.execute("DELETE FROM metrics")
+        db.execute("DELETE FROM flows")
+    assert main(["runs", "show", "1", *store]) == 0
+    shown = capsys.readouterr().out
+    assert "Evaluations so far (from its checkpoint at update 4)" in shown
+    so_far = shown.split("Evaluations so far (from its checkpoint at update 4)", 1)[1]
+    assert so_far.strip() and so_far.split("\n", 1)[1] == finished.split("\n", 1)[1], "the same rows"
+    (tmp_path / "s.db.checkpoints" / "run-1.pt").write_bytes(b"not a checkpoint")
+    assert main(["runs", "show", "1", *store]) == 0
+    assert "Evaluations so far" not in capsys.readouterr().out, "an unreadable checkpoint: the store's (none)"
+
+
 def test_runs_show_lists_the_scores_a_task_adds_at_each_evaluation(capsys, tmp_path):
     store = ["--store", str(tmp_path / "s.db")]
     text = ["--task", "text", "--seq-len", "5", "--hidden", "4", "--steps", "2", "--eval-every", "1", "--no-progress"]

@@ -97,7 +97,11 @@ def show(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         run = store.run(args.id)
         print_run(out, run, run_status(store, run, long=True))
-        evaluations = Table(title="Evaluations")
+        rows, flow_rows, title = store.metrics(run.id), store.flows(run.id), "Evaluations"
+        if run.status == "running" and (progress := store.progress(run.id)) is not None:
+            step, rows, flow_rows = progress  # a run in training, or interrupted: what its checkpoint holds
+            title = f"Evaluations so far (from its checkpoint at update {step})"
+        evaluations = Table(title=title)
         # rnnlab's trainer stores the probe loss's profile as the flow and the task loss's reach as metrics; a
         # monitor's run (a user's own loop, no optimiser recorded) stores the profile of the user's real loss.
         trained = "optimizer" in run.config
@@ -115,9 +119,9 @@ def show(args: argparse.Namespace) -> int:
         ):
             evaluations.add_column(column, justify="right")
         metrics: dict[int, dict[str, float | None]] = {}
-        for step, name, value in store.metrics(run.id):
+        for step, name, value in rows:
             metrics.setdefault(step, {})[name] = value
-        flows = {f["step"]: f for f in store.flows(run.id)}
+        flows = {f["step"]: f for f in flow_rows}
         for step in sorted(flows):
             m, f = metrics.get(step, {}), flows[step]
             evaluations.add_row(

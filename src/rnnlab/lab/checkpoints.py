@@ -41,8 +41,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def checkpoint_step(path: Path) -> int | None:
     """The update a checkpoint was written at, without reading its tensors into memory (mapped, not loaded);
     None when it cannot be read."""
+    found = checkpoint_progress(path)
+    return None if found is None else found[0]
+
+
+def checkpoint_progress(path: Path) -> tuple[int, dict[str, Any]] | None:
+    """The update a checkpoint was written at and the run's result up to there (its evaluations so far), its
+    tensors mapped, not loaded; None when it cannot be read."""
     try:
-        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True)["step"])
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["step"]), state["result"]
     except Exception:  # missing, truncated, corrupt or not a checkpoint: the sweep reports it when it runs
         return None
 

@@ -24,7 +24,7 @@ from rnnlab.lab.store.claims import claim, claimed_elsewhere, claimed_on_other_h
 from rnnlab.lab.store.migrations import migrate
 from rnnlab.lab.store.records import FINISHED, Run, StoreError, run_from_row
 from rnnlab.lab.store.schema import SCHEMA_VERSION, create, refuse_unless_sqlite, schema_version
-from rnnlab.lab.store.writes import copy_outcome, insert_run, write_result
+from rnnlab.lab.store.writes import copy_outcome, insert_run, result_rows, write_result
 
 DEFAULT_PATH = Path("runs") / "rnnlab.db"
 
@@ -346,6 +346,33 @@ class Store:
     def flows(self, run_id: int) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM flows WHERE run_id = ? ORDER BY step", (run_id,))
         return [{**dict(r), "profile": json.loads(r["profile"])} for r in rows]
+
+    def progress(self, run_id: int) -> tuple[int, list[tuple[int, str, float | None]], list[dict[str, Any]]] | None:
+        """A running run's evaluations so far, read from its checkpoint (the store has a run's metrics and flows
+        only once it has finished): the update the checkpoint was written at, and rows shaped as `metrics` and
+        `flows` give them. None without a readable checkpoint."""
+        from rnnlab.lab.checkpoints import checkpoint_progress  # torch only when asked
+
+        found = checkpoint_progress(self.checkpoint_path(run_id))
+        if found is None:
+            return None
+        step, result = found
+        metrics, flows = result_rows(run_id, result)
+        return (
+            step,
+            sorted(((s, name, value) for _, s, name, value in metrics), key=lambda row: row[:2]),
+            [
+                {
+                    "run_id": run_id,
+                    "step": s,
+                    "horizon": horizon,
+                    "decay_rate": rate,
+                    "r2": r2,
+                    "profile": json.loads(p),
+                }
+                for _, s, horizon, rate, r2, p in flows
+            ],
+        )
 
     def checkpoint_path(self, run_id: int) -> Path:
         """Where a run's checkpoint lives: beside the store, `<store>.checkpoints/run-<id>.pt`."""

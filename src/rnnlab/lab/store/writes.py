@@ -31,7 +31,7 @@ def insert_run(db: sqlite3.Connection, name: str, config: dict, config_hash: str
     return int(cursor.lastrowid)
 
 
-def _metrics(run_id: int, result: dict[str, Any]) -> tuple[list[tuple], list[tuple]]:
+def result_rows(run_id: int, result: dict[str, Any]) -> tuple[list[tuple], list[tuple]]:
     """The (run, step, name, value) metric rows and the flow rows of a result."""
     metrics = [(run_id, int(step), MetricName.TRAIN_LOSS, real(v)) for step, v in result["train_losses"]]
     for level in LEVELS:  # the task's memoryless levels: reports need no task
@@ -63,7 +63,7 @@ def write_result(db: sqlite3.Connection, run_id: int, result: dict[str, Any], pa
     """Write a finished run's summary, metrics and flows (`path` names the store in errors)."""
     if result["status"] not in FINISHED:
         raise ValueError(f"finish_run needs a finished status {FINISHED}, got {result['status']!r}")
-    metrics, flows = _metrics(run_id, result)
+    metrics, flows = result_rows(run_id, result)
     # Which machine ran which updates (a run resumed in another sitting has several parts): kept in the run's
     # environment, beside the machine that started it.
     parts = json.dumps(result["parts"]) if result.get("parts") else None
