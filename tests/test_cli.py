@@ -218,6 +218,24 @@ def test_runs_show_of_an_unfinished_run_shows_the_evaluations_its_checkpoint_hol
     (tmp_path / "s.db.checkpoints" / "run-1.pt").write_bytes(b"not a checkpoint")
     assert main(["runs", "show", "1", *store]) == 0
     assert "Evaluations so far" not in capsys.readouterr().out, "an unreadable checkpoint: the store's (none)"
+    assert main(["runs", "list", *store]) == 0
+    assert " so far" not in capsys.readouterr().out
+
+
+def test_runs_list_gives_an_unfinished_run_its_last_test_metric_so_far(capsys, tmp_path):
+    import sqlite3
+
+    from rnnlab.lab.store import Store
+
+    store = ["--store", str(tmp_path / "s.db")]
+    assert main(["train", *TINY_TRAIN, *store]) == 0
+    (run,) = Store(tmp_path / "s.db").runs()
+    with sqlite3.connect(tmp_path / "s.db") as db:  # as if it were still training, its checkpoint at update 4
+        db.execute("UPDATE runs SET status = 'running', final_metric = NULL")
+    capsys.readouterr()
+    assert main(["runs", "list", *store]) == 0
+    listed = " ".join(capsys.readouterr().out.split())
+    assert f"{run.final_metric:.4g} so far" in listed, "its last evaluation is its final one here"
 
 
 def test_runs_show_lists_the_scores_a_task_adds_at_each_evaluation(capsys, tmp_path):

@@ -122,6 +122,18 @@ def run_steps(store, run) -> str:
     return f"{'?' if step is None else step}/{run.config.get('steps', '?')}"
 
 
+def run_final(store, run) -> str:
+    """A run's final test metric; for a 'running' one, its last evaluation's so far, from its checkpoint
+    ('0.159 so far'), or '-' before its first."""
+    from rnnlab.lab.store import MetricName
+
+    if run.status != "running":
+        return fmt(run.final_metric)
+    progress = store.progress(run.id)
+    scores = [] if progress is None else [v for _, name, v in progress[1] if name == MetricName.TEST_METRIC]
+    return f"{fmt(scores[-1])} so far" if scores else "-"
+
+
 def _running(store, run) -> tuple[int | None, str, str]:
     """A 'running' run's last checkpoint step (0: none yet, None: unreadable) and who has it, short and long."""
     from rnnlab.lab.checkpoints import checkpoint_step

@@ -14,6 +14,7 @@ from rnnlab.cli.common import (
     fmt_rate,
     open_store,
     positive_int,
+    run_final,
     run_status,
     run_steps,
     store_option,
@@ -58,6 +59,7 @@ def list_runs(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         runs = store.runs(study=args.study)
         states = {r.id: (run_status(store, r), run_steps(store, r)) for r in runs}
+        finals = {r.id: run_final(store, r) for r in runs}
     table = Table(title=f"Runs in {args.store}" + (f" (study {args.study})" if args.study else ""))
     for column in (
         "id",
@@ -83,7 +85,7 @@ def list_runs(args: argparse.Namespace) -> int:
             fmt(r.config.get("seq_len")),
             *states[r.id],
             r.metric_name or "-",
-            fmt(r.final_metric),
+            finals[r.id],
             fmt(r.solved_at),
             fmt_rate(r.clip_rate),
             "-" if r.wall_time is None else f"{r.wall_time:.0f} s",
