@@ -41,18 +41,24 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def checkpoint_step(path: Path) -> int | None:
     """The update a checkpoint was written at, without reading its tensors into memory (mapped, not loaded);
     None when it cannot be read."""
-    found = checkpoint_progress(path)
-    return None if found is None else found[0]
+    try:
+        return int(_mapped(path)["step"])
+    except Exception:  # missing, truncated, corrupt or not a checkpoint: the sweep reports it when it runs
+        return None
 
 
 def checkpoint_progress(path: Path) -> tuple[int, dict[str, Any]] | None:
     """The update a checkpoint was written at and the run's result up to there (its evaluations so far), its
     tensors mapped, not loaded; None when it cannot be read."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        state = _mapped(path)
         return int(state["step"]), state["result"]
-    except Exception:  # missing, truncated, corrupt or not a checkpoint: the sweep reports it when it runs
+    except Exception:
         return None
+
+
+def _mapped(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
 
 
 def resume_point(path: Path, steps: int) -> str | None:
