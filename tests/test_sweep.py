@@ -963,3 +963,28 @@ def test_a_sweep_logging_to_a_file_says_how_each_run_is_doing_every_few_minutes(
         assert len(lines) == 1 and "a: update 40/100 · test metric 0.25, 0:00 (h:mm) left at its speed" in lines[0]
     finally:
         display.stop()
+
+
+def test_a_pool_found_broken_when_a_job_is_submitted_is_replaced_and_the_job_runs(tmp_path, monkeypatch):
+    """A worker that dies between two of the driver's looks breaks the pool, and the next `submit` raises
+    BrokenProcessPool (seen under load in the kill test: the sweep crashed with an internal error). The job must
+    start again in a fresh pool, as the running ones do."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    submitted = []
+    submit = ProcessPoolExecutor.submit
+
+    def second_submit_finds_the_pool_broken(pool, *args, **kwargs):
+        submitted.append(args[1])  # the job's checkpoint path: which run
+        if len(submitted) == 2:
+            raise BrokenProcessPool("A child process terminated abruptly")
+        return submit(pool, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", second_submit_finds_the_pool_broken)
+    study = _study(seeds=(0, 1), variants=[{"name": "gru", "cell": "gru"}])
+    store = Store(tmp_path / "s.db")
+    summary = run_study(study, store, workers=1, progress=False)
+    assert (summary.ran, summary.failed) == (2, 0)
+    assert len(submitted) == 3 and submitted[1] == submitted[2], "the second run was submitted again"
+    assert [r.status for r in store.runs(study="tiny")] == ["completed", "completed"]

@@ -22,7 +22,7 @@ import queue as queue_module
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -474,8 +474,7 @@ def _run_local(schedule, store, summary, workers, threads, address, display, res
             try:
                 while True:
                     for job in [] if broken else schedule.take(workers - len(running)):
-                        future = pool.submit(_train_in_worker, job.config, job.checkpoint, threads, job.start_from)
-                        running[future] = job
+                        running[_submit(pool, job, threads)] = job
                     if not running:
                         break
                     done, _ = wait(running, timeout=0.25, return_when=FIRST_COMPLETED)
@@ -497,6 +496,18 @@ def _run_local(schedule, store, summary, workers, threads, address, display, res
             break
     if updates is not None:
         updates.close()
+
+
+def _submit(pool: ProcessPoolExecutor, job: _Job, threads: int) -> Future:
+    """Start a job on the pool. A worker that died since the driver last looked breaks the pool, and then
+    `submit` itself raises: the job gets a future failed as the running ones fail, so that it is started again
+    in a fresh pool as they are (found by the kill test on a loaded machine: the sweep crashed instead)."""
+    try:
+        return pool.submit(_train_in_worker, job.config, job.checkpoint, threads, job.start_from)
+    except BrokenProcessPool as error:
+        failed: Future = Future()
+        failed.set_exception(error)
+        return failed
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
