@@ -25,6 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,6 @@ from rnnlab.lab.store import FINISHED, Run, Store
 from rnnlab.lab.store.claims import claimant, claimed_elsewhere
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.recurrent.validation import positive_int
-from rnnlab.report.format import hours_minutes
 
 EXECUTORS = ("local", "ray")
 LOG_EVERY_SECONDS = 300.0  # how often a sweep whose output is not a terminal says how each worker's run is doing
@@ -705,7 +705,7 @@ class _Display:
         if self.log_every is not None and time.monotonic() - self.logged[task] >= self.log_every:
             self.logged[task] = time.monotonic()
             left = self.progress.tasks[task].time_remaining
-            at_speed = "" if left is None else f", {hours_minutes(left)} (h:mm) left at its speed"
+            at_speed = "" if left is None else f", {timedelta(seconds=round(left))} left at its speed"  # as the bars
             self.progress.console.print(f"  {name}: update {step}/{total}{shown}{at_speed}", highlight=False)
 
     def finished(self, job: _Job, status: str, detail: str = "") -> None:
