@@ -231,11 +231,16 @@ def test_runs_list_gives_an_unfinished_run_its_last_test_metric_so_far(capsys, t
     assert main(["train", *TINY_TRAIN, *store]) == 0
     (run,) = Store(tmp_path / "s.db").runs()
     with sqlite3.connect(tmp_path / "s.db") as db:  # as if it were still training, its checkpoint at update 4
-        db.execute("UPDATE runs SET status = 'running', final_metric = NULL")
+        db.execute("UPDATE runs SET status = 'running', steps = NULL, metric_name = NULL, final_metric = NULL")
     capsys.readouterr()
     assert main(["runs", "list", *store]) == 0
-    listed = " ".join(capsys.readouterr().out.split())
+    listed = " ".join(capsys.readouterr().out.replace("│", " ").split())
     assert f"{run.final_metric:.4g} so far" in listed, "its last evaluation is its final one here"
+    assert f"4/4 {run.metric_name} " in listed, "its checkpoint's update and metric, which the store lacks"
+    (tmp_path / "s.db.checkpoints" / "run-1.pt").write_bytes(b"not a checkpoint")
+    assert main(["runs", "list", *store]) == 0
+    listed = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "?/4 - -" in listed, "an unreadable checkpoint: nothing known of its progress"
 
 
 def test_runs_show_lists_the_scores_a_task_adds_at_each_evaluation(capsys, tmp_path):

@@ -104,46 +104,48 @@ def open_store(args: argparse.Namespace):
 def run_status(store, run, long: bool = False) -> str:
     """A run's status; for a 'running' run whether a process trains it now (its claim names one alive on this
     machine) or it was interrupted. `long` (`runs show`): a sentence, with how far its last checkpoint got."""
+    from rnnlab.lab.checkpoints import checkpoint_step
+
     if run.status != "running":
         return run.status
-    step, short, who = _running(store, run)
+    short, who = _claimant(run)
     if not long:
         return short
+    path = store.checkpoint_path(run.id)
+    step = checkpoint_step(path) if path.exists() else 0
     steps = run.config.get("steps", "?")
     where = {None: "its checkpoint is unreadable", 0: "no checkpoint yet"}.get(step, f"at update {step} of {steps}")
     return f"running — {who} ({where})"
 
 
-def run_steps(store, run) -> str:
-    """The updates a run made; for a 'running' one, its last checkpoint's of its budget ('16250/30000')."""
-    if run.status != "running":
-        return fmt(run.steps)
-    step = _running(store, run)[0]
-    return f"{'?' if step is None else step}/{run.config.get('steps', '?')}"
-
-
-def run_final(store, run) -> str:
-    """A run's final test metric; for a 'running' one, its last evaluation's so far, from its checkpoint
-    ('0.159 so far'), or '-' before its first."""
-    from rnnlab.lab.store import MetricName
+def run_columns(store, run) -> tuple[str, str, str, str]:
+    """`runs list`'s status, steps, metric and final columns. The store has a run's results only once it has
+    finished, so a 'running' run's come from one read of its checkpoint: who trains it, the checkpoint's update
+    of its budget ('16250/30000'), its metric's name and its last test metric ('0.159 so far'; '-' before its
+    first evaluation or when the checkpoint cannot be read)."""
+    from rnnlab.lab.checkpoints import checkpoint_progress
 
     if run.status != "running":
-        return fmt(run.final_metric)
-    progress = store.progress(run.id)
-    scores = [] if progress is None else [v for _, name, v in progress[1] if name == MetricName.TEST_METRIC]
-    return f"{fmt(scores[-1])} so far" if scores else "-"
+        return run.status, fmt(run.steps), run.metric_name or "-", fmt(run.final_metric)
+    path = store.checkpoint_path(run.id)
+    found = checkpoint_progress(path) if path.exists() else None
+    step, result = found if found is not None else (None if path.exists() else 0, {})
+    evaluations = result.get("evaluations") or []
+    return (
+        _claimant(run)[0],
+        f"{'?' if step is None else step}/{run.config.get('steps', '?')}",
+        result.get("metric_name") or "-",
+        f"{fmt(evaluations[-1]['metric'])} so far" if evaluations else "-",
+    )
 
 
-def _running(store, run) -> tuple[int | None, str, str]:
-    """A 'running' run's last checkpoint step (0: none yet, None: unreadable) and who has it, short and long."""
-    from rnnlab.lab.checkpoints import checkpoint_step
+def _claimant(run) -> tuple[str, str]:
+    """Who has a 'running' run, short ('training (pid N)', 'interrupted') and as a phrase for `runs show`."""
     from rnnlab.lab.store.claims import claimed_elsewhere, claimed_on_other_host
 
-    path = store.checkpoint_path(run.id)
-    step = checkpoint_step(path) if path.exists() else 0
     if (owner := claimed_elsewhere(run.environment)) is not None:
-        return step, f"training (pid {owner['pid']})", f"trained now by pid {owner['pid']} on this machine"
+        return f"training (pid {owner['pid']})", f"trained now by pid {owner['pid']} on this machine"
     if (host := claimed_on_other_host(run.environment)) is not None:
         pid = run.environment["claimed_by"].get("pid")
-        return step, f"claimed on {host}", f"claimed by pid {pid} on {host}"
-    return step, "interrupted", "interrupted: the same command resumes it"
+        return f"claimed on {host}", f"claimed by pid {pid} on {host}"
+    return "interrupted", "interrupted: the same command resumes it"

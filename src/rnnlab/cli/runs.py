@@ -14,9 +14,8 @@ from rnnlab.cli.common import (
     fmt_rate,
     open_store,
     positive_int,
-    run_final,
+    run_columns,
     run_status,
-    run_steps,
     store_option,
 )
 from rnnlab.cli.train import print_run
@@ -58,8 +57,7 @@ def register(sub) -> None:
 def list_runs(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         runs = store.runs(study=args.study)
-        states = {r.id: (run_status(store, r), run_steps(store, r)) for r in runs}
-        finals = {r.id: run_final(store, r) for r in runs}
+        columns = {r.id: run_columns(store, r) for r in runs}
     table = Table(title=f"Runs in {args.store}" + (f" (study {args.study})" if args.study else ""))
     for column in (
         "id",
@@ -83,9 +81,7 @@ def list_runs(args: argparse.Namespace) -> int:
             r.study or "-",
             r.config.get("task", "?"),
             fmt(r.config.get("seq_len")),
-            *states[r.id],
-            r.metric_name or "-",
-            finals[r.id],
+            *columns[r.id],
             fmt(r.solved_at),
             fmt_rate(r.clip_rate),
             "-" if r.wall_time is None else f"{r.wall_time:.0f} s",
