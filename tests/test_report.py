@@ -407,6 +407,7 @@ def test_the_report_lists_the_study_files_runs_the_store_lacks(tmp_path, capsys)
 
     data = {
         "name": "lengths",
+        "claim": "Open: does tanh solve it?",
         "defaults": {**TINY, "steps": 2, "eval_every": 1},  # 2 updates never solve adding (MSE < 0.01)
         "grid": {"seq_len": [5, 10, 20], "seed": [0, 1]},
         "skip_after_failure": "seq_len",
@@ -425,6 +426,11 @@ def test_the_report_lists_the_study_files_runs_the_store_lacks(tmp_path, capsys)
 
     without = build_report(store, "lengths", tmp_path / "r0").html.read_text(encoding="utf-8")
     assert "not finished" not in without and "will not run" not in without  # the store alone knows no plan
+    rewritten = make_study({**data, "claim": "Decided: tanh solves none.", "source": "a paper, p. 2"})
+    page = build_report(store, "lengths", tmp_path / "r3", plan=rewritten).html.read_text(encoding="utf-8")
+    assert "<strong>Claim.</strong> Decided: tanh solves none.</p>" in page, "the study file's text, not the sweep's"
+    assert "<strong>Source.</strong> a paper, p. 2</p>" in page
+    assert "<strong>Claim.</strong> Open: does tanh solve it?</p>" in without, "without a plan: the sweep's"
     other = make_study({**data, "defaults": {**data["defaults"], "hidden_size": 9}})
     page = build_report(store, "lengths", tmp_path / "r1", plan=other).html.read_text(encoding="utf-8")
     assert "not finished" not in page and "will not run" not in page  # none of its runs are in this store

@@ -70,9 +70,13 @@ def build_report(
     """Write `<out_dir>/index.html` and its PNGs for `study` (default folder: out/report-<study>).
     `extra`: more (title, png path, caption) figures to put first; `command`: the command that regenerates
     this page, for its footer (default: `rnnlab report <study>`); `plan`: the study file the runs came from,
-    whose runs the store lacks are then listed (not run yet, or not needed after a shorter one failed)."""
+    whose runs the store lacks are then listed (not run yet, or not needed after a shorter one failed), and
+    whose claim, source and description the page shows: the store keeps them as the last sweep found them, and
+    a study's claim is rewritten as its runs come in."""
     check_name(study)
     meta = store.study(study)
+    if plan is not None:
+        meta.update(claim=plan.claim, source=plan.source, description=plan.description)
     out = Path(out_dir) if out_dir is not None else Path("out") / f"report-{study}"
     runs = store.runs(study=study)
     absent = not_started(plan, runs) if plan is not None else []
