@@ -85,6 +85,16 @@ def test_numbers_per_variant_follow_the_documented_format():
     )
 
 
+def test_a_run_that_met_its_criterion_and_ran_on_counts_as_solved_at_its_first_crossing():
+    """stop_when_solved: false — the run used its budget ('completed') and records where it first met it."""
+    runs = [
+        _run("D · seed=0", "completed", 0.002, 400),
+        _run("D · seed=1", "solved", 0.008, 600),
+        _run("D · seed=2", "completed", 0.3),
+    ]
+    assert study_numbers(runs) == "D: 2/3 solved, median 500 updates (400–600), budget 1000; unsolved final mse 0.300"
+
+
 def test_a_median_halfway_between_two_counts_rounds_up_and_the_baseline_ratio_covers_every_seed():
     runs = [
         _run("C · seed=0", "solved", 0.1, 250, beats_baseline=True, baseline_loss=0.2),

@@ -537,6 +537,12 @@ def test_a_run_with_the_baseline_criterion_stops_when_its_loss_beats_the_baselin
     assert result.final_loss < 1 / 12 < result.evaluations[-2].loss
     assert all(e.loss >= 1 / 12 for e in result.evaluations[:-1])  # it stopped at the first crossing
 
+    # Told to go on past it, the same run records that first crossing, uses its budget and ends 'completed'.
+    on = train(config.model_copy(update={"stop_when_solved": False, "steps": result.steps + 100}))
+    assert on.status == "completed" and on.steps == result.steps + 100
+    assert on.solved_at == result.solved_at, "the first evaluation that met the criterion, as when it stopped"
+    assert [e.loss for e in on.evaluations[: len(result.evaluations)]] == [e.loss for e in result.evaluations]
+
 
 def test_training_time_is_recorded_at_every_evaluation_and_stored(tmp_path):
     config = make_config({"task": "adding", "seq_len": 10, "hidden_size": 8, "steps": 40, "eval_every": 10})

@@ -52,15 +52,17 @@ class Evaluation:
 
 @dataclass
 class TrainResult:
-    """What a run produced. status: 'solved' (criterion met), 'completed' (step budget used), or
-    'diverged' (non-finite loss or gradient at `diverged_at`; everything measured before is kept)."""
+    """What a run produced. status: 'solved' (criterion met, and the run stopped there), 'completed' (step
+    budget used), or 'diverged' (non-finite loss or gradient at `diverged_at`; everything measured before is
+    kept). `solved_at`: the first evaluation that met the criterion, also in a run told to go on past it
+    (`stop_when_solved: false`), which then ends 'completed' (see `store.met_criterion`)."""
 
     status: str
     steps: int  # updates performed
     metric_name: str
     final_metric: float | None
     final_loss: float | None
-    solved_at: int | None = None
+    solved_at: int | None = None  # the first evaluation that met the criterion
     diverged_at: int | None = None
     clip_rate: float = 0.0  # over the whole run
     wall_time: float = 0.0  # seconds spent training, summed over resumes

@@ -259,9 +259,11 @@ class Trainer:
             done = False
             if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
                 evaluation = self._evaluate()
-                if self.config.stop_when_solved and self.is_solved(evaluation):
-                    self._finish("solved", solved_at=self.step)
-                    done = True
+                if self.result.solved_at is None and self.is_solved(evaluation):
+                    self.result.solved_at = self.step  # the first time; a run told to go on keeps it
+                    if self.config.stop_when_solved:
+                        self._finish("solved")
+                        done = True
             self.result.wall_time = wall_before + time.perf_counter() - started
             if done:
                 break
@@ -341,10 +343,9 @@ class Trainer:
             return solved_below_baseline(evaluation.loss, self.task.baseline_loss, self.config.baseline_margin)
         return self.task.metric.is_solved(evaluation.metric)
 
-    def _finish(self, status: str, solved_at: int | None = None, diverged_at: int | None = None) -> None:
+    def _finish(self, status: str, diverged_at: int | None = None) -> None:
         self.result.status = status
         self.result.steps = self.step
-        self.result.solved_at = solved_at
         self.result.diverged_at = diverged_at
         self.result.clip_rate = self._clipped_total / max(1, self.step - (1 if diverged_at else 0))
 

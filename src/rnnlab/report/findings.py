@@ -33,7 +33,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlab.lab.store import FINISHED
+from rnnlab.lab.store import FINISHED, met_criterion
 from rnnlab.lab.study import Study, bundled_studies, load_study, variant_name
 from rnnlab.report.format import hours_minutes, sig3, spread
 
@@ -127,7 +127,7 @@ def variant_text(label: str, runs: list[CsvRun]) -> str:
         text += f" final {finished[0].metric_name} {spread(finals, sig3) if finals else '–'}"
         text += f", {len(finished)} {'run' if len(finished) == 1 else 'runs'} of {budget} updates"
     elif finished:
-        solved = [r for r in finished if r.status == "solved"]
+        solved = [r for r in finished if met_criterion(r)]
         text += f" {len(solved)}/{len(finished)} solved"
         if len(solved) == 1:
             text += f", at {solved[0].solved_at} updates"
@@ -137,7 +137,7 @@ def variant_text(label: str, runs: list[CsvRun]) -> str:
         text += f", budget {budget}"
         baseline = finished[0].baseline_loss if finished[0].beats_baseline else None
         ratios = [r.final_loss / baseline for r in finished if baseline and r.final_loss is not None]
-        unsolved = [r.final_metric for r in finished if r.status != "solved" and r.final_metric is not None]
+        unsolved = [r.final_metric for r in finished if not met_criterion(r) and r.final_metric is not None]
         if ratios:
             text += f"; final loss/baseline {spread(ratios, sig3)}"
         elif unsolved:

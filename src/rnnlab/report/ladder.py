@@ -20,7 +20,7 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-from rnnlab.lab.store import FINISHED
+from rnnlab.lab.store import FINISHED, met_criterion
 from rnnlab.lab.study import SKIPPED, Study, load_study, predecessors, unsolved_predecessor
 from rnnlab.report import plots
 from rnnlab.report.findings import NOT_RUN, CsvRun, current_runs, read_runs
@@ -37,7 +37,10 @@ def ladder_grid(study: Study, csv_path: Path) -> Grid:
     """The study's runs of its current setting (a NOT_RUN placeholder for each one the CSV lacks), by rung,
     task and T, in the study file's order."""
     runs, _ = current_runs(study, read_runs(csv_path) if csv_path.exists() else [])
-    status = {c.hash(): None if r.status == NOT_RUN else r.status for c, r in zip(study.runs, runs, strict=True)}
+    status = {
+        c.hash(): None if r.status == NOT_RUN else "solved" if met_criterion(r) else r.status
+        for c, r in zip(study.runs, runs, strict=True)
+    }
     before = predecessors(study)
     runs = [
         dataclasses.replace(run, status=SKIPPED)
@@ -62,7 +65,7 @@ def _solved_text(by_t: dict[int, list[CsvRun]]) -> str:
     best = None
     for t, runs in by_t.items():
         finished = [r for r in runs if r.status in (*FINISHED, SKIPPED)]
-        solved = [r for r in finished if r.status == "solved"]
+        solved = [r for r in finished if met_criterion(r)]
         if finished and 2 * len(solved) > len(finished):
             best = (t, solved, finished)
     if best is None:
@@ -122,7 +125,7 @@ def ladder_figure(grid: Grid, path: str | Path) -> Path:
         for task, by_t in tasks.items():
             for t, runs in by_t.items():
                 counted = [r for r in runs if r.status in (*FINISHED, SKIPPED)]
-                solved = sum(r.status == "solved" for r in counted)
+                solved = sum(met_criterion(r) for r in counted)
                 cells[rung, (task, t)] = (solved, len(counted), sum(r.status == SKIPPED for r in counted))
     return plots.solved_grid(list(grid), columns, cells, path)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from rnnlab.lab.store import MetricName, Run, Store
+from rnnlab.lab.store import MetricName, Run, Store, met_criterion
 from rnnlab.report import plots
 from rnnlab.report.format import median_range
 
@@ -17,15 +17,15 @@ def success_cell(group: list[Run], baseline_loss: float | None = None) -> tuple[
     """A table cell for the seeds of one variant at one T: success rate, median (min–max) updates-to-solve,
     and the final test metric of the unsolved seeds — or, given the task's `baseline_loss` (the "beats the
     baseline" criterion), their final loss as a fraction of it; and whether every seed solved it."""
-    solved = [r for r in group if r.status == "solved"]
+    solved = [r for r in group if met_criterion(r)]
     text = f"{len(solved)}/{len(group)} solved"
     if solved:
         text += f" · updates {median_range([float(r.solved_at) for r in solved], counts=True)}"
     if baseline_loss:
-        ratios = [r.final_loss / baseline_loss for r in group if r.status != "solved" and r.final_loss is not None]
+        ratios = [r.final_loss / baseline_loss for r in group if not met_criterion(r) and r.final_loss is not None]
         if ratios:
             text += f" · unsolved final loss/baseline {median_range(ratios)}"
-    unsolved = [r.final_metric for r in group if r.status != "solved" and r.final_metric is not None]
+    unsolved = [r.final_metric for r in group if not met_criterion(r) and r.final_metric is not None]
     if unsolved and not baseline_loss:
         text += f" · unsolved final {group[0].metric_name} {median_range(unsolved)}"
     diverged = sum(r.status == "diverged" for r in group)
@@ -41,7 +41,7 @@ def criterion_is_baseline(run: Run) -> bool:
 def has_criterion(runs: list[Run]) -> bool:
     """Whether the runs have a success criterion: the baseline one, their task's (stored with them), or — in
     an older store read as it is, without the task's facts — a run that met one."""
-    return any(criterion_is_baseline(r) or r.solved_threshold is not None or r.status == "solved" for r in runs)
+    return any(criterion_is_baseline(r) or r.solved_threshold is not None or met_criterion(r) for r in runs)
 
 
 def criterion_text(run: Run) -> str:
@@ -69,7 +69,7 @@ def success_section(
     state the criterion."""
     runs = [r for by_length in groups.values() for group in by_length.values() for r in group]
     series = {
-        variant: [(t, r.solved_at if r.status == "solved" else None) for t in lengths for r in by_length.get(t, [])]
+        variant: [(t, r.solved_at if met_criterion(r) else None) for t in lengths for r in by_length.get(t, [])]
         for variant, by_length in groups.items()
     }
     budget = max(r.config.get("steps", 0) for r in runs)

@@ -11,6 +11,13 @@ FINISHED = ("solved", "completed", "diverged")
 STATUSES = ("running", *FINISHED, "failed")
 
 
+def met_criterion(run) -> bool:
+    """Whether a run (a stored `Run`, or a runs.csv row parsed) met its success criterion: it stopped there
+    ('solved'), or it was told to run on (`stop_when_solved: false`) and records the first update that met it as
+    `solved_at` while its status says it used its budget ('completed')."""
+    return run.status == "solved" or run.solved_at is not None
+
+
 class MetricName:
     """The names of the metrics the store records per run and step — the one place they are spelled."""
 
