@@ -594,6 +594,20 @@ def test_a_solved_shorter_run_lets_the_next_length_run_and_a_dry_run_says_what_w
     assert statuses == {"tanh · seq_len=5": "solved", "tanh · seq_len=10": "completed"}
 
 
+def test_a_shorter_run_that_met_the_criterion_and_ran_on_counts_as_solved(tmp_path):
+    """stop_when_solved: false: the shorter run used its budget ('completed') but records where it first met the
+    criterion, so the next length is needed; without that record it was not solved."""
+    from rnnlab.lab.sweep import preview
+
+    study = _lengths_study()
+    shortest = study.runs[0]
+    for solved_at, second in ((1, "new"), (None, "not needed: seq_len=5 was not solved")):
+        store = Store(tmp_path / f"{solved_at}.db")
+        ran_on = {**SOLVED, "status": "completed", "solved_at": solved_at}
+        store.record_run(shortest.label(), shortest.canonical(), shortest.hash(), {}, ran_on, study="lengths")
+        assert [action for _, action in preview(study, store)][:2] == ["skip: completed", second]
+
+
 def test_a_part_of_a_study_skips_runs_whose_shorter_version_outside_it_was_not_solved(tmp_path):
     from rnnlab.lab.study import select_runs
 
