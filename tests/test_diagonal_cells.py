@@ -462,6 +462,25 @@ def test_every_door_takes_the_new_cells(capsys):
     assert all(name in table for name in ("indrnn", "mingru", "minlstm")) and "—" in table
 
 
+def test_indrnn_uniform_can_start_the_last_layer_near_one_as_the_adding_script_does():
+    """adding.py draws the last layer's u from U((1/MAG)^(1/T), MAG^(1/T)), the others from U(0, MAG^(1/T))."""
+    top, low = 2 ** (1 / 1000), 0.5 ** (1 / 1000)
+    for bidirectional in (False, True):
+        plain = rnnlab.init.apply(rnnlab.IndRNN(I, H, num_layers=3, bidirectional=bidirectional), "indrnn_uniform", seed=0, u_max=top)  # fmt: skip
+        near = rnnlab.init.apply(rnnlab.IndRNN(I, H, num_layers=3, bidirectional=bidirectional), "indrnn_uniform", seed=0, u_max=top, last_u_min=low)  # fmt: skip
+        for name, tensor in near.named_parameters():
+            last = "_l2" in name
+            if name.startswith("weight_hh") and last:
+                assert low <= tensor.min() < 1.0 < tensor.max() <= top, name
+            else:  # the other layers, and every input weight, drawn as without it, in the same order
+                torch.testing.assert_close(tensor, dict(plain.named_parameters())[name], rtol=0, atol=0)
+        assert (plain.weight_hh_l2 < low).any(), "without it the last layer spans U(0, u_max)"
+    with pytest.raises(ValueError, match=r"needs last_u_min < u_max, got 1\.5 and 1\.0"):
+        rnnlab.init.apply(rnnlab.IndRNN(I, H), "indrnn_uniform", u_max=1.0, last_u_min=1.5)
+    with pytest.raises(ValueError, match="not used by 'lru_ring'"):
+        rnnlab.init.apply(rnnlab.LRU(I, H), "lru_ring", last_u_min=0.5)
+
+
 @pytest.mark.parametrize("name", list(CELL_MODULES))
 def test_a_saved_module_loads_with_weights_only(name, tmp_path):
     module = rnnlab.make_recurrent(name, I, H, recurrent_max_abs=0.5) if name == "indrnn" else rnnlab.make_recurrent(name, I, H)  # fmt: skip

@@ -240,16 +240,28 @@ def chrono(module: nn.Module, *, t_max: int, generator: torch.Generator | None =
 
 
 @torch.no_grad()  # callable directly on a module whose parameters require grad
-def indrnn_uniform(module: nn.Module, *, u_max: float = 1.0, generator: torch.Generator | None = None) -> None:
+def indrnn_uniform(
+    module: nn.Module, *, u_max: float = 1.0, last_u_min: float | None = None, generator: torch.Generator | None = None
+) -> None:
     """Li et al. (2018)'s IndRNN initialisation as their code draws it (github Sunnydreamrain/IndRNN_pytorch,
     ``init_weights``): each recurrent weight u ~ U(0, u_max) (their ``uniform_(0, U_bound)``; U_bound =
     MAG^(1/T), `rnnlab.IndRNN.magnitude_bound`), weight_ih as their input `nn.Linear` draws it,
-    U(−1/√I, 1/√I), and biases 0 — what `rnnlab.IndRNN` starts from. IndRNN only. Sets every tensor."""
+    U(−1/√I, 1/√I), and biases 0 — what `rnnlab.IndRNN` starts from. With `last_u_min`, the last layer's u
+    ~ U(last_u_min, u_max) instead, as their adding script draws it (IndRNN_Theano_Lasagne adding/adding.py:
+    U((1/MAG)^(1/T), MAG^(1/T))), so that every unit of the layer a readout of the last step sees keeps its
+    state over the whole sequence; the draws are otherwise the same. IndRNN only. Sets every tensor."""
     _require_positive("indrnn_uniform", "u_max", u_max, "the upper end of U(0, u_max) for u")
-    for w_ih, u, _, _ in layers(module):
+    if last_u_min is not None:
+        _require_positive("indrnn_uniform", "last_u_min", last_u_min, "the lower end of the last layer's range")
+        if last_u_min >= u_max:
+            raise ValueError(f"init 'indrnn_uniform' needs last_u_min < u_max, got {last_u_min!r} and {u_max!r}")
+    entries = list(layers(module))
+    last = len(entries) - (2 if getattr(module, "bidirectional", False) else 1)  # the last layer's directions
+    for index, (w_ih, u, _, _) in enumerate(entries):
         bound = 1.0 / math.sqrt(w_ih.shape[1])
         nn.init.uniform_(w_ih, -bound, bound, generator=generator)
-        nn.init.uniform_(u, 0.0, u_max, generator=generator)
+        low = last_u_min if last_u_min is not None and index >= last else 0.0
+        nn.init.uniform_(u, low, u_max, generator=generator)
     zero_biases(module)
 
 
@@ -418,7 +430,7 @@ def apply(module: nn.Module, spec: str | Sequence[str], *, seed: int | None = No
     **Arguments**: `module` an rnnlab or torch.nn RNN/LSTM/GRU; `spec` scheme names joined by '+';
     `seed` makes the draw reproducible (same seed, same weights) without touching the global RNG;
     `options` are passed to the schemes that take them (`gain`, `scale`, `value`, `t_max`, `input_std`,
-    `rho`, `u_max`, `r_min`, `r_max`, `max_phase`).
+    `rho`, `u_max`, `last_u_min`, `r_min`, `r_max`, `max_phase`).
     **Returns** the module, changed in place.
     """
     cell = cell_name(module)
