@@ -128,8 +128,12 @@ def run_columns(store, run) -> tuple[str, str, str, str]:
     if run.status != "running":
         return run.status, fmt(run.steps), run.metric_name or "-", fmt(run.final_metric)
     path = store.checkpoint_path(run.id)
-    found = checkpoint_progress(path) if path.exists() else None
-    step, result = found if found is not None else (None if path.exists() else 0, {})
+    if not path.exists():
+        step, result = 0, {}
+    elif (found := checkpoint_progress(path)) is None:
+        step, result = None, {}  # unreadable
+    else:
+        step, result = found
     evaluations = result.get("evaluations") or []
     return (
         _claimant(run)[0],

@@ -218,8 +218,8 @@ def unsolved_predecessor(
 ) -> RunConfig | None:
     """The shorter run whose outcome means `run` need not run (see SKIPPED), or None if `run` should run.
 
-    `status_of` gives a run's status (a finished one's, 'solved' for one that met its criterion and ran on
-    (`met_criterion`), else 'running' or 'failed'), or None if it has none. A
+    `status_of` gives a run's status (a finished one's, as `store.outcome` gives it, else 'running' or
+    'failed'), or None if it has none. A
     shorter run that finished unsolved is the answer; one that was solved, is running or failed (a crash, to be
     retried) is not; one that has not run is looked through, since it is skipped itself if its own shorter run
     was not solved."""

@@ -31,7 +31,7 @@ from typing import Any
 
 from rnnlab.lab.checkpoints import resume_point
 from rnnlab.lab.config import RunConfig, make_config
-from rnnlab.lab.store import FINISHED, Run, Store, met_criterion
+from rnnlab.lab.store import FINISHED, Run, Store, outcome
 from rnnlab.lab.store.claims import claimant, claimed_elsewhere
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.recurrent.validation import positive_int
@@ -84,7 +84,7 @@ def status_in(store: Store, study: str) -> Callable[[RunConfig], str | None]:
 
     def status_of(config: RunConfig) -> str | None:
         found = store.find(config.hash(), study) or store.find(config.hash(), study, ("running", "failed"))
-        return None if found is None else "solved" if met_criterion(found) else found.status
+        return None if found is None else outcome(found)
 
     return status_of
 

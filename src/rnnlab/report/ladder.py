@@ -20,7 +20,7 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-from rnnlab.lab.store import FINISHED, met_criterion
+from rnnlab.lab.store import FINISHED, met_criterion, outcome
 from rnnlab.lab.study import SKIPPED, Study, load_study, predecessors, unsolved_predecessor
 from rnnlab.report import plots
 from rnnlab.report.findings import NOT_RUN, CsvRun, current_runs, read_runs
@@ -37,10 +37,7 @@ def ladder_grid(study: Study, csv_path: Path) -> Grid:
     """The study's runs of its current setting (a NOT_RUN placeholder for each one the CSV lacks), by rung,
     task and T, in the study file's order."""
     runs, _ = current_runs(study, read_runs(csv_path) if csv_path.exists() else [])
-    status = {
-        c.hash(): None if r.status == NOT_RUN else "solved" if met_criterion(r) else r.status
-        for c, r in zip(study.runs, runs, strict=True)
-    }
+    status = {c.hash(): None if r.status == NOT_RUN else outcome(r) for c, r in zip(study.runs, runs, strict=True)}
     before = predecessors(study)
     runs = [
         dataclasses.replace(run, status=SKIPPED)

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from rnnlab.lab.store import FINISHED, Run, met_criterion
+from rnnlab.lab.store import FINISHED, Run, outcome
 from rnnlab.lab.store.records import own_parts, own_wall_times
 from rnnlab.lab.study import Study, predecessors, unsolved_predecessor
 from rnnlab.report.format import hours_minutes
@@ -117,7 +117,7 @@ def not_started(study: Study, runs: list[Run]) -> list[NotStarted]:
     """The runs of `study` (in its order) without a stored run of the same config. Empty when no stored run is
     one of the study's: the store then holds another setting (or another study of the same name), and the
     file says nothing about it."""
-    status = {r.config_hash: "solved" if met_criterion(r) else r.status for r in runs}
+    status = {r.config_hash: outcome(r) for r in runs}
     if not status.keys() & {config.hash() for config in study.runs}:
         return []
     before = predecessors(study)

@@ -4,7 +4,7 @@ schema.py (the tables, the file check), migrations.py (older stores brought up o
 result into the tables), claims.py (which runs a sweep takes on), export.py (CSV, integrity check).
 """
 
-from rnnlab.lab.store.records import FINISHED, STATUSES, MetricName, Run, StoreError, met_criterion
+from rnnlab.lab.store.records import FINISHED, STATUSES, MetricName, Run, StoreError, met_criterion, outcome
 from rnnlab.lab.store.schema import SCHEMA_VERSION, SQLITE_HEADER
 from rnnlab.lab.store.store import DEFAULT_PATH, Store
 
@@ -19,4 +19,5 @@ __all__ = [
     "Store",
     "StoreError",
     "met_criterion",
+    "outcome",
 ]

@@ -18,6 +18,12 @@ def met_criterion(run) -> bool:
     return run.status == "solved" or run.solved_at is not None
 
 
+def outcome(run) -> str:
+    """A run's status as `study.unsolved_predecessor` reads it: 'solved' for every run that met its criterion
+    (`met_criterion`), stopped there or not; otherwise its status."""
+    return "solved" if met_criterion(run) else run.status
+
+
 class MetricName:
     """The names of the metrics the store records per run and step — the one place they are spelled."""
 
